@@ -1,0 +1,11 @@
+//! Serves key values (the External API): the only function allowed kms:Decrypt.
+
+use ibyok::api::{App, Route};
+use lambda_http::{Body, Request, Response};
+
+/// The routes this function serves (its IAM policy grants only what they call).
+pub const ROUTES: &[Route] = &[Route::ReadValue];
+
+pub async fn handler(app: &App, req: Request) -> Response<Body> {
+    ibyok::lambda::handle(app, ROUTES, req).await
+}

@@ -1,0 +1,109 @@
+//! Tenant-wide routes: mode settings, usage and audit.
+
+use super::body::JsonObject;
+use super::{ApiError, ApiResponse, Ctx};
+use crate::clock::Timestamp;
+use crate::ids::{KeyId, TokenId};
+use crate::mode::{Environment, Mode};
+use crate::store::{AuditAction, Fetch};
+use crate::token::Scope;
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyUsage {
+    key_id: KeyId,
+    name: String,
+    retrievals: u64,
+    last_used_at: Option<Timestamp>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenUsage {
+    token_id: TokenId,
+    name: String,
+    uses: u64,
+    last_used_at: Option<Timestamp>,
+}
+
+impl Ctx<'_> {
+    pub(crate) async fn get_modes(&mut self) -> Result<ApiResponse, ApiError> {
+        let (caller, _) = self.authenticate(Fetch::default()).await?;
+        self.require(&caller, Scope::SettingsRead).await?;
+        let want = Fetch { tenant: Some(caller.token.tenant_id.clone()), ..Fetch::default() };
+        let tenant = self.app.store.fetch(&want).await?.tenant;
+        let modes = tenant.map(|t| t.modes).unwrap_or_default();
+        Ok(ApiResponse::json(200, &modes))
+    }
+
+    pub(crate) async fn put_modes(&mut self) -> Result<ApiResponse, ApiError> {
+        let (caller, _) = self.authenticate(Fetch::default()).await?;
+        self.require(&caller, Scope::SettingsWrite).await?;
+        let body = JsonObject::parse(self.req, &["development", "staging", "production"])?;
+        let mut changes = Vec::new();
+        for env in Environment::ALL {
+            match body.raw(env.as_str()) {
+                None => {}
+                Some(Value::String(m)) if Mode::parse(m).is_some() => {
+                    changes.push((env, Mode::parse(m).expect("checked")));
+                }
+                Some(_) => return Err(ApiError::bad(env.as_str(), "must be mock or live")),
+            }
+        }
+        if let Some((env, _)) = changes.iter().find(|(e, m)| !self.app.config.guardrails.permits(*e, *m)) {
+            return Err(ApiError::Conflict(format!(
+                "{}: production cannot be mock while PROD_MOCK_ALLOWED=false",
+                env.as_str()
+            )));
+        }
+        let audit = self.event(&caller, AuditAction::SettingsUpdate, None);
+        let modes = self.app.store.update_modes(&caller.token.tenant_id, &changes, &audit).await?;
+        Ok(ApiResponse::json(200, &modes))
+    }
+
+    pub(crate) async fn usage(&mut self) -> Result<ApiResponse, ApiError> {
+        let (caller, _) = self.authenticate(Fetch::default()).await?;
+        self.require(&caller, Scope::UsageRead).await?;
+        let tenant = &caller.token.tenant_id;
+        let store = &self.app.store;
+        let (mut keys, mut tokens) = (Vec::new(), Vec::new());
+        let mut cursor = None;
+        loop {
+            let page = store.list_keys(tenant, 100, cursor.as_deref()).await?;
+            keys.extend(page.items.into_iter().map(|k| KeyUsage {
+                key_id: k.key_id,
+                name: k.name,
+                retrievals: k.retrievals,
+                last_used_at: k.last_used_at,
+            }));
+            cursor = page.next;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        loop {
+            let page = store.list_tokens(tenant, 100, cursor.as_deref()).await?;
+            tokens.extend(page.items.into_iter().map(|t| TokenUsage {
+                token_id: t.token_id,
+                name: t.name,
+                uses: t.uses,
+                last_used_at: t.last_used_at,
+            }));
+            cursor = page.next;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok(ApiResponse::json(200, &serde_json::json!({"keys": keys, "tokens": tokens})))
+    }
+
+    pub(crate) async fn audit(&mut self) -> Result<ApiResponse, ApiError> {
+        let (caller, _) = self.authenticate(Fetch::default()).await?;
+        self.require(&caller, Scope::UsageRead).await?;
+        let paging = self.req.paging()?;
+        let page = self.app.store.list_audit(&caller.token.tenant_id, paging.limit, paging.cursor.as_deref()).await?;
+        Ok(ApiResponse::json(200, &serde_json::json!({"events": page.items, "nextCursor": page.next})))
+    }
+}

@@ -1,0 +1,239 @@
+//! `/keys`: create, list, show, update, rotate, delete.
+
+use super::body::{check_name, JsonObject};
+use super::views::KeyView;
+use super::{ApiError, ApiResponse, Ctx};
+use crate::envelope;
+use crate::ids::KeyId;
+use crate::kms::KeyContext;
+use crate::mode::{Environment, Mode, ModeOverrides};
+use crate::secret::SecretValue;
+use crate::store::{AuditAction, Fetch, KeyChange, KeyRecord, StoreError};
+use crate::token::Scope;
+use serde_json::Value;
+
+const MAX_VALUE_BYTES: usize = 8192;
+
+fn llm_type_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 32
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// `…` and the value's last four characters when it has at least twelve.
+pub fn preview(value: &str) -> String {
+    let n = value.chars().count();
+    if n >= 12 {
+        let tail: String = value.chars().skip(n - 4).collect();
+        format!("…{tail}")
+    } else {
+        "…".to_owned()
+    }
+}
+
+fn take_value(body: &JsonObject) -> Result<SecretValue, ApiError> {
+    let raw = body.str("value")?;
+    if raw.is_empty() || raw.len() > MAX_VALUE_BYTES || raw.trim().is_empty() {
+        return Err(ApiError::bad("value", "must be 1 to 8192 bytes and not only white space"));
+    }
+    Ok(SecretValue::new(raw.to_owned()))
+}
+
+/// `modeOverrides` on top of `current`; `null` clears an environment when
+/// `allow_null` (PATCH).
+fn apply_overrides(current: &ModeOverrides, raw: &Value, allow_null: bool) -> Result<ModeOverrides, ApiError> {
+    const FIELD: &str = "modeOverrides";
+    let Value::Object(map) = raw else {
+        return Err(ApiError::bad(FIELD, "must be an object of environment to mode"));
+    };
+    let mut out = current.clone();
+    for (env, mode) in map {
+        let env = Environment::parse(env)
+            .ok_or_else(|| ApiError::bad(FIELD, "environments are development, staging and production"))?;
+        match mode {
+            Value::Null if allow_null => {
+                out.remove(&env);
+            }
+            Value::String(m) => {
+                let m = Mode::parse(m).ok_or_else(|| ApiError::bad(FIELD, "modes are mock and live"))?;
+                out.insert(env, m);
+            }
+            _ => return Err(ApiError::bad(FIELD, "modes are mock and live")),
+        }
+    }
+    Ok(out)
+}
+
+impl Ctx<'_> {
+    fn guard_overrides(&self, overrides: &ModeOverrides) -> Result<(), ApiError> {
+        match overrides.iter().find(|(e, m)| !self.app.config.guardrails.permits(**e, **m)) {
+            Some(_) => {
+                Err(ApiError::Conflict("modeOverrides: production cannot be mock while PROD_MOCK_ALLOWED=false".into()))
+            }
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) async fn create_key(&mut self) -> Result<ApiResponse, ApiError> {
+        let (caller, _) = self.authenticate(Fetch::default()).await?;
+        self.require(&caller, Scope::KeysWrite).await?;
+        if caller.token.grant.key_ids.is_some() {
+            return Err(ApiError::Forbidden("a token restricted to keyIds cannot create keys".into()));
+        }
+        let body = JsonObject::parse(self.req, &["name", "llmType", "value", "modeOverrides"])?;
+        let name = check_name("name", body.str("name")?)?;
+        let llm_type = body.str("llmType")?;
+        if !llm_type_ok(llm_type) {
+            return Err(ApiError::bad("llmType", "must match ^[a-z0-9][a-z0-9-]{0,31}$"));
+        }
+        let value = take_value(&body)?;
+        let mode_overrides = match body.raw("modeOverrides") {
+            None => ModeOverrides::new(),
+            Some(raw) => apply_overrides(&ModeOverrides::new(), raw, false)?,
+        };
+        self.guard_overrides(&mode_overrides)?;
+
+        let tenant_id = caller.token.tenant_id.clone();
+        let key_id = KeyId::generate(&tenant_id);
+        let ctx = KeyContext { tenant_id: tenant_id.clone(), key_id: key_id.clone() };
+        let sealed = envelope::seal(self.app.kms.as_ref(), &ctx, &value).await?;
+        let key = KeyRecord {
+            key_id: key_id.clone(),
+            tenant_id,
+            name,
+            llm_type: llm_type.to_owned(),
+            preview: preview(value.expose_value()),
+            mode_overrides,
+            created_at: self.now,
+            updated_at: self.now,
+            last_used_at: None,
+            retrievals: 0,
+            envelope: sealed,
+        };
+        drop(value);
+        let audit = self.event(&caller, AuditAction::KeyCreate, Some(key_id));
+        self.app.store.create_key(&key, &audit).await.map_err(|e| match e {
+            StoreError::Conflict(_) => ApiError::Internal("a fresh key id collided".into()),
+            e => e.into(),
+        })?;
+        Ok(ApiResponse::json(201, &KeyView::from(&key)))
+    }
+
+    pub(crate) async fn list_keys(&mut self) -> Result<ApiResponse, ApiError> {
+        let (caller, _) = self.authenticate(Fetch::default()).await?;
+        self.require(&caller, Scope::KeysRead).await?;
+        let paging = self.req.paging()?;
+        let grant = &caller.token.grant;
+        let mut keys = Vec::new();
+        let mut cursor = paging.cursor;
+        loop {
+            let page =
+                self.app.store.list_keys(&caller.token.tenant_id, paging.limit - keys.len(), cursor.as_deref()).await?;
+            keys.extend(page.items.into_iter().filter(|k| grant.allows_key(&k.key_id)));
+            cursor = page.next;
+            if keys.len() >= paging.limit || cursor.is_none() {
+                break;
+            }
+        }
+        let views: Vec<KeyView> = keys.iter().map(KeyView::from).collect();
+        Ok(ApiResponse::json(200, &serde_json::json!({"keys": views, "nextCursor": cursor})))
+    }
+
+    async fn caller_and_key(&mut self, id: &str, scope: Scope) -> Result<(super::auth::Caller, KeyRecord), ApiError> {
+        let key_id = KeyId::parse(id);
+        let fetch = Fetch { keys: key_id.iter().cloned().collect(), ..Fetch::default() };
+        let (caller, mut fetched) = self.authenticate(fetch).await?;
+        self.require(&caller, scope).await?;
+        let key = self.visible_key(&caller, &mut fetched, key_id.as_ref()).await?;
+        Ok((caller, key))
+    }
+
+    pub(crate) async fn get_key(&mut self, id: &str) -> Result<ApiResponse, ApiError> {
+        let (_, key) = self.caller_and_key(id, Scope::KeysRead).await?;
+        Ok(ApiResponse::json(200, &KeyView::from(&key)))
+    }
+
+    pub(crate) async fn update_key(&mut self, id: &str) -> Result<ApiResponse, ApiError> {
+        let (caller, mut key) = self.caller_and_key(id, Scope::KeysWrite).await?;
+        let body = JsonObject::parse(self.req, &["name", "modeOverrides"])?;
+        if body.is_empty() {
+            return Err(ApiError::bad("body", "name or modeOverrides is required"));
+        }
+        if body.has("name") {
+            key.name = check_name("name", body.str("name")?)?;
+        }
+        if let Some(raw) = body.raw("modeOverrides") {
+            key.mode_overrides = apply_overrides(&key.mode_overrides, raw, true)?;
+        }
+        self.guard_overrides(&key.mode_overrides)?;
+        let change = KeyChange::Meta { name: key.name.clone(), mode_overrides: key.mode_overrides.clone() };
+        let audit = self.event(&caller, AuditAction::KeyUpdate, Some(key.key_id.clone()));
+        self.app
+            .store
+            .update_key(&key.tenant_id, &key.key_id, &change, self.now, &audit)
+            .await
+            .map_err(not_found_as_key)?;
+        key.updated_at = self.now;
+        Ok(ApiResponse::json(200, &KeyView::from(&key)))
+    }
+
+    pub(crate) async fn rotate_key(&mut self, id: &str) -> Result<ApiResponse, ApiError> {
+        let (caller, mut key) = self.caller_and_key(id, Scope::KeysWrite).await?;
+        let body = JsonObject::parse(self.req, &["value"])?;
+        let value = take_value(&body)?;
+        let ctx = KeyContext { tenant_id: key.tenant_id.clone(), key_id: key.key_id.clone() };
+        let sealed = envelope::seal(self.app.kms.as_ref(), &ctx, &value).await?;
+        let change = KeyChange::Value { envelope: sealed, preview: preview(value.expose_value()) };
+        drop(value);
+        let audit = self.event(&caller, AuditAction::KeyRotate, Some(key.key_id.clone()));
+        self.app
+            .store
+            .update_key(&key.tenant_id, &key.key_id, &change, self.now, &audit)
+            .await
+            .map_err(not_found_as_key)?;
+        if let KeyChange::Value { preview, .. } = change {
+            key.preview = preview;
+        }
+        key.updated_at = self.now;
+        Ok(ApiResponse::json(200, &KeyView::from(&key)))
+    }
+
+    pub(crate) async fn delete_key(&mut self, id: &str) -> Result<ApiResponse, ApiError> {
+        let (caller, key) = self.caller_and_key(id, Scope::KeysWrite).await?;
+        let audit = self.event(&caller, AuditAction::KeyDelete, Some(key.key_id.clone()));
+        self.app.store.delete_key(&key.tenant_id, &key.key_id, &audit).await.map_err(not_found_as_key)?;
+        Ok(ApiResponse::no_content())
+    }
+}
+
+/// A key deleted between the read and the write answers as a missing key.
+pub(crate) fn not_found_as_key(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::NotFound("no such key"),
+        e => e.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preview_shows_the_last_four_of_long_values_only() {
+        assert_eq!(preview("sk-abcdefghXy9Q"), "…Xy9Q");
+        assert_eq!(preview("abcdefghijk"), "…");
+        assert_eq!(preview("abcdefghijkl"), "…ijkl");
+    }
+
+    #[test]
+    fn llm_type_pattern() {
+        for ok in ["openai", "a", "0x", "my-provider", &"a".repeat(32)] {
+            assert!(llm_type_ok(ok), "{ok}");
+        }
+        for bad in ["", "-a", "OpenAI", "a_b", &"a".repeat(33), "é"] {
+            assert!(!llm_type_ok(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! `/tokens`: issue, list, revoke (with its whole subtree), revoke self.
+
+use super::auth::Caller;
+use super::body::{check_name, JsonObject};
+use super::views::TokenView;
+use super::{ApiError, ApiResponse, Ctx};
+use crate::ids::{KeyId, TenantId, TokenId};
+use crate::store::{AuditAction, Fetch, StoreError, TokenRecord};
+use crate::token::{derive_child, IssueRequest, ParsedToken, Scope, Scopes};
+use futures::stream::{self, StreamExt};
+use ipnet::IpNet;
+use std::collections::HashSet;
+
+pub const DEFAULT_EXPIRES_IN: i64 = 2_592_000;
+pub const MAX_EXPIRES_IN: i64 = 31_536_000;
+/// At most this many entries in `keyIds` (one batch read) and `allowedCidrs`.
+pub const MAX_LIST_ENTRIES: usize = 100;
+/// Revocations of one level of descendants run this many at a time.
+const REVOKE_CONCURRENCY: usize = 16;
+
+fn parse_issue(body: &JsonObject) -> Result<(String, IssueRequest), ApiError> {
+    let name = check_name("name", body.str("name")?)?;
+    let scopes = body
+        .opt_string_list("scopes")?
+        .ok_or_else(|| ApiError::bad("scopes", "is required"))?
+        .into_iter()
+        .map(|s| Scope::parse(s).ok_or_else(|| ApiError::BadRequest(format!("scopes: unknown scope `{s}`"))))
+        .collect::<Result<Scopes, _>>()?;
+    if scopes.is_empty() {
+        return Err(ApiError::bad("scopes", "must not be empty"));
+    }
+    let expires_in = match body.raw("expiresIn") {
+        None => DEFAULT_EXPIRES_IN,
+        Some(v) => v
+            .as_i64()
+            .filter(|n| (60..=MAX_EXPIRES_IN).contains(n))
+            .ok_or_else(|| ApiError::bad("expiresIn", "must be an integer from 60 to 31536000"))?,
+    };
+    let key_ids = match body.opt_string_list("keyIds")? {
+        None => None,
+        Some(list) => {
+            if list.is_empty() || list.len() > MAX_LIST_ENTRIES {
+                return Err(ApiError::bad("keyIds", "must list 1 to 100 key ids"));
+            }
+            let mut ids: Vec<KeyId> = Vec::with_capacity(list.len());
+            for s in list {
+                let id = KeyId::parse(s).ok_or_else(|| ApiError::bad("keyIds", "names a key that does not exist"))?;
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            Some(ids)
+        }
+    };
+    let allowed_cidrs = match body.opt_string_list("allowedCidrs")? {
+        None => None,
+        Some(list) => {
+            if list.is_empty() || list.len() > MAX_LIST_ENTRIES {
+                return Err(ApiError::bad("allowedCidrs", "must list 1 to 100 CIDRs"));
+            }
+            let nets =
+                list.into_iter()
+                    .map(|s| s.parse::<IpNet>().map(|n| n.trunc()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| ApiError::bad("allowedCidrs", "must be IPv4 or IPv6 CIDRs such as 203.0.113.0/24"))?;
+            Some(nets)
+        }
+    };
+    Ok((name, IssueRequest { scopes, expires_in_seconds: expires_in, key_ids, allowed_cidrs }))
+}
+
+impl Ctx<'_> {
+    pub(crate) async fn create_token(&mut self) -> Result<ApiResponse, ApiError> {
+        // The body is read before authenticating only to fetch the named
+        // keys in the same round trip; its errors are reported after.
+        let parsed = JsonObject::parse(self.req, &["name", "scopes", "expiresIn", "keyIds", "allowedCidrs"])
+            .and_then(|b| parse_issue(&b));
+        let keys = match &parsed {
+            Ok((_, req)) => req.key_ids.clone().unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let (caller, fetched) = self.authenticate(Fetch { keys, ..Fetch::default() }).await?;
+        self.require(&caller, Scope::TokensWrite).await?;
+        let (name, req) = parsed?;
+        let child = derive_child(&caller.token.grant, &req, self.now)
+            .map_err(|esc| ApiError::Forbidden(esc.message().to_owned()))?;
+        if let Some(ids) = &req.key_ids {
+            let all_exist =
+                ids.iter().all(|id| fetched.keys.get(id).is_some_and(|k| k.tenant_id == caller.token.tenant_id));
+            if !all_exist {
+                return Err(ApiError::bad("keyIds", "names a key that does not exist"));
+            }
+        }
+        let token = ParsedToken::generate();
+        let mut ancestors = caller.token.ancestors.clone();
+        ancestors.push(caller.token.token_id.clone());
+        let record = TokenRecord {
+            token_id: token.id().clone(),
+            tenant_id: caller.token.tenant_id.clone(),
+            verifier: token.verifier().to_vec(),
+            name,
+            grant: child,
+            created_at: self.now,
+            issued_by: Some(caller.token.token_id.clone()),
+            ancestors,
+            revoked_at: None,
+            last_used_at: None,
+            uses: 0,
+        };
+        let mut audit = self.event(&caller, AuditAction::TokenCreate, None);
+        audit.token_id = Some(caller.token.token_id.clone());
+        self.app.store.create_token(&record, &audit).await.map_err(|e| match e {
+            // The issuer was revoked between our read and our write.
+            StoreError::Conflict(_) => ApiError::Unauthorized,
+            e => e.into(),
+        })?;
+        Ok(ApiResponse::json(201, &TokenView::created(&record, Some(token.secret().expose_token()))))
+    }
+
+    pub(crate) async fn list_tokens(&mut self) -> Result<ApiResponse, ApiError> {
+        let (caller, _) = self.authenticate(Fetch::default()).await?;
+        self.require(&caller, Scope::TokensRead).await?;
+        let paging = self.req.paging()?;
+        let mut tokens = Vec::new();
+        let mut cursor = paging.cursor;
+        loop {
+            let page = self
+                .app
+                .store
+                .list_tokens(&caller.token.tenant_id, paging.limit - tokens.len(), cursor.as_deref())
+                .await?;
+            tokens.extend(page.items.into_iter().filter(|t| caller.token.reaches(t)));
+            cursor = page.next;
+            if tokens.len() >= paging.limit || cursor.is_none() {
+                break;
+            }
+        }
+        let views: Vec<TokenView> = tokens.iter().map(TokenView::listed).collect();
+        Ok(ApiResponse::json(200, &serde_json::json!({"tokens": views, "nextCursor": cursor})))
+    }
+
+    pub(crate) async fn revoke_token(&mut self, id: &str) -> Result<ApiResponse, ApiError> {
+        const NO_SUCH_TOKEN: ApiError = ApiError::NotFound("no such token");
+        let target_id = TokenId::parse(id);
+        let fetch = Fetch { tokens: target_id.iter().cloned().collect(), ..Fetch::default() };
+        let (caller, mut fetched) = self.authenticate(fetch).await?;
+        self.require(&caller, Scope::TokensWrite).await?;
+        let target = target_id
+            .and_then(|id| fetched.tokens.remove(&id))
+            .filter(|t| caller.token.reaches(t))
+            .ok_or(NO_SUCH_TOKEN)?;
+        self.revoke_tree(&caller, &target.token_id).await?;
+        Ok(ApiResponse::no_content())
+    }
+
+    pub(crate) async fn revoke_self(&mut self) -> Result<ApiResponse, ApiError> {
+        let (caller, _) = self.authenticate(Fetch::default()).await?;
+        let id = caller.token.token_id.clone();
+        self.revoke_tree(&caller, &id).await?;
+        Ok(ApiResponse::no_content())
+    }
+
+    /// Revokes `root` and, level by level, everything issued below it. Each
+    /// revocation answers the ids its token issued, read after `revokedAt`
+    /// was set, and an issue whose issuer is revoked fails: no child can
+    /// slip in between.
+    async fn revoke_tree(&self, caller: &Caller, root: &TokenId) -> Result<(), ApiError> {
+        let tenant = &caller.token.tenant_id;
+        let purge_at = self.now.plus_seconds(self.app.config.revoked_retention_seconds);
+        let mut audit = self.event(caller, AuditAction::TokenRevoke, None);
+        audit.token_id = Some(root.clone());
+        let (children, recorded) = tokio::join!(
+            self.app.store.revoke_token(tenant, root, self.now, purge_at),
+            self.app.store.append_audit(&audit)
+        );
+        let mut frontier = children.map_err(|e| match e {
+            StoreError::NotFound => ApiError::NotFound("no such token"),
+            e => e.into(),
+        })?;
+        recorded?;
+        let mut seen: HashSet<TokenId> = HashSet::from([root.clone()]);
+        while !frontier.is_empty() {
+            frontier.retain(|id| seen.insert(id.clone()));
+            let results: Vec<_> = stream::iter(frontier.drain(..))
+                .map(|id| revoke_one(self, tenant, id, purge_at))
+                .buffer_unordered(REVOKE_CONCURRENCY)
+                .collect()
+                .await;
+            for r in results {
+                frontier.extend(r?);
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn revoke_one(
+    ctx: &Ctx<'_>,
+    tenant: &TenantId,
+    id: TokenId,
+    purge_at: crate::clock::Timestamp,
+) -> Result<Vec<TokenId>, ApiError> {
+    match ctx.app.store.revoke_token(tenant, &id, ctx.now, purge_at).await {
+        Ok(children) => Ok(children),
+        // Already purged by cleanup: nothing below it can be live either.
+        Err(StoreError::NotFound) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,81 @@
+//! The JSON shapes of the contract's responses.
+
+use crate::clock::Timestamp;
+use crate::ids::{KeyId, TokenId};
+use crate::mode::ModeOverrides;
+use crate::store::{KeyRecord, TokenRecord};
+use crate::token::Scope;
+use serde::Serialize;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyView<'a> {
+    pub key_id: &'a KeyId,
+    pub name: &'a str,
+    pub llm_type: &'a str,
+    pub preview: &'a str,
+    pub mode_overrides: &'a ModeOverrides,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl<'a> From<&'a KeyRecord> for KeyView<'a> {
+    fn from(k: &'a KeyRecord) -> Self {
+        Self {
+            key_id: &k.key_id,
+            name: &k.name,
+            llm_type: &k.llm_type,
+            preview: &k.preview,
+            mode_overrides: &k.mode_overrides,
+            created_at: k.created_at,
+            updated_at: k.updated_at,
+            last_used_at: k.last_used_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView<'a> {
+    pub token_id: &'a TokenId,
+    /// Only in the response that creates the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<&'a str>,
+    pub name: &'a str,
+    pub scopes: Vec<Scope>,
+    pub key_ids: Option<&'a [KeyId]>,
+    pub allowed_cidrs: Option<Vec<String>>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub issued_by: Option<&'a TokenId>,
+    /// Listings only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<Option<Timestamp>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Option<Timestamp>>,
+}
+
+impl<'a> TokenView<'a> {
+    /// The listing shape (with `lastUsedAt` and `revokedAt`).
+    pub fn listed(t: &'a TokenRecord) -> Self {
+        Self { last_used_at: Some(t.last_used_at), revoked_at: Some(t.revoked_at), ..Self::created(t, None) }
+    }
+
+    /// The creation shape (with `token`, once).
+    pub fn created(t: &'a TokenRecord, token: Option<&'a str>) -> Self {
+        Self {
+            token_id: &t.token_id,
+            token,
+            name: &t.name,
+            scopes: t.grant.scopes.iter().collect(),
+            key_ids: t.grant.key_ids.as_deref(),
+            allowed_cidrs: t.grant.allowed_cidrs.as_ref().map(|v| v.iter().map(ToString::to_string).collect()),
+            created_at: t.created_at,
+            expires_at: t.grant.expires_at,
+            issued_by: t.issued_by.as_ref(),
+            last_used_at: None,
+            revoked_at: None,
+        }
+    }
+}

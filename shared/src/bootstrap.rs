@@ -1,0 +1,55 @@
+//! A tenant's first token: made by the operator, straight into the store
+//! (no HTTP route creates tenants). It holds every scope, has no issuer and
+//! is valid for one year.
+
+use crate::clock::Timestamp;
+use crate::ids::TenantId;
+use crate::mode::TenantModes;
+use crate::secret::TokenSecret;
+use crate::store::{Store, StoreError, TenantRecord, TokenRecord};
+use crate::token::{Grant, ParsedToken, Scopes};
+
+pub const ROOT_TOKEN_SECONDS: i64 = 31_536_000;
+
+pub struct Bootstrapped {
+    pub tenant: TenantRecord,
+    pub root: TokenRecord,
+    /// Shown once, to the operator.
+    pub token: TokenSecret,
+}
+
+pub async fn create_tenant(store: &dyn Store, name: &str, now: Timestamp) -> Result<Bootstrapped, StoreError> {
+    let tenant = TenantRecord {
+        tenant_id: TenantId::generate(),
+        name: name.to_owned(),
+        modes: TenantModes::default(),
+        created_at: now,
+    };
+    let (root, token) = root_token(&tenant.tenant_id, name, now);
+    store.create_tenant(&tenant, &root).await?;
+    Ok(Bootstrapped { tenant, root, token })
+}
+
+/// A root token record for `tenant` and its secret.
+pub fn root_token(tenant: &TenantId, name: &str, now: Timestamp) -> (TokenRecord, TokenSecret) {
+    let parsed = ParsedToken::generate();
+    let record = TokenRecord {
+        token_id: parsed.id().clone(),
+        tenant_id: tenant.clone(),
+        verifier: parsed.verifier().to_vec(),
+        name: format!("{name} root"),
+        grant: Grant {
+            scopes: Scopes::all(),
+            expires_at: now.plus_seconds(ROOT_TOKEN_SECONDS),
+            key_ids: None,
+            allowed_cidrs: None,
+        },
+        created_at: now,
+        issued_by: None,
+        ancestors: Vec::new(),
+        revoked_at: None,
+        last_used_at: None,
+        uses: 0,
+    };
+    (record, parsed.secret().clone())
+}

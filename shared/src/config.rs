@@ -1,0 +1,159 @@
+//! Configuration from environment variables, read once at start.
+
+use crate::mode::{Environment, Guardrails, Mode};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tables {
+    pub tokens: String,
+    pub keys: String,
+    pub tenants: String,
+    pub audit: String,
+}
+
+impl Tables {
+    /// Table names with a common prefix (tests and the dev server).
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            tokens: format!("{prefix}tokens"),
+            keys: format!("{prefix}keys"),
+            tenants: format!("{prefix}tenants"),
+            audit: format!("{prefix}audit"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `IBYOK_ENV`: the environment reads resolve for when they name none.
+    pub environment: Environment,
+    pub guardrails: Guardrails,
+    /// `IBYOK_AUDIT_RETENTION_DAYS` (default 90).
+    pub audit_retention_days: i64,
+    /// `IBYOK_REVOKED_RETENTION_SECONDS` (default 7 days): how long a revoked
+    /// token stays listed before cleanup deletes it.
+    pub revoked_retention_seconds: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            environment: Environment::Production,
+            guardrails: Guardrails::none(),
+            audit_retention_days: 90,
+            revoked_retention_seconds: 7 * 24 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+fn parse_mode_var(name: &str, value: Option<String>) -> Result<Option<Mode>, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => {
+            Mode::parse(v).map(Some).ok_or_else(|| ConfigError(format!("{name} must be `mock` or `live`, not `{v}`")))
+        }
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the configuration through `get` (the process environment in
+    /// production, a map in tests). Refuses a conflicting guardrail set.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut cfg = Config::default();
+        if let Some(env) = get("IBYOK_ENV").filter(|v| !v.trim().is_empty()) {
+            cfg.environment = Environment::parse(env.trim()).ok_or_else(|| {
+                ConfigError(format!("IBYOK_ENV must be development, staging or production, not `{env}`"))
+            })?;
+        }
+        let mut forced = BTreeMap::new();
+        for (var, env) in [
+            ("DEV_MODE_FORCED", Environment::Development),
+            ("STAGING_MODE_FORCED", Environment::Staging),
+            ("PROD_MODE_FORCED", Environment::Production),
+        ] {
+            if let Some(m) = parse_mode_var(var, get(var))? {
+                forced.insert(env, m);
+            }
+        }
+        let prod_mock_allowed = match get("PROD_MOCK_ALLOWED").as_deref().map(str::trim) {
+            None | Some("") | Some("true") => true,
+            Some("false") => false,
+            Some(v) => return Err(ConfigError(format!("PROD_MOCK_ALLOWED must be `true` or `false`, not `{v}`"))),
+        };
+        cfg.guardrails = Guardrails { forced, prod_mock_allowed };
+        if let Some(conflict) = cfg.guardrails.conflict() {
+            return Err(ConfigError(conflict.to_owned()));
+        }
+        if let Some(days) = get("IBYOK_AUDIT_RETENTION_DAYS") {
+            cfg.audit_retention_days = days
+                .trim()
+                .parse()
+                .ok()
+                .filter(|d| *d > 0)
+                .ok_or_else(|| ConfigError("IBYOK_AUDIT_RETENTION_DAYS must be a positive integer".into()))?;
+        }
+        if let Some(secs) = get("IBYOK_REVOKED_RETENTION_SECONDS") {
+            cfg.revoked_retention_seconds = secs
+                .trim()
+                .parse()
+                .ok()
+                .filter(|d| *d >= 0)
+                .ok_or_else(|| ConfigError("IBYOK_REVOKED_RETENTION_SECONDS must be a whole number".into()))?;
+        }
+        Ok(cfg)
+    }
+}
+
+impl Tables {
+    /// `IBYOK_TOKENS_TABLE`, `IBYOK_KEYS_TABLE`, `IBYOK_TENANTS_TABLE`,
+    /// `IBYOK_AUDIT_TABLE`; each defaults to `ibyok-<name>`.
+    pub fn from_env() -> Self {
+        let get = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.to_owned());
+        Self {
+            tokens: get("IBYOK_TOKENS_TABLE", "ibyok-tokens"),
+            keys: get("IBYOK_KEYS_TABLE", "ibyok-keys"),
+            tenants: get("IBYOK_TENANTS_TABLE", "ibyok-tenants"),
+            audit: get("IBYOK_AUDIT_TABLE", "ibyok-audit"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_to_production_without_guardrails() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.environment, Environment::Production);
+        assert_eq!(c.guardrails, Guardrails::none());
+    }
+
+    #[test]
+    fn refuses_to_start_on_conflicting_guardrails() {
+        let err = cfg(&[("PROD_MODE_FORCED", "mock"), ("PROD_MOCK_ALLOWED", "false")]).unwrap_err();
+        assert!(err.0.contains("PROD_MODE_FORCED") && err.0.contains("PROD_MOCK_ALLOWED"));
+    }
+
+    #[test]
+    fn refuses_unknown_values() {
+        assert!(cfg(&[("IBYOK_ENV", "prod")]).is_err());
+        assert!(cfg(&[("DEV_MODE_FORCED", "sometimes")]).is_err());
+        assert!(cfg(&[("PROD_MOCK_ALLOWED", "no")]).is_err());
+        let c = cfg(&[("IBYOK_ENV", "staging"), ("STAGING_MODE_FORCED", "live")]).unwrap();
+        assert_eq!(c.guardrails.forced.get(&Environment::Staging), Some(&Mode::Live));
+    }
+}

@@ -1,0 +1,52 @@
+//! The KMS port: generate and unwrap 256-bit data keys, bound to an
+//! encryption context.
+//!
+//! Adapters: [`aws::AwsKms`] (production and the integration tests, through
+//! `aws-sdk-kms`) and [`local::LocalKms`] (a master key on the machine, for
+//! the development server only).
+
+pub mod aws;
+pub mod local;
+
+use crate::ids::{KeyId, TenantId};
+use crate::secret::DataKey;
+use async_trait::async_trait;
+
+/// The encryption context a data key is bound to: the tenant and the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyContext {
+    pub tenant_id: TenantId,
+    pub key_id: KeyId,
+}
+
+impl KeyContext {
+    /// The context's pairs, sorted by name. The context keys are exactly
+    /// `tenantId` and `keyId`; the template's key policy names them.
+    pub fn pairs(&self) -> [(&'static str, &str); 2] {
+        [("keyId", self.key_id.as_str()), ("tenantId", self.tenant_id.as_str())]
+    }
+}
+
+pub struct GeneratedKey {
+    pub plaintext: DataKey,
+    pub wrapped: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KmsError {
+    /// The wrapped key does not open under this context: tampering, or an
+    /// envelope moved between items.
+    #[error("the wrapped data key failed its integrity check")]
+    Integrity,
+    /// Throttled or unreachable after the SDK's retries.
+    #[error("KMS is unavailable: {0}")]
+    Unavailable(String),
+    #[error("KMS failed: {0}")]
+    Internal(String),
+}
+
+#[async_trait]
+pub trait Kms: Send + Sync {
+    async fn generate_data_key(&self, ctx: &KeyContext) -> Result<GeneratedKey, KmsError>;
+    async fn decrypt_data_key(&self, wrapped: &[u8], ctx: &KeyContext) -> Result<DataKey, KmsError>;
+}

@@ -1,0 +1,37 @@
+//! IBYOK's library: everything the Lambda functions, the local development
+//! server and the command-line client share.
+//!
+//! One concept, one module:
+//!
+//! - [`secret`] — the types that hold key values, data keys and token secrets
+//!   (zeroized on drop, redacted in `Debug`).
+//! - [`ids`] — identifiers (`ten_…`, `key_…`, `tok_…`) and base62.
+//! - [`clock`] — time, as a port so that tests can move it.
+//! - [`token`] — the token format, checksum, hashing, scopes and the issuing
+//!   rules.
+//! - [`envelope`] — envelope encryption (seal/open) over the [`kms`] port.
+//! - [`kms`] — the KMS port, its AWS adapter and a local adapter.
+//! - [`mode`] — mock-mode resolution and the provider-shaped fakes.
+//! - [`store`] — the domain records, the storage port, its DynamoDB adapter,
+//!   its in-memory adapter and the table definitions.
+//! - [`bootstrap`] — a tenant and its first (root) token, for the operator.
+//! - [`config`] — configuration from environment variables.
+//! - [`api`] — the HTTP contract: request parsing, routing, the route
+//!   handlers and the error-to-response mapping.
+//! - [`lambda`] — the bridge from `lambda_http` to [`api`] (feature `lambda`).
+//! - [`telemetry`] — structured logging.
+
+pub mod api;
+pub mod bootstrap;
+pub mod clock;
+pub mod config;
+pub mod envelope;
+pub mod ids;
+pub mod kms;
+#[cfg(feature = "lambda")]
+pub mod lambda;
+pub mod mode;
+pub mod secret;
+pub mod store;
+pub mod telemetry;
+pub mod token;

@@ -1,0 +1,280 @@
+//! The domain records and the storage port.
+//!
+//! Adapters: [`dynamo::DynamoStore`] (production and the integration tests,
+//! through `aws-sdk-dynamodb`) and [`memory::MemoryStore`] (the local
+//! development server and fast unit tests). [`schema`] defines the DynamoDB
+//! tables once; the template is checked against it.
+//!
+//! The port speaks in whole operations, each costing the backend round trips
+//! written on it, so that the handlers' costs can be read off their calls.
+
+pub mod dynamo;
+pub mod memory;
+pub mod schema;
+
+use crate::clock::Timestamp;
+use crate::envelope::Envelope;
+use crate::ids::{KeyId, TenantId, TokenId};
+use crate::mode::{Environment, Mode, ModeOverrides, TenantModes};
+use crate::token::Grant;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub token_id: TokenId,
+    pub tenant_id: TenantId,
+    /// The stored verifier (a hash of the token), never the token.
+    pub verifier: Vec<u8>,
+    pub name: String,
+    pub grant: Grant,
+    pub created_at: Timestamp,
+    pub issued_by: Option<TokenId>,
+    /// Every token above this one, root first.
+    pub ancestors: Vec<TokenId>,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+    pub uses: u64,
+}
+
+impl TokenRecord {
+    /// Whether `self` may see or revoke `other`: a root reaches its whole
+    /// tenant; any other token reaches itself and its descendants.
+    pub fn reaches(&self, other: &TokenRecord) -> bool {
+        self.tenant_id == other.tenant_id
+            && (self.issued_by.is_none() || self.token_id == other.token_id || other.ancestors.contains(&self.token_id))
+    }
+
+    /// When cleanup may delete this token: at expiry, or a grace period after
+    /// revocation, whichever comes first.
+    pub fn purge_at(&self, revoked_grace_seconds: i64) -> Timestamp {
+        match self.revoked_at {
+            Some(r) => r.plus_seconds(revoked_grace_seconds).min(self.grant.expires_at),
+            None => self.grant.expires_at,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub key_id: KeyId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub llm_type: String,
+    pub preview: String,
+    pub mode_overrides: ModeOverrides,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub retrievals: u64,
+    pub envelope: Envelope,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantRecord {
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub modes: TenantModes,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuditAction {
+    #[serde(rename = "key.read")]
+    KeyRead,
+    #[serde(rename = "key.create")]
+    KeyCreate,
+    #[serde(rename = "key.update")]
+    KeyUpdate,
+    #[serde(rename = "key.rotate")]
+    KeyRotate,
+    #[serde(rename = "key.delete")]
+    KeyDelete,
+    #[serde(rename = "token.create")]
+    TokenCreate,
+    #[serde(rename = "token.revoke")]
+    TokenRevoke,
+    #[serde(rename = "settings.update")]
+    SettingsUpdate,
+    #[serde(rename = "auth.denied")]
+    AuthDenied,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    Denied,
+}
+
+/// One audit event, as the contract lists its fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    #[serde(skip)]
+    pub tenant_id: Option<TenantId>,
+    pub at: Timestamp,
+    pub request_id: String,
+    pub action: AuditAction,
+    pub token_id: Option<TokenId>,
+    pub key_id: Option<KeyId>,
+    pub environment: Option<Environment>,
+    pub effective_mode: Option<Mode>,
+    pub outcome: Outcome,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// When the store may drop the event (the retention period).
+    #[serde(skip)]
+    pub retain_until: Option<Timestamp>,
+}
+
+/// What one request needs from the store, fetched in one round trip with
+/// consistent reads.
+#[derive(Clone, Debug, Default)]
+pub struct Fetch {
+    pub tokens: Vec<TokenId>,
+    pub keys: Vec<KeyId>,
+    pub tenant: Option<TenantId>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Fetched {
+    pub tokens: HashMap<TokenId, TokenRecord>,
+    pub keys: HashMap<KeyId, KeyRecord>,
+    pub tenant: Option<TenantRecord>,
+}
+
+/// A change to an existing key.
+#[derive(Clone, Debug)]
+pub enum KeyChange {
+    Value { envelope: Envelope, preview: String },
+    Meta { name: String, mode_overrides: ModeOverrides },
+}
+
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Opaque; `None` on the last page.
+    pub next: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeReport {
+    /// Index entries read to find what to delete.
+    pub items_read: usize,
+    pub deleted: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The item is missing, or belongs to another tenant.
+    #[error("not found")]
+    NotFound,
+    /// A conditional write found the state it guards against.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// A cursor that this store did not hand to this tenant.
+    #[error("bad cursor")]
+    BadCursor,
+    /// Throttled or unreachable after the SDK's retries.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored item that does not decode, or an unexpected service error.
+    #[error("store failed: {0}")]
+    Internal(String),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// One round trip (`BatchGetItem`, consistent reads).
+    async fn fetch(&self, want: &Fetch) -> Result<Fetched, StoreError>;
+
+    /// Creates a tenant with its first (root) token. Operator path.
+    async fn create_tenant(&self, tenant: &TenantRecord, root: &TokenRecord) -> Result<(), StoreError>;
+
+    /// One round trip (the update, with the audit event written beside it):
+    /// sets the given environments' defaults and answers the whole.
+    async fn update_modes(
+        &self,
+        tenant: &TenantId,
+        changes: &[(Environment, Mode)],
+        audit: &AuditEvent,
+    ) -> Result<TenantModes, StoreError>;
+
+    /// One round trip; `Conflict` if the id exists (never overwrites).
+    async fn create_key(&self, key: &KeyRecord, audit: &AuditEvent) -> Result<(), StoreError>;
+
+    /// One round trip; `NotFound` unless the key exists in `tenant`.
+    async fn update_key(
+        &self,
+        tenant: &TenantId,
+        key: &KeyId,
+        change: &KeyChange,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// One round trip; `NotFound` unless the key exists in `tenant`.
+    async fn delete_key(&self, tenant: &TenantId, key: &KeyId, audit: &AuditEvent) -> Result<(), StoreError>;
+
+    /// One round trip (three concurrent writes): the key's and the token's
+    /// counters and `lastUsedAt`, and the audit event. `NotFound` if the key
+    /// was deleted meanwhile.
+    async fn record_read(
+        &self,
+        key: &KeyId,
+        token: &TokenId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Takes back the counters of a read that failed after `record_read`.
+    async fn unrecord_read(&self, key: &KeyId, token: &TokenId) -> Result<(), StoreError>;
+
+    /// One round trip. With an issuer, fails with `Conflict` if the issuer
+    /// was revoked meanwhile, and records the child on the issuer so that a
+    /// later revocation finds it.
+    async fn create_token(&self, token: &TokenRecord, audit: &AuditEvent) -> Result<(), StoreError>;
+
+    /// One round trip: marks the token revoked (keeping an earlier
+    /// `revokedAt`) and answers the ids of the tokens it issued.
+    async fn revoke_token(
+        &self,
+        tenant: &TenantId,
+        token: &TokenId,
+        at: Timestamp,
+        purge_at: Timestamp,
+    ) -> Result<Vec<TokenId>, StoreError>;
+
+    /// Two round trips (index query, then consistent batch read), oldest first.
+    async fn list_keys(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<KeyRecord>, StoreError>;
+
+    /// Two round trips, as [`Store::list_keys`].
+    async fn list_tokens(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<TokenRecord>, StoreError>;
+
+    /// One round trip.
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// One round trip, newest first.
+    async fn list_audit(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditEvent>, StoreError>;
+
+    /// Deletes tokens whose purge time has passed, reading only those.
+    async fn purge_tokens(&self, now: Timestamp) -> Result<PurgeReport, StoreError>;
+}

@@ -1,0 +1,112 @@
+//! The DynamoDB tables, defined once. Tests and `ibyok dev --aws` create
+//! tables from these definitions, and a test checks `template.yaml` against
+//! them, so the two cannot drift.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttrType {
+    S,
+    N,
+    B,
+}
+
+impl AttrType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttrType::S => "S",
+            AttrType::N => "N",
+            AttrType::B => "B",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Attr {
+    pub name: &'static str,
+    pub ty: AttrType,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Index {
+    pub name: &'static str,
+    pub hash: Attr,
+    pub range: Option<Attr>,
+    /// The index projects the table's keys only: reads of the items go to
+    /// the table itself, consistently.
+    pub keys_only: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Table {
+    /// The resource's logical id in `template.yaml`.
+    pub logical_id: &'static str,
+    /// The default table name's suffix (`ibyok-<suffix>`).
+    pub suffix: &'static str,
+    pub hash: Attr,
+    pub range: Option<Attr>,
+    pub indexes: &'static [Index],
+    /// The TTL attribute (epoch seconds), a backstop for cleanup.
+    pub ttl: Option<&'static str>,
+}
+
+const fn s(name: &'static str) -> Attr {
+    Attr { name, ty: AttrType::S }
+}
+const fn n(name: &'static str) -> Attr {
+    Attr { name, ty: AttrType::N }
+}
+
+pub const TENANT_INDEX: &str = "by-tenant";
+pub const PURGE_INDEX: &str = "by-purge";
+/// Purge index partitions, so that token writes spread over several.
+pub const PURGE_SHARDS: u8 = 8;
+
+pub const TOKENS: Table = Table {
+    logical_id: "TokensTable",
+    suffix: "tokens",
+    hash: s("tokenId"),
+    range: None,
+    indexes: &[
+        Index { name: TENANT_INDEX, hash: s("tenantId"), range: Some(n("createdAt")), keys_only: true },
+        Index { name: PURGE_INDEX, hash: s("purgeShard"), range: Some(n("purgeAt")), keys_only: true },
+    ],
+    ttl: Some("ttl"),
+};
+
+pub const KEYS: Table = Table {
+    logical_id: "KeysTable",
+    suffix: "keys",
+    hash: s("keyId"),
+    range: None,
+    indexes: &[Index { name: TENANT_INDEX, hash: s("tenantId"), range: Some(n("createdAt")), keys_only: true }],
+    ttl: None,
+};
+
+pub const TENANTS: Table =
+    Table { logical_id: "TenantsTable", suffix: "tenants", hash: s("tenantId"), range: None, indexes: &[], ttl: None };
+
+pub const AUDIT: Table = Table {
+    logical_id: "AuditTable",
+    suffix: "audit",
+    hash: s("tenantId"),
+    range: Some(s("eventKey")),
+    indexes: &[],
+    ttl: Some("ttl"),
+};
+
+pub const ALL: [Table; 4] = [TOKENS, KEYS, TENANTS, AUDIT];
+
+impl Table {
+    /// Every attribute that a key of the table or of an index names, once.
+    pub fn key_attributes(&self) -> Vec<Attr> {
+        let mut out: Vec<Attr> = Vec::new();
+        let all = std::iter::once(self.hash)
+            .chain(self.range)
+            .chain(self.indexes.iter().flat_map(|i| std::iter::once(i.hash).chain(i.range)));
+        for a in all {
+            if !out.iter().any(|o| o.name == a.name) {
+                out.push(a);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,225 @@
+//! The integration tests' harness: a fresh set of tables and a KMS key on the
+//! local AWS-protocol server (moto) that `scripts/test` started, the service
+//! wired to the real AWS adapters, a tenant with its root token, and a small
+//! request builder.
+
+use ibyok::api::{ApiRequest, ApiResponse, App};
+use ibyok::bootstrap;
+use ibyok::clock::{Clock, ManualClock, SystemClock};
+use ibyok::config::{Config, Tables};
+use ibyok::kms::aws::AwsKms;
+use ibyok::store::dynamo::{create_tables, DynamoStore};
+use ibyok::store::Store;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The endpoint of the local AWS-protocol server.
+pub fn endpoint() -> String {
+    std::env::var("IBYOK_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!("IBYOK_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test, which starts moto")
+    })
+}
+
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    let (timeouts, retries) = ibyok::lambda::sdk_timeouts();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "tests"))
+        .timeout_config(timeouts)
+        .retry_config(retries)
+        .load()
+        .await
+}
+
+pub struct Env {
+    pub app: App,
+    pub clock: Arc<ManualClock>,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub tables: Tables,
+    pub store: Arc<DynamoStore>,
+    pub tenant: ibyok::ids::TenantId,
+    /// The tenant's root token.
+    pub root: String,
+}
+
+pub struct EnvBuilder {
+    config: Config,
+}
+
+impl Env {
+    pub fn builder() -> EnvBuilder {
+        EnvBuilder { config: Config::default() }
+    }
+
+    pub async fn new() -> Self {
+        Self::builder().build().await
+    }
+
+    /// Another tenant on the same tables, with its root token.
+    pub async fn other_tenant(&self) -> (ibyok::ids::TenantId, String) {
+        let b = bootstrap::create_tenant(self.store.as_ref(), "other", self.clock.now()).await.unwrap();
+        (b.tenant.tenant_id, b.token.expose_token().to_owned())
+    }
+
+    pub async fn call(&self, req: Req) -> Resp {
+        Resp::from(self.app.handle(req.0).await)
+    }
+
+    /// A service on the same tables and key with another configuration.
+    pub fn app_with(&self, config: Config, kms_key: &str) -> App {
+        App::new(self.store.clone(), Arc::new(AwsKms::new(self.kms.clone(), kms_key)), config)
+            .with_clock(self.clock.clone())
+    }
+}
+
+impl EnvBuilder {
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub async fn build(self) -> Env {
+        let sdk = sdk_config().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let kms = aws_sdk_kms::Client::new(&sdk);
+        let prefix = format!("t{}-", ibyok::ids::random_base62(10));
+        let tables = Tables::with_prefix(&prefix);
+        create_tables(&dynamo, &tables).await.expect("create tables on moto");
+        let key = kms.create_key().description("ibyok test").send().await.expect("kms create key");
+        let key_id = key.key_metadata().expect("key metadata").key_id().to_owned();
+        let store = Arc::new(DynamoStore::new(dynamo.clone(), tables.clone()));
+        let clock = Arc::new(ManualClock::new(SystemClock.now()));
+        let b = bootstrap::create_tenant(store.as_ref(), "test", clock.now()).await.expect("bootstrap");
+        let app =
+            App::new(store.clone(), Arc::new(AwsKms::new(kms.clone(), key_id)), self.config).with_clock(clock.clone());
+        Env {
+            app,
+            clock,
+            dynamo,
+            kms,
+            tables,
+            store,
+            tenant: b.tenant.tenant_id,
+            root: b.token.expose_token().to_owned(),
+        }
+    }
+}
+
+/// A request under construction.
+pub struct Req(pub ApiRequest);
+
+impl Req {
+    pub fn new(method: &str, path_and_query: &str) -> Self {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path_and_query, None),
+        };
+        Req(ApiRequest {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query: ibyok::api::body::parse_query(query),
+            request_id: String::new(),
+            user_agent: Some("ibyok-tests".into()),
+            ..ApiRequest::default()
+        })
+    }
+    pub fn get(p: &str) -> Self {
+        Self::new("GET", p)
+    }
+    pub fn post(p: &str) -> Self {
+        Self::new("POST", p)
+    }
+    pub fn put(p: &str) -> Self {
+        Self::new("PUT", p)
+    }
+    pub fn patch(p: &str) -> Self {
+        Self::new("PATCH", p)
+    }
+    pub fn delete(p: &str) -> Self {
+        Self::new("DELETE", p)
+    }
+    pub fn token(mut self, t: &str) -> Self {
+        self.0.authorization = Some(format!("Bearer {t}").into());
+        self
+    }
+    pub fn auth_header(mut self, h: &str) -> Self {
+        self.0.authorization = Some(h.to_owned().into());
+        self
+    }
+    pub fn json(mut self, v: Value) -> Self {
+        self.0.content_type = Some("application/json".into());
+        self.0.body = serde_json::to_vec(&v).unwrap().into();
+        self
+    }
+    pub fn raw_body(mut self, content_type: Option<&str>, body: &[u8]) -> Self {
+        self.0.content_type = content_type.map(str::to_owned);
+        self.0.body = body.to_vec().into();
+        self
+    }
+    pub fn from_ip(mut self, ip: &str) -> Self {
+        self.0.source_ip = Some(ip.parse().unwrap());
+        self
+    }
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub raw: ApiResponse,
+}
+
+impl From<ApiResponse> for Resp {
+    fn from(raw: ApiResponse) -> Self {
+        let body = if raw.body.is_empty() { Value::Null } else { serde_json::from_slice(&raw.body).unwrap() };
+        Resp { status: raw.status, body, raw }
+    }
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.raw.body).into_owned()
+    }
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text());
+        self
+    }
+    #[track_caller]
+    pub fn expect_error(self, status: u16, code: &str) -> Self {
+        let s = self.expect(status);
+        assert_eq!(s.code(), code, "body: {}", s.text());
+        s
+    }
+}
+
+/// Convenience flows.
+impl Env {
+    pub async fn add_key(&self, token: &str, name: &str, llm: &str, value: &str) -> String {
+        let r = self
+            .call(
+                Req::post("/keys").token(token).json(serde_json::json!({"name": name, "llmType": llm, "value": value})),
+            )
+            .await
+            .expect(201);
+        r.body["keyId"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn issue(&self, token: &str, body: Value) -> (String, String) {
+        let r = self.call(Req::post("/tokens").token(token).json(body)).await.expect(201);
+        (r.body["tokenId"].as_str().unwrap().to_owned(), r.body["token"].as_str().unwrap().to_owned())
+    }
+
+    pub async fn read(&self, token: &str, key: &str, env: &str) -> Resp {
+        self.call(Req::get(&format!("/external/keys/{key}/value?env={env}")).token(token)).await
+    }
+
+    pub fn dyn_store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+}
