@@ -51,8 +51,13 @@ impl Ctx<'_> {
         if caller.token.grant.scopes.allows(scope) {
             return Ok(());
         }
+        Err(self.forbid(caller, format!("this token lacks the {} scope", scope.as_str())).await)
+    }
+
+    /// A 403, recorded as an `auth.denied` event.
+    pub(crate) async fn forbid(&self, caller: &Caller, message: impl Into<String>) -> ApiError {
         self.deny(caller, None).await;
-        Err(ApiError::Forbidden(format!("this token lacks the {} scope", scope.as_str())))
+        ApiError::Forbidden(message.into())
     }
 
     /// The key `id` if it exists in the caller's tenant and the caller's

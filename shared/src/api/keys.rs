@@ -80,7 +80,7 @@ impl Ctx<'_> {
         let (caller, _) = self.authenticate(Fetch::default()).await?;
         self.require(&caller, Scope::KeysWrite).await?;
         if caller.token.grant.key_ids.is_some() {
-            return Err(ApiError::Forbidden("a token restricted to keyIds cannot create keys".into()));
+            return Err(self.forbid(&caller, "a token restricted to keyIds cannot create keys").await);
         }
         let body = JsonObject::parse(self.req, &["name", "llmType", "value", "modeOverrides"])?;
         let name = check_name("name", body.str("name")?)?;

@@ -6,7 +6,7 @@ use super::views::TokenView;
 use super::{ApiError, ApiResponse, Ctx};
 use crate::ids::{KeyId, TenantId, TokenId};
 use crate::store::{AuditAction, Fetch, StoreError, TokenRecord};
-use crate::token::{derive_child, IssueRequest, ParsedToken, Scope, Scopes};
+use crate::token::{derive_child, Escalation, IssueRequest, ParsedToken, Scope, Scopes};
 use futures::stream::{self, StreamExt};
 use ipnet::IpNet;
 use std::collections::HashSet;
@@ -18,7 +18,15 @@ pub const MAX_LIST_ENTRIES: usize = 100;
 /// Revocations of one level of descendants run this many at a time.
 const REVOKE_CONCURRENCY: usize = 16;
 
-fn parse_issue(body: &JsonObject) -> Result<(String, IssueRequest), ApiError> {
+/// A validated issue request. `unknown_key_ids` is set when `keyIds` names a
+/// string that is not even a key id: such a key exists nowhere.
+struct Issue {
+    name: String,
+    req: IssueRequest,
+    unknown_key_ids: bool,
+}
+
+fn parse_issue(body: &JsonObject) -> Result<Issue, ApiError> {
     let name = check_name("name", body.str("name")?)?;
     let scopes = body
         .opt_string_list("scopes")?
@@ -36,6 +44,7 @@ fn parse_issue(body: &JsonObject) -> Result<(String, IssueRequest), ApiError> {
             .filter(|n| (60..=MAX_EXPIRES_IN).contains(n))
             .ok_or_else(|| ApiError::bad("expiresIn", "must be an integer from 60 to 31536000"))?,
     };
+    let mut unknown_key_ids = false;
     let key_ids = match body.opt_string_list("keyIds")? {
         None => None,
         Some(list) => {
@@ -44,9 +53,10 @@ fn parse_issue(body: &JsonObject) -> Result<(String, IssueRequest), ApiError> {
             }
             let mut ids: Vec<KeyId> = Vec::with_capacity(list.len());
             for s in list {
-                let id = KeyId::parse(s).ok_or_else(|| ApiError::bad("keyIds", "names a key that does not exist"))?;
-                if !ids.contains(&id) {
-                    ids.push(id);
+                match KeyId::parse(s) {
+                    Some(id) if !ids.contains(&id) => ids.push(id),
+                    Some(_) => {}
+                    None => unknown_key_ids = true,
                 }
             }
             Some(ids)
@@ -66,7 +76,8 @@ fn parse_issue(body: &JsonObject) -> Result<(String, IssueRequest), ApiError> {
             Some(nets)
         }
     };
-    Ok((name, IssueRequest { scopes, expires_in_seconds: expires_in, key_ids, allowed_cidrs }))
+    let req = IssueRequest { scopes, expires_in_seconds: expires_in, key_ids, allowed_cidrs };
+    Ok(Issue { name, req, unknown_key_ids })
 }
 
 impl Ctx<'_> {
@@ -76,17 +87,25 @@ impl Ctx<'_> {
         let parsed = JsonObject::parse(self.req, &["name", "scopes", "expiresIn", "keyIds", "allowedCidrs"])
             .and_then(|b| parse_issue(&b));
         let keys = match &parsed {
-            Ok((_, req)) => req.key_ids.clone().unwrap_or_default(),
+            Ok(issue) => issue.req.key_ids.clone().unwrap_or_default(),
             Err(_) => Vec::new(),
         };
         let (caller, fetched) = self.authenticate(Fetch { keys, ..Fetch::default() }).await?;
         self.require(&caller, Scope::TokensWrite).await?;
-        let (name, req) = parsed?;
-        let child = derive_child(&caller.token.grant, &req, self.now)
-            .map_err(|esc| ApiError::Forbidden(esc.message().to_owned()))?;
+        let Issue { name, req, unknown_key_ids } = parsed?;
+        let derived = match derive_child(&caller.token.grant, &req, self.now) {
+            // A restricted caller naming a key outside its list: 403, whether
+            // or not that key exists.
+            Ok(_) if unknown_key_ids && caller.token.grant.key_ids.is_some() => Err(Escalation::KeyIds),
+            other => other,
+        };
+        let child = match derived {
+            Ok(child) => child,
+            Err(esc) => return Err(self.forbid(&caller, esc.message()).await),
+        };
         if let Some(ids) = &req.key_ids {
-            let all_exist =
-                ids.iter().all(|id| fetched.keys.get(id).is_some_and(|k| k.tenant_id == caller.token.tenant_id));
+            let all_exist = !unknown_key_ids
+                && ids.iter().all(|id| fetched.keys.get(id).is_some_and(|k| k.tenant_id == caller.token.tenant_id));
             if !all_exist {
                 return Err(ApiError::bad("keyIds", "names a key that does not exist"));
             }
