@@ -11,13 +11,17 @@ if [ ! -x "$venv/bin/moto_server" ]; then
 fi
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 moto_log="$root/target/moto.log"
-# A keep-alive server (waitress) around moto's app: the stock server closes
-# every connection.
-"$venv/bin/python" - "$port" >"$moto_log" 2>&1 <<'PY' &
+if [ "${IBYOK_MOTO_KEEPALIVE:-0}" = 1 ]; then
+    # A keep-alive server (waitress) around moto's app, for latency work: the
+    # stock server closes every connection.
+    "$venv/bin/python" - "$port" >"$moto_log" 2>&1 <<'PY' &
 import sys, waitress
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 waitress.serve(DomainDispatcherApplication(create_backend_app), host="127.0.0.1", port=int(sys.argv[1]), threads=16, _quiet=True)
 PY
+else
+    "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
+fi
 moto_pid=$!
 trap 'kill $moto_pid 2>/dev/null || true; wait $moto_pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

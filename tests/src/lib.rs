@@ -21,7 +21,14 @@ pub fn endpoint() -> String {
 }
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    let (timeouts, retries) = ibyok::lambda::sdk_timeouts();
+    // moto serves one request at a time per thread and is far slower than
+    // AWS under load: the tests give it more time than Lambda would.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .operation_attempt_timeout(std::time::Duration::from_secs(30))
+        .operation_timeout(std::time::Duration::from_secs(60))
+        .build();
+    let (_, retries) = ibyok::lambda::sdk_timeouts();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint())
         .region(aws_config::Region::new("us-east-1"))
@@ -81,6 +88,7 @@ impl EnvBuilder {
     }
 
     pub async fn build(self) -> Env {
+        let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
         let sdk = sdk_config().await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let kms = aws_sdk_kms::Client::new(&sdk);
