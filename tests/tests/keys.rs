@@ -225,8 +225,8 @@ async fn another_tenants_key_answers_exactly_like_a_missing_one() {
 
 #[tokio::test]
 async fn with_prod_mock_disallowed_no_write_can_make_production_mock() {
-    let mut config = Config::default();
-    config.guardrails = Guardrails { prod_mock_allowed: false, ..Guardrails::none() };
+    let config =
+        Config { guardrails: Guardrails { prod_mock_allowed: false, ..Guardrails::none() }, ..Config::default() };
     let env = Env::builder().config(config).build().await;
     let body = json!({"name": "n", "llmType": "openai", "value": "sk-1", "modeOverrides": {"production": "mock"}});
     env.call(Req::post("/keys").token(&env.root).json(body)).await.expect_error(409, "conflict");

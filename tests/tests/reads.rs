@@ -79,8 +79,7 @@ async fn fakes_have_each_providers_shape() {
 
 #[tokio::test]
 async fn the_servers_environment_applies_without_env_and_bad_env_is_400() {
-    let mut config = Config::default();
-    config.environment = Environment::Staging;
+    let config = Config { environment: Environment::Staging, ..Config::default() };
     let env = Env::builder().config(config).build().await;
     let key = env.add_key(&env.root, "k", "openai", "sk-1").await;
     let r = env.call(Req::get(&format!("/external/keys/{key}/value")).token(&env.root)).await.expect(200);
@@ -100,14 +99,8 @@ async fn with_prod_mock_disallowed_production_is_live_by_guardrail() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut config = Config::default();
-    config.guardrails = Guardrails { prod_mock_allowed: false, ..Guardrails::none() };
-    let kms_key = {
-        // Reuse the test's key: read the ARN from a fresh describe of any key is not needed;
-        // the env's own app has it, so go through it for the live path check below.
-        env.app.config.clone()
-    };
-    let _ = kms_key;
+    let config =
+        Config { guardrails: Guardrails { prod_mock_allowed: false, ..Guardrails::none() }, ..Config::default() };
     let r = env.read(&env.root, &key, "production").await.expect(200);
     assert_eq!(r.body["modeInfo"]["source"], "key_override");
     let guarded = ibyok::api::App::new(env.store.clone(), env.app.kms.clone(), config).with_clock(env.clock.clone());

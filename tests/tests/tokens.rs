@@ -101,6 +101,9 @@ async fn a_token_can_only_issue_what_it_holds() {
     assert_eq!(r.expect(201).body["allowedCidrs"], json!(["10.9.0.0/16"]));
 }
 
+/// Builds a fresh request for one route.
+type MakeReq = Box<dyn Fn() -> Req>;
+
 async fn unauthorized_bodies(env: &Env, reqs: Vec<Req>) -> Vec<String> {
     let mut bodies = Vec::new();
     for req in reqs {
@@ -146,7 +149,7 @@ async fn each_route_needs_its_scope() {
     let key = env.add_key(&env.root, "k", "openai", "sk-1").await;
     let (tid, _) = env.issue(&env.root, json!({"name": "x", "scopes": ["keys:read"]})).await;
     // A token with every scope but the one the route needs must get 403.
-    let routes: Vec<(&str, Box<dyn Fn() -> Req>)> = vec![
+    let routes: Vec<(&str, MakeReq)> = vec![
         ("keys:write", Box::new(|| Req::post("/keys").json(json!({"name": "n", "llmType": "openai", "value": "v"})))),
         ("keys:read", Box::new(|| Req::get("/keys"))),
         (
