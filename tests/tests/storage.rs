@@ -34,7 +34,9 @@ async fn no_stored_attribute_contains_a_plaintext_value_or_a_token() {
     let value = "sk-plaintext-canary-7f3a9c";
     let key = env.add_key(&env.root, "k", "openai", value).await;
     let rotated = "sk-rotated-canary-1b2c3d";
-    env.call(Req::put(&format!("/keys/{key}/value")).token(&env.root).json(json!({"value": rotated}))).await.expect(200);
+    env.call(Req::put(&format!("/keys/{key}/value")).token(&env.root).json(json!({"value": rotated})))
+        .await
+        .expect(200);
     let (_, token) = env.issue(&env.root, json!({"name": "t", "scopes": ["keys:read"]})).await;
     env.read(&token, &key, "production").await.expect(200);
     let secrets: [&str; 4] = [value, rotated, &token, &env.root];
@@ -136,7 +138,9 @@ async fn cleanup_deletes_expired_and_long_revoked_tokens_reading_only_those() {
     let env = Env::new().await;
     let mut expiring = Vec::new();
     for i in 0..5 {
-        expiring.push(env.issue(&env.root, json!({"name": format!("e{i}"), "scopes": ["keys:read"], "expiresIn": 60})).await.0);
+        expiring.push(
+            env.issue(&env.root, json!({"name": format!("e{i}"), "scopes": ["keys:read"], "expiresIn": 60})).await.0,
+        );
     }
     let mut live = Vec::new();
     for i in 0..7 {
