@@ -1,14 +1,8 @@
-//! The bridge between `lambda_http` and [`crate::api`], and the one place
-//! the AWS clients are built for a function.
+//! The bridge between `lambda_http` and [`crate::api`].
 
 use crate::api::{body::parse_query, ApiRequest, ApiResponse, App, Route};
-use crate::config::{Config, Tables};
-use crate::kms::aws::AwsKms;
-use crate::store::dynamo::DynamoStore;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use std::sync::Arc;
-use std::time::Duration;
 
 /// Converts an API Gateway (HTTP API, payload v2) request.
 pub fn to_api_request(req: Request) -> ApiRequest {
@@ -53,49 +47,10 @@ pub async fn handle(app: &App, routes: &[Route], req: Request) -> Response<Body>
     to_lambda_response(app.handle_routes(routes, to_api_request(req)).await)
 }
 
-/// Timeouts and retries for Lambda, whose own timeout is short: a call that
-/// has not connected in 1 s or answered in 2 s is retried, at most 3
-/// attempts in all, within 5 s; after that the request answers 503.
-pub fn sdk_timeouts() -> (aws_config::timeout::TimeoutConfig, aws_config::retry::RetryConfig) {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .operation_attempt_timeout(Duration::from_secs(2))
-        .operation_timeout(Duration::from_secs(5))
-        .build();
-    let retries = aws_config::retry::RetryConfig::standard().with_max_attempts(3);
-    (timeouts, retries)
-}
-
-/// Loads the AWS configuration from the environment (`AWS_REGION`,
-/// credentials, `AWS_ENDPOINT_URL` for a local server).
-pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    let (timeouts, retries) = sdk_timeouts();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .retry_config(retries)
-        .load()
-        .await
-}
-
-/// The store alone (the cleanup function needs no KMS).
-pub fn dynamo_store(sdk: &aws_config::SdkConfig) -> DynamoStore {
-    DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), Tables::from_env())
-}
-
-/// The service with its AWS adapters, from the environment. `IBYOK_KMS_KEY_ID`
-/// names the KMS key.
-pub async fn aws_app() -> Result<App, lambda_http::Error> {
-    let config = Config::from_env()?;
-    let sdk = aws_sdk_config().await;
-    let key_id = std::env::var("IBYOK_KMS_KEY_ID").map_err(|_| "IBYOK_KMS_KEY_ID is not set")?;
-    let kms = AwsKms::new(aws_sdk_kms::Client::new(&sdk), key_id);
-    Ok(App::new(Arc::new(dynamo_store(&sdk)), Arc::new(kms), config))
-}
-
 /// Runs an HTTP function serving `routes`.
 pub async fn serve(routes: &'static [Route]) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
-    let app = aws_app().await?;
+    let app = crate::aws::app().await?;
     let app = &app;
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
         Ok::<_, std::convert::Infallible>(handle(app, routes, req).await)

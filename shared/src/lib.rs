@@ -14,6 +14,7 @@
 //! - [`mode`] — mock-mode resolution and the provider-shaped fakes.
 //! - [`store`] — the domain records, the storage port, its DynamoDB adapter,
 //!   its in-memory adapter and the table definitions.
+//! - [`aws`] — the AWS SDK clients, their timeouts and retries, built once.
 //! - [`bootstrap`] — a tenant and its first (root) token, for the operator.
 //! - [`config`] — configuration from environment variables.
 //! - [`api`] — the HTTP contract: request parsing, routing, the route
@@ -22,6 +23,7 @@
 //! - [`telemetry`] — structured logging.
 
 pub mod api;
+pub mod aws;
 pub mod bootstrap;
 pub mod clock;
 pub mod config;

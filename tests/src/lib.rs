@@ -28,7 +28,7 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .operation_attempt_timeout(std::time::Duration::from_secs(30))
         .operation_timeout(std::time::Duration::from_secs(60))
         .build();
-    let (_, retries) = ibyok::lambda::sdk_timeouts();
+    let (_, retries) = ibyok::aws::sdk_timeouts();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint())
         .region(aws_config::Region::new("us-east-1"))

@@ -1,0 +1,221 @@
+//! `ibyok`: the local development server, the operator's bootstrap and the
+//! command-line client.
+
+mod client;
+mod dev;
+mod output;
+
+use clap::{Parser, Subcommand};
+use client::{print_json, Client};
+
+#[derive(Parser, Debug)]
+#[command(name = "ibyok", version, about = "A vault for LLM provider API keys")]
+struct Cli {
+    /// The API's base URL.
+    #[arg(long, global = true, env = "IBYOK_URL", default_value = "http://127.0.0.1:8787")]
+    url: String,
+    /// The access token (prefer the IBYOK_TOKEN variable: flags show in `ps`).
+    #[arg(long, global = true, env = "IBYOK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the local development server (not for production).
+    Dev(dev::DevArgs),
+    /// Manage keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Print a key's value only (for `$(ibyok get key_…)`).
+    Get {
+        key_id: String,
+        /// dev, development, staging, prod or production.
+        #[arg(long)]
+        env: Option<String>,
+    },
+    /// Manage tokens.
+    #[command(subcommand)]
+    Tokens(TokensCmd),
+    /// Show or change the tenant's settings.
+    #[command(subcommand)]
+    Settings(SettingsCmd),
+    /// Usage counters of every key and token.
+    Usage,
+    /// The audit log, newest first.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Run a command with keys in its environment.
+    Run {
+        /// NAME=key_… (repeatable).
+        #[arg(long = "env-var", required = true)]
+        env_vars: Vec<String>,
+        #[arg(long)]
+        env: Option<String>,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Operator commands (straight to DynamoDB with the AWS configuration).
+    #[command(subcommand)]
+    Admin(AdminCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCmd {
+    /// Store a key; the value is read from stdin or a prompt, never argv.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long = "llm-type")]
+        llm_type: String,
+        /// ENV=MODE, e.g. development=live (repeatable).
+        #[arg(long = "mode-override")]
+        mode_overrides: Vec<String>,
+    },
+    List,
+    Show {
+        key_id: String,
+    },
+    /// Replace a key's value (read from stdin or a prompt).
+    Rotate {
+        key_id: String,
+    },
+    Rm {
+        key_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokensCmd {
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Repeatable, e.g. --scope keys:read.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        #[arg(long = "expires-in")]
+        expires_in: Option<u64>,
+        #[arg(long = "key-id")]
+        key_ids: Vec<String>,
+        #[arg(long = "cidr")]
+        cidrs: Vec<String>,
+    },
+    List,
+    /// Revoke a token (and its descendants); `self` revokes the one in use.
+    Revoke {
+        token_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SettingsCmd {
+    /// Show the default mode per environment, or change it with --set.
+    Modes {
+        /// ENV=MODE, e.g. production=live (repeatable).
+        #[arg(long)]
+        set: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCmd {
+    /// Create a tenant and print its first (root) token.
+    Bootstrap {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+async fn bootstrap(tenant: &str, as_json: bool) -> Result<(), String> {
+    use ibyok::clock::Clock;
+    let sdk = ibyok::aws::sdk_config().await;
+    let store = ibyok::aws::dynamo_store(&sdk);
+    let b = ibyok::bootstrap::create_tenant(&store, tenant, ibyok::clock::SystemClock.now())
+        .await
+        .map_err(|e| format!("bootstrap failed: {e}"))?;
+    if as_json {
+        print_json(&serde_json::json!({
+            "tenantId": b.tenant.tenant_id, "tokenId": b.root.token_id, "token": b.token.expose_token(),
+            "expiresAt": b.root.grant.expires_at,
+        }));
+    } else {
+        eprintln!("Tenant {} created. Its root token (all scopes, one year) is shown once:", b.tenant.tenant_id);
+        println!("{}", b.token.expose_token());
+    }
+    Ok(())
+}
+
+fn client_command(cli: &Cli) -> Result<(), String> {
+    let c = Client::new(&cli.url, cli.token.as_deref())?;
+    let j = cli.json;
+    match &cli.command {
+        Command::Keys(KeysCmd::Add { name, llm_type, mode_overrides }) => {
+            client::keys_add(&c, name, llm_type, mode_overrides, j)
+        }
+        Command::Keys(KeysCmd::List) => client::keys_list(&c, j),
+        Command::Keys(KeysCmd::Show { key_id }) => {
+            let k = c.call("GET", &format!("/keys/{key_id}"), None)?;
+            if j {
+                print_json(&k);
+            } else {
+                client::key_rows(std::slice::from_ref(&k));
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCmd::Rotate { key_id }) => {
+            let value = client::read_value()?;
+            let k = c.call("PUT", &format!("/keys/{key_id}/value"), Some(serde_json::json!({"value": value})))?;
+            if j {
+                print_json(&k);
+            } else {
+                client::key_rows(std::slice::from_ref(&k));
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCmd::Rm { key_id }) => c.call("DELETE", &format!("/keys/{key_id}"), None).map(|_| ()),
+        Command::Get { key_id, env } => {
+            println!("{}", client::value(&c, key_id, env.as_deref())?);
+            Ok(())
+        }
+        Command::Tokens(TokensCmd::Create { name, scopes, expires_in, key_ids, cidrs }) => {
+            client::tokens_create(&c, name, scopes, *expires_in, key_ids, cidrs, j)
+        }
+        Command::Tokens(TokensCmd::List) => client::tokens_list(&c, j),
+        Command::Tokens(TokensCmd::Revoke { token_id }) => {
+            c.call("DELETE", &format!("/tokens/{token_id}"), None).map(|_| ())
+        }
+        Command::Settings(SettingsCmd::Modes { set }) => client::settings_modes(&c, set, j),
+        Command::Usage => client::usage(&c, j),
+        Command::Audit { limit } => client::audit(&c, *limit, j),
+        Command::Run { env_vars, env, command } => client::run(&c, env_vars, env.as_deref(), command),
+        Command::Dev(_) | Command::Admin(_) => unreachable!("handled before"),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result: Result<(), String> = match &cli.command {
+        Command::Dev(_) | Command::Admin(_) => {
+            ibyok::telemetry::init();
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            rt.block_on(async {
+                match cli.command {
+                    Command::Dev(args) => dev::run(args).await.map_err(|e| e.to_string()),
+                    Command::Admin(AdminCmd::Bootstrap { tenant }) => bootstrap(&tenant, cli.json).await,
+                    _ => Ok(()),
+                }
+            })
+        }
+        _ => client_command(&cli),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

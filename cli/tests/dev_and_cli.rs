@@ -1,0 +1,265 @@
+//! `ibyok dev` over real HTTP, and the CLI as a process.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ibyok");
+
+struct Dev {
+    child: Child,
+    url: String,
+    token: String,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_dev(extra: &[&str]) -> Dev {
+    let mut child = Command::new(BIN)
+        .args(["dev", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env_remove("AWS_LAMBDA_FUNCTION_NAME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let token = stdout
+        .lines()
+        .map(Result::unwrap)
+        .find_map(|l| l.strip_prefix("Root token: ").map(str::to_owned))
+        .expect("a root token line");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines().map(Result::unwrap);
+    let url = lines
+        .find_map(|l| l.strip_prefix("Listening on ").map(|r| r.split(' ').next().unwrap().to_owned()))
+        .expect("a listening line");
+    // Keep draining the server's log so that it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Dev { child, url, token }
+}
+
+fn cli(dev: &Dev, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("IBYOK_URL", &dev.url)
+        .env("IBYOK_TOKEN", &dev.token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+#[test]
+fn a_full_flow_through_the_cli() {
+    let dev = start_dev(&[]);
+    assert!(dev.token.starts_with("ibyok_") && dev.token.len() == 44);
+    let (code, out, _) = cli(
+        &dev,
+        &["keys", "add", "--name", "OpenAI", "--llm-type", "openai", "--json"],
+        Some("sk-cli-value-123456\n"),
+    );
+    assert_eq!(code, 0);
+    let key = json(&out)["keyId"].as_str().unwrap().to_owned();
+    assert!(!out.contains("sk-cli-value"));
+    let (code, out, _) = cli(&dev, &["get", &key, "--env", "prod"], None);
+    assert_eq!((code, out.as_str()), (0, "sk-cli-value-123456\n"));
+    let (_, out, _) = cli(&dev, &["get", &key, "--env", "dev"], None);
+    assert!(out.starts_with("sk-mock-openai-"));
+    // `run` passes the value in the environment and the exit code through.
+    let (code, out, _) = cli(
+        &dev,
+        &[
+            "run",
+            "--env-var",
+            &format!("OPENAI_API_KEY={key}"),
+            "--env",
+            "production",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$OPENAI_API_KEY\"; exit 7",
+        ],
+        None,
+    );
+    assert_eq!((code, out.as_str()), (7, "sk-cli-value-123456\n"));
+    // A table for people, JSON for scripts.
+    let (_, out, _) = cli(&dev, &["keys", "list"], None);
+    assert!(out.lines().next().unwrap().starts_with("KEY ID"));
+    assert!(out.contains("OpenAI") && out.contains("just now"));
+    let (code, out, _) = cli(&dev, &["tokens", "create", "--name", "ci", "--scope", "keys:read", "--json"], None);
+    assert_eq!(code, 0);
+    let created = json(&out);
+    let ci_token = created["token"].as_str().unwrap().to_owned();
+    let ci_id = created["tokenId"].as_str().unwrap().to_owned();
+    let ci = Dev { child: Command::new("true").spawn().unwrap(), url: dev.url.clone(), token: ci_token };
+    assert_eq!(cli(&ci, &["get", &key, "--env", "prod"], None).0, 0);
+    assert_eq!(cli(&dev, &["tokens", "revoke", &ci_id], None).0, 0);
+    let (code, _, err) = cli(&ci, &["get", &key, "--env", "prod"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("unauthorized") && err.contains("401"), "{err}");
+    let (_, out, _) = cli(&dev, &["usage", "--json"], None);
+    assert_eq!(json(&out)["keys"][0]["retrievals"], 4);
+    let (_, out, _) = cli(&dev, &["audit", "--json", "--limit", "2"], None);
+    assert_eq!(json(&out)["events"].as_array().unwrap().len(), 2);
+    let (_, out, _) = cli(&dev, &["settings", "modes", "--set", "staging=live", "--json"], None);
+    assert_eq!(json(&out)["staging"], "live");
+    let (code, _, err) = cli(&dev, &["keys", "show", "key_missing"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("no such key"), "{err}");
+    assert_eq!(cli(&dev, &["keys", "rm", &key], None).0, 0);
+}
+
+#[test]
+fn the_dev_server_speaks_the_contract_over_http() {
+    let dev = start_dev(&[]);
+    let agent = ureq::agent();
+    let err = agent.get(&format!("{}/keys", dev.url)).call().unwrap_err();
+    let ureq::Error::Status(401, resp) = err else { panic!("expected a 401") };
+    assert_eq!(resp.header("www-authenticate"), Some("Bearer"));
+    assert!(resp.header("x-request-id").is_some());
+    let body: serde_json::Value = resp.into_json().unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let auth = format!("Bearer {}", dev.token);
+    let r = agent
+        .post(&format!("{}/keys", dev.url))
+        .set("authorization", &auth)
+        .send_json(serde_json::json!({"name": "n", "llmType": "groq", "value": "gsk-real-value-1234"}))
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let big = vec![b' '; 70 * 1024];
+    let err = agent
+        .post(&format!("{}/keys", dev.url))
+        .set("authorization", &auth)
+        .set("content-type", "application/json")
+        .send_bytes(&big)
+        .unwrap_err();
+    assert!(matches!(err, ureq::Error::Status(413, _)));
+    let err = agent.request("PATCH", &format!("{}/usage", dev.url)).set("authorization", &auth).call().unwrap_err();
+    assert!(matches!(err, ureq::Error::Status(405, _)));
+}
+
+#[test]
+fn a_data_dir_survives_a_restart_and_the_token_file_is_private() {
+    let dir = std::env::temp_dir().join(format!("ibyok-dev-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let token_file = dir.join("token");
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("data");
+    let args = ["--data-dir", data.to_str().unwrap(), "--token-file", token_file.to_str().unwrap()];
+    let key = {
+        let dev = start_dev(&args);
+        assert_eq!(std::fs::read_to_string(&token_file).unwrap().trim(), dev.token);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let (_, out, _) =
+            cli(&dev, &["keys", "add", "--name", "k", "--llm-type", "openai", "--json"], Some("sk-persisted-1234567"));
+        json(&out)["keyId"].as_str().unwrap().to_owned()
+    };
+    let dev = start_dev(&args);
+    let (code, out, _) = cli(&dev, &["get", &key, "--env", "production"], None);
+    assert_eq!((code, out.trim()), (0, "sk-persisted-1234567"));
+    let stored = std::fs::read_to_string(data.join("store.json")).unwrap();
+    assert!(!stored.contains("sk-persisted"), "the data file holds only envelopes");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dev_refuses_to_run_inside_lambda_and_on_conflicting_guardrails() {
+    let out = Command::new(BIN)
+        .args(["dev", "--listen", "127.0.0.1:0"])
+        .env("AWS_LAMBDA_FUNCTION_NAME", "x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Lambda"));
+    let out = Command::new(BIN)
+        .args(["dev", "--listen", "127.0.0.1:0"])
+        .env_remove("AWS_LAMBDA_FUNCTION_NAME")
+        .env("PROD_MODE_FORCED", "mock")
+        .env("PROD_MOCK_ALLOWED", "false")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PROD_MODE_FORCED") && err.contains("PROD_MOCK_ALLOWED"), "{err}");
+}
+
+/// The AWS configuration pointing at the moto that `scripts/test` started,
+/// with this test's own tables.
+fn aws_env(cmd: &mut Command, prefix: &str) {
+    let endpoint =
+        std::env::var("IBYOK_TEST_AWS_ENDPOINT").expect("run the tests with scripts/test, which starts moto");
+    cmd.env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("IBYOK_TOKENS_TABLE", format!("{prefix}tokens"))
+        .env("IBYOK_KEYS_TABLE", format!("{prefix}keys"))
+        .env("IBYOK_TENANTS_TABLE", format!("{prefix}tenants"))
+        .env("IBYOK_AUDIT_TABLE", format!("{prefix}audit"))
+        .env_remove("IBYOK_KMS_KEY_ID")
+        .env_remove("AWS_LAMBDA_FUNCTION_NAME");
+}
+
+#[test]
+fn dev_with_aws_serves_the_contract_on_moto_and_bootstrap_writes_a_working_root_token() {
+    let prefix = format!("cli{}-", std::process::id());
+    let mut cmd = Command::new(BIN);
+    cmd.args(["dev", "--listen", "127.0.0.1:0", "--aws", "--create-tables", "--create-kms-key"]);
+    aws_env(&mut cmd, &prefix);
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let token = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(Result::unwrap)
+        .find_map(|l| l.strip_prefix("Root token: ").map(str::to_owned))
+        .expect("a root token");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines().map(Result::unwrap);
+    let url =
+        lines.find_map(|l| l.strip_prefix("Listening on ").map(|r| r.split(' ').next().unwrap().to_owned())).unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    let dev = Dev { child, url, token };
+    let (code, out, err) =
+        cli(&dev, &["keys", "add", "--name", "k", "--llm-type", "openai", "--json"], Some("sk-on-moto-123456"));
+    assert_eq!(code, 0, "{err}");
+    let key = json(&out)["keyId"].as_str().unwrap().to_owned();
+    assert_eq!(cli(&dev, &["get", &key, "--env", "prod"], None).1.trim(), "sk-on-moto-123456");
+
+    // The operator's bootstrap writes a second tenant straight to the tables.
+    let mut cmd = Command::new(BIN);
+    cmd.args(["admin", "bootstrap", "--tenant", "acme"]);
+    aws_env(&mut cmd, &prefix);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let acme = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(acme.starts_with("ibyok_"));
+    let acme_dev = Dev { child: Command::new("true").spawn().unwrap(), url: dev.url.clone(), token: acme };
+    let (code, out, _) = cli(&acme_dev, &["keys", "list", "--json"], None);
+    assert_eq!(code, 0);
+    assert!(json(&out)["keys"].as_array().unwrap().is_empty(), "a tenant of its own");
+    let (code, _, err) = cli(&acme_dev, &["get", &key], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("404"), "{err}");
+}
