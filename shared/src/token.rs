@@ -407,3 +407,94 @@ mod tests {
         assert!(!g.allows_source(None));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::ids::TenantId;
+    use proptest::prelude::*;
+
+    fn scopes() -> impl Strategy<Value = Scopes> {
+        proptest::sample::subsequence(Scope::ALL.to_vec(), 0..=7).prop_map(|v| v.into_iter().collect())
+    }
+
+    fn nets() -> impl Strategy<Value = Option<Vec<IpNet>>> {
+        let net = (any::<[u8; 4]>(), 0u8..=32)
+            .prop_map(|(a, p)| IpNet::from(ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(a), p).unwrap()).trunc());
+        proptest::option::of(proptest::collection::vec(net, 1..4))
+    }
+
+    fn keys(pool: Vec<KeyId>) -> impl Strategy<Value = Option<Vec<KeyId>>> {
+        proptest::option::of(proptest::sample::subsequence(pool, 1..=4))
+    }
+
+    fn pool() -> Vec<KeyId> {
+        let t = TenantId::generate();
+        (0..6).map(|_| KeyId::generate(&t)).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn a_child_never_holds_more_than_its_parent(
+            p_scopes in scopes(), r_scopes in scopes(),
+            p_nets in nets(), r_nets in nets(),
+            (p_keys, r_keys) in { let p = pool(); (keys(p.clone()), keys(p)) },
+            p_exp in 0i64..1_000_000, r_in in 60i64..31_536_000,
+        ) {
+            let parent = Grant { scopes: p_scopes, expires_at: Timestamp::from_millis(p_exp * 1000), key_ids: p_keys, allowed_cidrs: p_nets };
+            let req = IssueRequest { scopes: r_scopes, expires_in_seconds: r_in, key_ids: r_keys, allowed_cidrs: r_nets };
+            if let Ok(child) = derive_child(&parent, &req, Timestamp::from_millis(0)) {
+                prop_assert!(parent.scopes.covers(&child.scopes));
+                prop_assert!(child.expires_at <= parent.expires_at);
+                if let Some(mine) = &parent.key_ids {
+                    let theirs = child.key_ids.as_ref().expect("a restricted parent's child is restricted");
+                    prop_assert!(theirs.iter().all(|k| mine.contains(k)));
+                }
+                if let Some(mine) = &parent.allowed_cidrs {
+                    let theirs = child.allowed_cidrs.as_ref().expect("a bound parent's child is bound");
+                    prop_assert!(theirs.iter().all(|n| mine.iter().any(|m| m.contains(n))));
+                }
+                // Whatever the child may reach, the parent may too.
+                for ip in [[10, 0, 0, 1], [192, 168, 1, 1], [203, 0, 113, 9]] {
+                    let ip = std::net::IpAddr::from(ip);
+                    prop_assert!(!child.allows_source(Some(ip)) || parent.allows_source(Some(ip)));
+                }
+            } else {
+                // Refused only when something asked for exceeds the parent.
+                let scopes_ok = parent.scopes.covers(&req.scopes);
+                let keys_ok = match (&parent.key_ids, &req.key_ids) {
+                    (Some(m), Some(a)) => a.iter().all(|k| m.contains(k)),
+                    _ => true,
+                };
+                let nets_ok = match (&parent.allowed_cidrs, &req.allowed_cidrs) {
+                    (Some(m), Some(a)) => a.iter().all(|n| m.iter().any(|o| o.contains(n))),
+                    _ => true,
+                };
+                prop_assert!(!(scopes_ok && keys_ok && nets_ok));
+            }
+        }
+
+        #[test]
+        fn a_write_scope_always_grants_its_read(s in scopes()) {
+            for (w, r) in [(Scope::KeysWrite, Scope::KeysRead), (Scope::TokensWrite, Scope::TokensRead), (Scope::SettingsWrite, Scope::SettingsRead)] {
+                prop_assert!(!s.allows(w) || s.allows(r));
+            }
+            prop_assert!(s.covers(&s));
+        }
+
+        #[test]
+        fn any_single_character_change_breaks_the_checksum(pos in 6usize..44, c in "[0-9A-Za-z]") {
+            let raw = ParsedToken::generate().secret().expose_token().to_owned();
+            let mut bytes = raw.clone().into_bytes();
+            bytes[pos] = c.as_bytes()[0];
+            let changed = String::from_utf8(bytes).unwrap();
+            prop_assert_eq!(ParsedToken::parse(&changed).is_some(), changed == raw);
+        }
+
+        #[test]
+        fn parsing_arbitrary_input_never_panics(s in "\\PC{0,60}") {
+            let _ = ParsedToken::parse(&s);
+            let _ = ParsedToken::parse(&format!("ibyok_{s}"));
+        }
+    }
+}
