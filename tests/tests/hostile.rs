@@ -1,0 +1,236 @@
+//! Hostile callers, one table: every route × every way a caller can be
+//! wrong, against moto, with the contract's exact status — and one identical
+//! body for every 401 and for every 404 of a key, so that neither is an
+//! oracle.
+
+use ibyok_tests::{Env, Req};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Caller {
+    NoHeader,
+    WrongScheme,
+    Malformed,
+    BadChecksum,
+    Unknown,
+    Expired,
+    Revoked,
+    ChildOfRevoked,
+    MissingScope,
+    OtherTenant,
+    OutsideCidrs,
+    OutsideKeyIds,
+}
+
+const ROUTES: [&str; 15] = [
+    "POST /keys",
+    "GET /keys",
+    "GET /keys/{keyId}",
+    "PATCH /keys/{keyId}",
+    "PUT /keys/{keyId}/value",
+    "DELETE /keys/{keyId}",
+    "GET /external/keys/{keyId}/value",
+    "POST /tokens",
+    "GET /tokens",
+    "DELETE /tokens/{tokenId}",
+    "DELETE /tokens/self",
+    "GET /settings/modes",
+    "PUT /settings/modes",
+    "GET /usage",
+    "GET /audit",
+];
+
+fn request(route: &str, key: &str, token_id: &str) -> Req {
+    let (method, path) = route.split_once(' ').unwrap();
+    let path = path.replace("{keyId}", key).replace("{tokenId}", token_id);
+    let req = Req::new(method, &path);
+    match route {
+        "POST /keys" => req.json(json!({"name": "n", "llmType": "openai", "value": "sk-hostile-0000"})),
+        "PATCH /keys/{keyId}" => req.json(json!({"name": "renamed"})),
+        "PUT /keys/{keyId}/value" => req.json(json!({"value": "sk-hostile-1111"})),
+        "POST /tokens" => req.json(json!({"name": "n", "scopes": ["keys:read"]})),
+        "PUT /settings/modes" => req.json(json!({"staging": "mock"})),
+        _ => req,
+    }
+}
+
+/// The status the contract gives `route` for `caller`.
+fn expected(route: &str, caller: Caller) -> u16 {
+    use Caller::*;
+    let ok = match route {
+        "POST /keys" | "POST /tokens" => 201,
+        r if r.starts_with("DELETE") => 204,
+        _ => 200,
+    };
+    let names_key = route.contains("{keyId}");
+    match caller {
+        NoHeader | WrongScheme | Malformed | BadChecksum | Unknown | Expired | Revoked | ChildOfRevoked
+        | OutsideCidrs => 401,
+        // Revoking oneself needs no scope.
+        MissingScope if route == "DELETE /tokens/self" => ok,
+        MissingScope => 403,
+        // Another tenant's token works in its own tenant: our ids are
+        // missing there.
+        OtherTenant if names_key || route == "DELETE /tokens/{tokenId}" => 404,
+        OtherTenant => ok,
+        OutsideKeyIds if names_key => 404,
+        // A non-root token reaches only its own subtree; the victim was
+        // issued by the root.
+        OutsideKeyIds if route == "DELETE /tokens/{tokenId}" => 404,
+        OutsideKeyIds if route == "POST /keys" => 403,
+        OutsideKeyIds => ok,
+    }
+}
+
+const ALL_SCOPES: [&str; 7] =
+    ["keys:read", "keys:write", "tokens:read", "tokens:write", "settings:read", "settings:write", "usage:read"];
+
+/// A fresh authorization header for `caller`, and the source address to send from.
+async fn credentials(env: &Env, caller: Caller, route: &str, key_elsewhere: &str) -> (Option<String>, &'static str) {
+    use Caller::*;
+    let all = json!(ALL_SCOPES);
+    let bearer = |t: &str| Some(format!("Bearer {t}"));
+    let ip = "198.51.100.7";
+    match caller {
+        NoHeader => (None, ip),
+        WrongScheme => (Some(format!("Basic {}", env.root)), ip),
+        Malformed => (bearer("ibyok_not-a-token"), ip),
+        BadChecksum => {
+            let mut t = env.root.clone();
+            let last = t.pop().unwrap();
+            t.push(if last == '0' { '1' } else { '0' });
+            (bearer(&t), ip)
+        }
+        Unknown => (bearer(ibyok::token::ParsedToken::generate().secret().expose_token()), ip),
+        Expired => {
+            let (_, t) = env.issue(&env.root, json!({"name": "e", "scopes": all, "expiresIn": 60})).await;
+            env.clock.advance_seconds(61);
+            (bearer(&t), ip)
+        }
+        Revoked => {
+            let (id, t) = env.issue(&env.root, json!({"name": "r", "scopes": all})).await;
+            env.call(Req::delete(&format!("/tokens/{id}")).token(&env.root)).await.expect(204);
+            (bearer(&t), ip)
+        }
+        ChildOfRevoked => {
+            let (pid, p) = env.issue(&env.root, json!({"name": "p", "scopes": all})).await;
+            let (_, c) = env.issue(&p, json!({"name": "c", "scopes": all})).await;
+            env.call(Req::delete(&format!("/tokens/{pid}")).token(&env.root)).await.expect(204);
+            (bearer(&c), ip)
+        }
+        MissingScope => {
+            // Every scope except the route's own (and the write that implies it).
+            let needed: &[&str] = match route {
+                "POST /keys" | "PATCH /keys/{keyId}" | "PUT /keys/{keyId}/value" | "DELETE /keys/{keyId}" => {
+                    &["keys:write"]
+                }
+                r if r.contains("/keys") => &["keys:read", "keys:write"],
+                "POST /tokens" | "DELETE /tokens/{tokenId}" => &["tokens:write"],
+                "GET /tokens" => &["tokens:read", "tokens:write"],
+                "GET /settings/modes" => &["settings:read", "settings:write"],
+                "PUT /settings/modes" => &["settings:write"],
+                "GET /usage" | "GET /audit" => &["usage:read"],
+                _ => &["tokens:write"],
+            };
+            let scopes: Vec<&str> = ALL_SCOPES.iter().copied().filter(|s| !needed.contains(s)).collect();
+            let (_, t) = env.issue(&env.root, json!({"name": "m", "scopes": scopes})).await;
+            (bearer(&t), ip)
+        }
+        OtherTenant => {
+            let (_, t) = env.other_tenant().await;
+            (bearer(&t), ip)
+        }
+        OutsideCidrs => {
+            let (_, t) =
+                env.issue(&env.root, json!({"name": "c", "scopes": all, "allowedCidrs": ["203.0.113.0/24"]})).await;
+            (bearer(&t), ip)
+        }
+        OutsideKeyIds => {
+            let (_, t) = env.issue(&env.root, json!({"name": "k", "scopes": all, "keyIds": [key_elsewhere]})).await;
+            (bearer(&t), ip)
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_every_hostile_caller_as_the_contract_says() {
+    use Caller::*;
+    let callers = [
+        NoHeader,
+        WrongScheme,
+        Malformed,
+        BadChecksum,
+        Unknown,
+        Expired,
+        Revoked,
+        ChildOfRevoked,
+        MissingScope,
+        OtherTenant,
+        OutsideCidrs,
+        OutsideKeyIds,
+    ];
+    let env = Env::new().await;
+    let other_key = env.add_key(&env.root, "allowed", "openai", "sk-allowed-0000").await;
+    let mut bodies: BTreeMap<u16, Vec<(String, String)>> = BTreeMap::new();
+    let mut cases = 0;
+    for route in ROUTES {
+        for caller in callers {
+            // Fresh targets for each case: destructive routes must find them.
+            let key = env.add_key(&env.root, "target", "openai", "sk-target-secret-0000").await;
+            let (victim, _) = env.issue(&env.root, json!({"name": "victim", "scopes": ["keys:read"]})).await;
+            let (header, ip) = credentials(&env, caller, route, &other_key).await;
+            let mut req = request(route, &key, &victim).from_ip(ip);
+            if let Some(h) = header {
+                req = req.auth_header(&h);
+            }
+            let r = env.call(req).await;
+            let want = expected(route, caller);
+            assert_eq!(r.status, want, "{route} × {caller:?}: {}", r.text());
+            assert!(!r.text().contains("sk-target-secret"), "{route} × {caller:?} leaked the value");
+            if want >= 400 {
+                bodies.entry(want).or_default().push((format!("{route} × {caller:?}"), r.text()));
+            }
+            if want == 401 {
+                assert_eq!(r.raw.header("www-authenticate"), Some("Bearer"));
+            }
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 180);
+    // One 401 body for every reason.
+    let unauthorized = &bodies[&401];
+    assert!(unauthorized.iter().all(|(_, b)| *b == unauthorized[0].1), "{unauthorized:#?}");
+    // One 404 body for a foreign key and a key outside the allow-list.
+    let key_404s: Vec<_> = bodies[&404].iter().filter(|(c, _)| c.contains("{keyId}")).collect();
+    assert!(key_404s.iter().all(|(_, b)| *b == key_404s[0].1), "{key_404s:#?}");
+}
+
+#[tokio::test]
+async fn post_tokens_refuses_every_widening() {
+    let env = Env::new().await;
+    let k1 = env.add_key(&env.root, "k1", "openai", "sk-1").await;
+    let k2 = env.add_key(&env.root, "k2", "openai", "sk-2").await;
+    let (_, narrow) = env
+        .issue(
+            &env.root,
+            json!({"name": "n", "scopes": ["keys:read", "tokens:write"], "expiresIn": 600,
+                   "keyIds": [k1], "allowedCidrs": ["203.0.113.0/24"]}),
+        )
+        .await;
+    let ask = |body: serde_json::Value| Req::post("/tokens").token(&narrow).from_ip("203.0.113.5").json(body);
+    for widening in [
+        json!({"name": "x", "scopes": ["keys:write"]}),
+        json!({"name": "x", "scopes": ["tokens:write", "settings:read"]}),
+        json!({"name": "x", "scopes": ["keys:read"], "keyIds": [k1, k2]}),
+        json!({"name": "x", "scopes": ["keys:read"], "allowedCidrs": ["203.0.0.0/16"]}),
+        json!({"name": "x", "scopes": ["keys:read"], "allowedCidrs": ["::/0"]}),
+    ] {
+        env.call(ask(widening.clone())).await.expect_error(403, "forbidden");
+    }
+    // Expiry cannot be extended: a year asked is capped at the issuer's.
+    let r = env.call(ask(json!({"name": "x", "scopes": ["keys:read"], "expiresIn": 31_536_000}))).await.expect(201);
+    let exp = ibyok::clock::Timestamp::parse_rfc3339(r.body["expiresAt"].as_str().unwrap()).unwrap();
+    let created = ibyok::clock::Timestamp::parse_rfc3339(r.body["createdAt"].as_str().unwrap()).unwrap();
+    assert!(exp.seconds() - created.seconds() <= 600);
+}
