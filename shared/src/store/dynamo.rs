@@ -19,7 +19,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use std::collections::{BTreeMap, HashMap};
 
-type Item = HashMap<String, AttributeValue>;
+/// A DynamoDB item as the SDK holds it.
+pub type Item = HashMap<String, AttributeValue>;
 
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
@@ -186,7 +187,8 @@ fn token_item(t: &TokenRecord) -> Item {
 /// is a backstop, not the mechanism.
 const TTL_MARGIN_SECONDS: i64 = 86_400;
 
-fn token_from(item: &Item) -> Result<TokenRecord, StoreError> {
+/// Decodes a stored token item; a malformed item is `StoreError::Internal`.
+pub fn token_from(item: &Item) -> Result<TokenRecord, StoreError> {
     let scopes = opt_list(item, "scopes")?
         .ok_or_else(|| bad("scopes"))?
         .iter()
@@ -241,7 +243,9 @@ fn key_item(k: &KeyRecord) -> Item {
     item
 }
 
-fn key_from(item: &Item) -> Result<KeyRecord, StoreError> {
+/// Decodes a stored key item (the envelope decoder); a malformed item is
+/// `StoreError::Internal`, never a panic.
+pub fn key_from(item: &Item) -> Result<KeyRecord, StoreError> {
     let mut mode_overrides = ModeOverrides::new();
     if let Some(AttributeValue::M(m)) = item.get("modeOverrides") {
         for (env, mode) in m {
