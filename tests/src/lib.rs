@@ -3,6 +3,8 @@
 //! wired to the real AWS adapters, a tenant with its root token, and a small
 //! request builder.
 
+pub mod faults;
+
 use ibyok::api::{ApiRequest, ApiResponse, App};
 use ibyok::bootstrap;
 use ibyok::clock::{Clock, ManualClock, SystemClock};
@@ -21,16 +23,27 @@ pub fn endpoint() -> String {
 }
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
+    sdk_config_at(&endpoint(), None).await
+}
+
+/// The SDK configuration for `endpoint`, with the given timeouts (default:
+/// generous ones for moto) and the service's own retry policy.
+pub async fn sdk_config_at(
+    endpoint: &str,
+    timeouts: Option<aws_config::timeout::TimeoutConfig>,
+) -> aws_config::SdkConfig {
     // moto serves one request at a time per thread and is far slower than
     // AWS under load: the tests give it more time than Lambda would.
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .operation_attempt_timeout(std::time::Duration::from_secs(30))
-        .operation_timeout(std::time::Duration::from_secs(60))
-        .build();
+    let timeouts = timeouts.unwrap_or_else(|| {
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .operation_attempt_timeout(std::time::Duration::from_secs(30))
+            .operation_timeout(std::time::Duration::from_secs(60))
+            .build()
+    });
     let (_, retries) = ibyok::aws::sdk_timeouts();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint())
+        .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "tests"))
         .timeout_config(timeouts)
@@ -53,11 +66,12 @@ pub struct Env {
 
 pub struct EnvBuilder {
     config: Config,
+    through: Option<(String, aws_config::timeout::TimeoutConfig)>,
 }
 
 impl Env {
     pub fn builder() -> EnvBuilder {
-        EnvBuilder { config: Config::default() }
+        EnvBuilder { config: Config::default(), through: None }
     }
 
     pub async fn new() -> Self {
@@ -87,6 +101,13 @@ impl EnvBuilder {
         self
     }
 
+    /// The service's adapters talk to `endpoint` (a fault proxy) with these
+    /// timeouts; setup and the test's own checks still go straight to moto.
+    pub fn through(mut self, endpoint: &str, timeouts: aws_config::timeout::TimeoutConfig) -> Self {
+        self.through = Some((endpoint.to_owned(), timeouts));
+        self
+    }
+
     pub async fn build(self) -> Env {
         let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
         let sdk = sdk_config().await;
@@ -100,8 +121,15 @@ impl EnvBuilder {
         let store = Arc::new(DynamoStore::new(dynamo.clone(), tables.clone()));
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
         let b = bootstrap::create_tenant(store.as_ref(), "test", clock.now()).await.expect("bootstrap");
-        let app =
-            App::new(store.clone(), Arc::new(AwsKms::new(kms.clone(), key_id)), self.config).with_clock(clock.clone());
+        let app = match &self.through {
+            None => App::new(store.clone(), Arc::new(AwsKms::new(kms.clone(), key_id)), self.config),
+            Some((url, timeouts)) => {
+                let sdk = sdk_config_at(url, Some(timeouts.clone())).await;
+                let proxied = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), tables.clone());
+                App::new(Arc::new(proxied), Arc::new(AwsKms::new(aws_sdk_kms::Client::new(&sdk), key_id)), self.config)
+            }
+        }
+        .with_clock(clock.clone());
         Env {
             app,
             clock,

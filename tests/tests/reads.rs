@@ -196,6 +196,7 @@ async fn unknown_paths_and_methods_get_the_contracts_shapes() {
     let env = Env::new().await;
     let r = env.call(Req::get("/nowhere").token(&env.root)).await.expect_error(404, "not_found");
     assert!(r.raw.header("x-request-id").is_some());
-    env.call(Req::new("PUT", "/keys").token(&env.root)).await.expect_error(405, "method_not_allowed");
+    let r = env.call(Req::new("PUT", "/keys").token(&env.root)).await.expect_error(405, "method_not_allowed");
+    assert_eq!(r.raw.header("allow"), Some("GET, POST"));
     env.call(Req::new("POST", "/usage")).await.expect_error(405, "method_not_allowed");
 }

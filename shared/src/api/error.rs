@@ -22,8 +22,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(&'static str),
+    /// With the methods the path takes, for the `Allow` header.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
     #[error("payload too large")]
@@ -49,7 +50,7 @@ impl ApiError {
             ApiError::Unauthorized => 401,
             ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
-            ApiError::MethodNotAllowed => 405,
+            ApiError::MethodNotAllowed(_) => 405,
             ApiError::Conflict(_) => 409,
             ApiError::PayloadTooLarge => 413,
             ApiError::UnsupportedMediaType => 415,
@@ -64,7 +65,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -79,7 +80,7 @@ impl ApiError {
             ApiError::BadRequest(m) | ApiError::Forbidden(m) | ApiError::Conflict(m) => m.clone(),
             ApiError::NotFound(m) => (*m).to_owned(),
             ApiError::Unauthorized => UNAUTHORIZED_MESSAGE.to_owned(),
-            ApiError::MethodNotAllowed => "this path does not take that method".to_owned(),
+            ApiError::MethodNotAllowed(_) => "this path does not take that method".to_owned(),
             ApiError::PayloadTooLarge => "the request body is over 64 KiB".to_owned(),
             ApiError::UnsupportedMediaType => "the request body must be application/json".to_owned(),
             ApiError::Unavailable(_) => "a backend service is unavailable; retry later".to_owned(),
@@ -93,6 +94,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => resp.headers.push(("www-authenticate", "Bearer".to_owned())),
             ApiError::Unavailable(_) => resp.headers.push(("retry-after", RETRY_AFTER_SECONDS.to_string())),
+            ApiError::MethodNotAllowed(allow) => resp.headers.push(("allow", allow)),
             _ => {}
         }
         resp

@@ -151,7 +151,8 @@ impl Route {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Matched<'a> {
     Route(Route, Option<&'a str>),
-    MethodNotAllowed,
+    /// A known path; the methods it takes (for the `Allow` header).
+    MethodNotAllowed(String),
     NotFound,
 }
 
@@ -163,8 +164,9 @@ pub fn route<'a>(method: &str, path: &'a str) -> Matched<'a> {
     if segments.iter().any(|s| s.is_empty()) {
         return Matched::NotFound;
     }
-    let pick = |options: &[(&str, Route)], id: Option<&'a str>| {
-        options.iter().find(|(m, _)| *m == method).map_or(Matched::MethodNotAllowed, |(_, r)| Matched::Route(*r, id))
+    let pick = |options: &[(&str, Route)], id: Option<&'a str>| match options.iter().find(|(m, _)| *m == method) {
+        Some((_, r)) => Matched::Route(*r, id),
+        None => Matched::MethodNotAllowed(options.iter().map(|(m, _)| *m).collect::<Vec<_>>().join(", ")),
     };
     match segments.as_slice() {
         ["keys"] => pick(&[("GET", Route::ListKeys), ("POST", Route::CreateKey)], None),
@@ -224,7 +226,7 @@ impl App {
                     (r.key(), ctx.dispatch(r, id.map(str::to_owned)).await)
                 }
                 Matched::Route(..) | Matched::NotFound => ("-", Err(ApiError::NotFound("no such route"))),
-                Matched::MethodNotAllowed => ("-", Err(ApiError::MethodNotAllowed)),
+                Matched::MethodNotAllowed(allow) => ("-", Err(ApiError::MethodNotAllowed(allow))),
             }
         };
         let mut resp = match result {
@@ -297,13 +299,13 @@ mod tests {
         let cases = [
             ("GET", "/keys", Matched::Route(Route::ListKeys, None)),
             ("POST", "/keys", Matched::Route(Route::CreateKey, None)),
-            ("PUT", "/keys", Matched::MethodNotAllowed),
+            ("PUT", "/keys", Matched::MethodNotAllowed("GET, POST".into())),
             ("GET", "/keys/key_1", Matched::Route(Route::GetKey, Some("key_1"))),
             ("PUT", "/keys/key_1/value", Matched::Route(Route::RotateKey, Some("key_1"))),
-            ("GET", "/keys/key_1/value", Matched::MethodNotAllowed),
+            ("GET", "/keys/key_1/value", Matched::MethodNotAllowed("PUT".into())),
             ("GET", "/external/keys/key_1/value", Matched::Route(Route::ReadValue, Some("key_1"))),
             ("DELETE", "/tokens/self", Matched::Route(Route::RevokeSelf, None)),
-            ("GET", "/tokens/self", Matched::MethodNotAllowed),
+            ("GET", "/tokens/self", Matched::MethodNotAllowed("DELETE".into())),
             ("DELETE", "/tokens/tok_1", Matched::Route(Route::RevokeToken, Some("tok_1"))),
             ("PUT", "/settings/modes", Matched::Route(Route::PutModes, None)),
             ("GET", "/keys/", Matched::NotFound),

@@ -50,3 +50,18 @@ pub trait Kms: Send + Sync {
     async fn generate_data_key(&self, ctx: &KeyContext) -> Result<GeneratedKey, KmsError>;
     async fn decrypt_data_key(&self, wrapped: &[u8], ctx: &KeyContext) -> Result<DataKey, KmsError>;
 }
+
+/// The KMS of a function that has no KMS key (and no KMS permission): every
+/// call fails. Only `submit` and `retrieve` are given the key.
+#[derive(Debug, Default)]
+pub struct Unconfigured;
+
+#[async_trait]
+impl Kms for Unconfigured {
+    async fn generate_data_key(&self, _: &KeyContext) -> Result<GeneratedKey, KmsError> {
+        Err(KmsError::Internal("this function has no KMS key (IBYOK_KMS_KEY_ID)".into()))
+    }
+    async fn decrypt_data_key(&self, _: &[u8], _: &KeyContext) -> Result<DataKey, KmsError> {
+        Err(KmsError::Internal("this function has no KMS key (IBYOK_KMS_KEY_ID)".into()))
+    }
+}

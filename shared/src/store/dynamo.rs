@@ -93,6 +93,22 @@ fn build<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, Stor
     r.map_err(|e| StoreError::Internal(format!("request build: {e}")))
 }
 
+/// How a counter increment failed.
+enum Increment {
+    /// Certainly not counted.
+    NotApplied(StoreError),
+    /// Perhaps counted (the response was lost or the server failed after).
+    Unknown(StoreError),
+}
+
+impl Increment {
+    fn into_store(self) -> StoreError {
+        match self {
+            Increment::NotApplied(e) | Increment::Unknown(e) => e,
+        }
+    }
+}
+
 // ---------------------------------------------------------------- values
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -423,6 +439,105 @@ impl DynamoStore {
         }
     }
 
+    /// Adds one to a counter and sets `lastUsedAt`, at most once: the SDK
+    /// does not retry it (a retry after a lost response would count twice);
+    /// a refusal that certainly did not apply (throttling) is retried here.
+    async fn increment(
+        &self,
+        table: &str,
+        id_attr: &str,
+        id: &str,
+        counter: &str,
+        at: Timestamp,
+    ) -> Result<(), Increment> {
+        let no_retries = aws_sdk_dynamodb::config::Builder::default()
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled());
+        let mut attempt = 0u32;
+        loop {
+            let sent = self
+                .client
+                .update_item()
+                .table_name(table)
+                .key(id_attr, s(id))
+                .update_expression(format!("ADD {counter} :one SET lastUsedAt = :at"))
+                .condition_expression(format!("attribute_exists({id_attr})"))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":at", n(at.millis()))
+                .customize()
+                .config_override(no_retries.clone())
+                .send()
+                .await;
+            let err = match sent {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            // Refused by the service with a 4xx (throttling, a failed
+            // condition): nothing was written. A 5xx, a timeout or a lost
+            // connection may have come after the write.
+            let refused_by_service =
+                err.as_service_error().is_some_and(|e| e.meta().code() != Some("InternalServerError"))
+                    && err.raw_response().is_some_and(|r| r.status().is_client_error());
+            let certainly_not_applied = matches!(err, SdkError::ConstructionFailure(_)) || refused_by_service;
+            let classified = match classify(err) {
+                StoreError::Conflict(_) => StoreError::NotFound,
+                e => e,
+            };
+            if !certainly_not_applied {
+                return Err(Increment::Unknown(classified));
+            }
+            attempt += 1;
+            match classified {
+                StoreError::Unavailable(_) if attempt < 3 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                }
+                e => return Err(Increment::NotApplied(e)),
+            }
+        }
+    }
+
+    /// Takes one off a counter (retried by the SDK: a double decrement errs
+    /// low, which is the safe side).
+    async fn decrement(&self, table: &str, id_attr: &str, id: &str, counter: &str) -> Result<(), StoreError> {
+        let mut attempt = 0u32;
+        loop {
+            let out = self
+                .client
+                .update_item()
+                .table_name(table)
+                .key(id_attr, s(id))
+                .update_expression(format!("ADD {counter} :minus"))
+                .condition_expression(format!("attribute_exists({id_attr})"))
+                .expression_attribute_values(":minus", n(-1))
+                .send()
+                .await;
+            match out.map_err(classify) {
+                Ok(_) | Err(StoreError::Conflict(_)) => return Ok(()),
+                // Persist a little longer than the SDK would: a count left
+                // standing for a failed read would be one too many.
+                Err(StoreError::Unavailable(_)) if attempt < 4 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether `table` holds an item under `id` whose `attr` is `value`
+    /// (consistent read): to recognise one's own write after a retry.
+    async fn holds(&self, table: &str, id_attr: &str, id: &str, attr: &str, value: &[u8]) -> Result<bool, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key(id_attr, s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(got.item.as_ref().and_then(|i| i.get(attr)).and_then(|v| v.as_b().ok()).is_some_and(|b| b.as_ref() == value))
+    }
+
     /// Consistent batch read of whole items by primary key, retrying
     /// unprocessed keys. Answers items per table.
     async fn batch_get(&self, mut want: HashMap<String, Vec<Item>>) -> Result<HashMap<String, Vec<Item>>, StoreError> {
@@ -580,7 +695,18 @@ impl Store for DynamoStore {
             self.put(&self.tables.keys, key_item(key), Some("attribute_not_exists(keyId)"))?,
             self.audit_put(audit)?,
         ];
-        self.transact_or(items, |_| StoreError::Conflict("key exists")).await
+        match self.transact_or(items, |_| StoreError::Conflict("key exists")).await {
+            // A retry of our own write that had already landed (the response
+            // was lost): the item holds our ciphertext.
+            Err(StoreError::Conflict(_))
+                if self
+                    .holds(&self.tables.keys, "keyId", key.key_id.as_str(), "ciphertext", &key.envelope.ciphertext)
+                    .await? =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     async fn update_key(
@@ -626,7 +752,19 @@ impl Store for DynamoStore {
                 .build(),
         )?;
         let items = vec![TransactWriteItem::builder().delete(delete).build(), self.audit_put(audit)?];
-        self.transact_or(items, |_| StoreError::NotFound).await
+        match self.transact_or(items, |_| StoreError::NotFound).await {
+            // Gone already: deleted by a retry of this very call whose first
+            // response was lost, or by a concurrent delete. Either way it is gone.
+            Err(StoreError::NotFound) => {
+                let got = self.fetch(&Fetch { keys: vec![key.clone()], ..Fetch::default() }).await?;
+                if got.keys.contains_key(key) {
+                    Err(StoreError::NotFound)
+                } else {
+                    Ok(())
+                }
+            }
+            other => other,
+        }
     }
 
     async fn record_read(
@@ -636,53 +774,48 @@ impl Store for DynamoStore {
         at: Timestamp,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let bump = |table: &str, id_attr: &str, id: &str, counter: &str| {
-            self.client
-                .update_item()
-                .table_name(table)
-                .key(id_attr, s(id))
-                .update_expression(format!("ADD {counter} :one SET lastUsedAt = :at"))
-                .condition_expression(format!("attribute_exists({id_attr})"))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":at", n(at.millis()))
-                .send()
-        };
         let (k, t, a) = tokio::join!(
-            bump(&self.tables.keys, "keyId", key.as_str(), "retrievals"),
-            bump(&self.tables.tokens, "tokenId", token.as_str(), "uses"),
+            self.increment(&self.tables.keys, "keyId", key.as_str(), "retrievals", at),
+            self.increment(&self.tables.tokens, "tokenId", token.as_str(), "uses", at),
             self.append_audit(audit)
         );
-        let gone = |e| match classify(e) {
-            StoreError::Conflict(_) => StoreError::NotFound,
-            e => e,
-        };
-        k.map_err(gone)?;
-        t.map_err(gone)?;
+        if let (Ok(()), Ok(()), Ok(())) = (&k, &t, &a) {
+            return Ok(());
+        }
+        // Take back whatever may have been counted: counters may come out
+        // low after a fault, never high.
+        let maybe_counted = |r: &Result<(), Increment>| !matches!(r, Err(Increment::NotApplied(_)));
+        let (undo_key, undo_token) = (maybe_counted(&k), maybe_counted(&t));
+        let (uk, ut) = tokio::join!(
+            async {
+                if undo_key {
+                    self.decrement(&self.tables.keys, "keyId", key.as_str(), "retrievals").await
+                } else {
+                    Ok(())
+                }
+            },
+            async {
+                if undo_token {
+                    self.decrement(&self.tables.tokens, "tokenId", token.as_str(), "uses").await
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        if let Err(e) = uk.and(ut) {
+            tracing::warn!(error = %e, "could not take back the counters of a failed read");
+        }
+        k.map_err(Increment::into_store)?;
+        t.map_err(Increment::into_store)?;
         a
     }
 
     async fn unrecord_read(&self, key: &KeyId, token: &TokenId) -> Result<(), StoreError> {
-        let undo = |table: &str, id_attr: &str, id: &str, counter: &str| {
-            self.client
-                .update_item()
-                .table_name(table)
-                .key(id_attr, s(id))
-                .update_expression(format!("ADD {counter} :minus"))
-                .condition_expression(format!("attribute_exists({id_attr})"))
-                .expression_attribute_values(":minus", n(-1))
-                .send()
-        };
         let (k, t) = tokio::join!(
-            undo(&self.tables.keys, "keyId", key.as_str(), "retrievals"),
-            undo(&self.tables.tokens, "tokenId", token.as_str(), "uses")
+            self.decrement(&self.tables.keys, "keyId", key.as_str(), "retrievals"),
+            self.decrement(&self.tables.tokens, "tokenId", token.as_str(), "uses")
         );
-        for r in [k.map(|_| ()).map_err(classify), t.map(|_| ()).map_err(classify)] {
-            match r {
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        k.and(t)
     }
 
     async fn create_token(&self, token: &TokenRecord, audit: &AuditEvent) -> Result<(), StoreError> {
@@ -698,14 +831,26 @@ impl Store for DynamoStore {
             items.push(TransactWriteItem::builder().update(build(u.build())?).build());
         }
         items.push(self.audit_put(audit)?);
-        self.transact_or(items, |i| {
-            if i == 0 {
-                StoreError::Conflict("token exists")
-            } else {
-                StoreError::Conflict("issuer was revoked")
+        let outcome = self
+            .transact_or(items, |i| {
+                if i == 0 {
+                    StoreError::Conflict("token exists")
+                } else {
+                    StoreError::Conflict("issuer was revoked")
+                }
+            })
+            .await;
+        match outcome {
+            // A retry of our own write that had already landed.
+            Err(StoreError::Conflict("token exists"))
+                if self
+                    .holds(&self.tables.tokens, "tokenId", token.token_id.as_str(), "verifier", &token.verifier)
+                    .await? =>
+            {
+                Ok(())
             }
-        })
-        .await
+            other => other,
+        }
     }
 
     async fn revoke_token(

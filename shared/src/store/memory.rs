@@ -203,8 +203,11 @@ impl Store for MemoryStore {
 
     async fn delete_key(&self, tenant: &TenantId, key: &KeyId, audit: &AuditEvent) -> Result<(), StoreError> {
         self.with(|s| {
-            key_in_tenant(s, tenant, key)?;
-            s.keys.remove(key);
+            // Already gone (a concurrent delete) counts as deleted, as in DynamoDB.
+            if s.keys.contains_key(key) {
+                key_in_tenant(s, tenant, key)?;
+                s.keys.remove(key);
+            }
             push_audit(s, audit);
             Ok(())
         })
