@@ -130,6 +130,9 @@ enum AdminCmd {
         #[arg(long)]
         tenant: String,
     },
+    /// Create the four tables from the code's schema, where missing (for a
+    /// local AWS-protocol server; production tables come from template.yaml).
+    CreateTables,
 }
 
 async fn bootstrap(tenant: &str, as_json: bool) -> Result<(), String> {
@@ -208,6 +211,13 @@ fn main() {
                 match cli.command {
                     Command::Dev(args) => dev::run(args).await.map_err(|e| e.to_string()),
                     Command::Admin(AdminCmd::Bootstrap { tenant }) => bootstrap(&tenant, cli.json).await,
+                    Command::Admin(AdminCmd::CreateTables) => {
+                        let sdk = ibyok::aws::sdk_config().await;
+                        let tables = ibyok::config::Tables::from_env();
+                        ibyok::store::dynamo::create_tables(&aws_sdk_dynamodb::Client::new(&sdk), &tables)
+                            .await
+                            .map_err(|e| format!("creating the tables failed: {e}"))
+                    }
                     _ => Ok(()),
                 }
             })

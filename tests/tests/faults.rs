@@ -1,0 +1,285 @@
+//! Fault injection: thousands of mixed operations through a proxy that
+//! throttles, fails (before and after the write lands), stalls past the SDK
+//! timeouts and drops connections at seeded rates. Every answer must be the
+//! right success or 503 `unavailable` with `Retry-After`; afterwards every
+//! key holds its last acknowledged value (or a later attempted one whose
+//! answer was lost), every acknowledged revocation holds, and no counter is
+//! higher than the successful reads.
+
+use ibyok_tests::faults::{FaultProxy, Rates};
+use ibyok_tests::{endpoint, Env, Req, Resp};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    No,
+    Maybe,
+    Yes,
+}
+
+struct Key {
+    id: String,
+    acked: String,
+    /// Values whose rotation was answered 503: it may have landed.
+    pending: Vec<String>,
+    deleted: Fate,
+    reads: u64,
+}
+
+struct Token {
+    id: String,
+    secret: String,
+    revoked: Fate,
+    reads: u64,
+}
+
+#[derive(Default)]
+struct Tally {
+    ops: u64,
+    ok: u64,
+    unavailable: u64,
+}
+
+fn unavailable(r: &Resp) -> bool {
+    r.status == 503 && r.code() == "unavailable" && r.raw.header("retry-after").is_some()
+}
+
+#[tokio::test]
+async fn under_injected_faults_answers_are_right_or_503_and_state_stays_consistent() {
+    let seed: u64 = std::env::var("IBYOK_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
+    let ops: usize = std::env::var("IBYOK_FAULT_OPS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let rates = Rates {
+        throttle: 0.05,
+        error_before: 0.02,
+        error_after: 0.03,
+        slow: 0.01,
+        drop_before: 0.02,
+        drop_after: 0.02,
+    };
+    let proxy = FaultProxy::start(&endpoint(), rates, seed, Duration::from_millis(900)).await;
+    // Tighter than Lambda's (1 s / 2 s / 5 s) so that a stalled call costs
+    // little here; the same shape: bounded attempts, then 503.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(300))
+        .operation_attempt_timeout(Duration::from_millis(400))
+        .operation_timeout(Duration::from_secs(3))
+        .build();
+    let env = Env::builder().through(&proxy.url, timeouts).build().await;
+    let root = env.root.clone();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut keys: Vec<Key> = Vec::new();
+    let mut tokens: Vec<Token> = Vec::new();
+    let mut tally = Tally::default();
+    let mut root_reads: u64 = 0;
+
+    let mut n = 0u64;
+    let mut fresh = |prefix: &str| {
+        n += 1;
+        format!("{prefix}-{n:06}-value")
+    };
+
+    for _ in 0..ops {
+        tally.ops += 1;
+        let live_keys: Vec<usize> = (0..keys.len()).filter(|i| keys[*i].deleted != Fate::Yes).collect();
+        let roll: u32 = rng.gen_range(0..100);
+        if live_keys.is_empty() || roll < 10 {
+            // Submit.
+            let v = fresh("sk-fault");
+            let r = env
+                .call(Req::post("/keys").token(&root).json(json!({"name": "k", "llmType": "openai", "value": v})))
+                .await;
+            if r.status == 201 {
+                tally.ok += 1;
+                keys.push(Key {
+                    id: r.body["keyId"].as_str().unwrap().into(),
+                    acked: v,
+                    pending: vec![],
+                    deleted: Fate::No,
+                    reads: 0,
+                });
+            } else {
+                assert!(unavailable(&r), "submit: {}", r.text());
+                tally.unavailable += 1;
+            }
+            continue;
+        }
+        let k = live_keys[rng.gen_range(0..live_keys.len())];
+        match roll {
+            10..=59 => {
+                // Read, with the root or an issued token; live or mock.
+                let t =
+                    if tokens.is_empty() || rng.gen_bool(0.3) { None } else { Some(rng.gen_range(0..tokens.len())) };
+                let secret = t.map_or(root.clone(), |i| tokens[i].secret.clone());
+                let env_name = if rng.gen_bool(0.8) { "production" } else { "development" };
+                let r = env.read(&secret, &keys[k].id, env_name).await;
+                let key = &mut keys[k];
+                let revoked = t.map_or(Fate::No, |i| tokens[i].revoked);
+                match r.status {
+                    200 => {
+                        assert_ne!(revoked, Fate::Yes, "a revoked token read a key");
+                        let v = r.body["value"].as_str().unwrap();
+                        if env_name == "production" {
+                            assert!(
+                                v == key.acked || key.pending.iter().any(|p| p == v),
+                                "read {v}, acked {}",
+                                key.acked
+                            );
+                        } else {
+                            assert!(v.starts_with("sk-mock-openai-"));
+                        }
+                        key.reads += 1;
+                        match t {
+                            Some(i) => tokens[i].reads += 1,
+                            None => root_reads += 1,
+                        }
+                        tally.ok += 1;
+                    }
+                    404 if key.deleted == Fate::Maybe => {}
+                    401 if revoked != Fate::No => {}
+                    _ => {
+                        assert!(unavailable(&r), "read: {}", r.text());
+                        tally.unavailable += 1;
+                    }
+                }
+            }
+            60..=74 => {
+                let v = fresh("sk-rotated");
+                let path = format!("/keys/{}/value", keys[k].id);
+                let r = env.call(Req::put(&path).token(&root).json(json!({"value": v}))).await;
+                let key = &mut keys[k];
+                match r.status {
+                    200 => {
+                        key.acked = v;
+                        key.pending.clear();
+                        tally.ok += 1;
+                    }
+                    404 if key.deleted == Fate::Maybe => {}
+                    _ => {
+                        assert!(unavailable(&r), "rotate: {}", r.text());
+                        key.pending.push(v);
+                        tally.unavailable += 1;
+                    }
+                }
+            }
+            75..=84 => {
+                let r = env
+                    .call(Req::post("/tokens").token(&root).json(json!({"name": "t", "scopes": ["keys:read"]})))
+                    .await;
+                if r.status == 201 {
+                    tokens.push(Token {
+                        id: r.body["tokenId"].as_str().unwrap().into(),
+                        secret: r.body["token"].as_str().unwrap().into(),
+                        revoked: Fate::No,
+                        reads: 0,
+                    });
+                    tally.ok += 1;
+                } else {
+                    assert!(unavailable(&r), "issue: {}", r.text());
+                    tally.unavailable += 1;
+                }
+            }
+            85..=92 if !tokens.is_empty() => {
+                let i = rng.gen_range(0..tokens.len());
+                let r = env.call(Req::delete(&format!("/tokens/{}", tokens[i].id)).token(&root)).await;
+                if r.status == 204 {
+                    tokens[i].revoked = Fate::Yes;
+                    tally.ok += 1;
+                } else {
+                    assert!(unavailable(&r), "revoke: {}", r.text());
+                    if tokens[i].revoked == Fate::No {
+                        tokens[i].revoked = Fate::Maybe;
+                    }
+                    tally.unavailable += 1;
+                }
+            }
+            _ => {
+                let r = env.call(Req::delete(&format!("/keys/{}", keys[k].id)).token(&root)).await;
+                match r.status {
+                    204 => {
+                        keys[k].deleted = Fate::Yes;
+                        tally.ok += 1;
+                    }
+                    404 if keys[k].deleted == Fate::Maybe => keys[k].deleted = Fate::Yes,
+                    _ => {
+                        assert!(unavailable(&r), "delete: {}", r.text());
+                        keys[k].deleted = Fate::Maybe;
+                        tally.unavailable += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    let c = &proxy.counts;
+    println!(
+        "faults: {} ops ({} ok, {} unavailable); {} backend requests, {} faults injected \
+         (throttle {}, 500 before {}, 500 after {}, slow {}, drop before {}, drop after {})",
+        tally.ops,
+        tally.ok,
+        tally.unavailable,
+        c.requests.load(Ordering::Relaxed),
+        c.injected(),
+        c.throttle.load(Ordering::Relaxed),
+        c.error_before.load(Ordering::Relaxed),
+        c.error_after.load(Ordering::Relaxed),
+        c.slow.load(Ordering::Relaxed),
+        c.drop_before.load(Ordering::Relaxed),
+        c.drop_after.load(Ordering::Relaxed),
+    );
+    assert!(c.injected() > 100, "the run saw real faults");
+    assert!(tally.ok > tally.ops / 2);
+
+    // Afterwards, without faults, through a clean service on the same tables.
+    proxy.disable();
+    let clean = &env.app;
+    let call = |req: Req| async move { Resp::from(clean.handle(req.0).await) };
+    for key in &keys {
+        let r = call(Req::get(&format!("/external/keys/{}/value?env=production", key.id)).token(&root)).await;
+        match key.deleted {
+            Fate::Yes => assert_eq!(r.status, 404, "{}", r.text()),
+            Fate::Maybe if r.status == 404 => {}
+            _ => {
+                assert_eq!(r.status, 200, "{}", r.text());
+                let v = r.body["value"].as_str().unwrap();
+                assert!(
+                    v == key.acked || key.pending.iter().any(|p| p == v),
+                    "{} holds {v}, acked {}",
+                    key.id,
+                    key.acked
+                );
+            }
+        }
+    }
+    for t in tokens.iter().filter(|t| t.revoked == Fate::Yes) {
+        let r = call(Req::get("/settings/modes").token(&t.secret)).await;
+        assert_eq!(r.status, 401, "an acknowledged revocation must hold");
+    }
+    // The verification reads above counted too: add them to the root's.
+    let verified = keys.iter().filter(|k| k.deleted != Fate::Yes).count() as u64;
+    let usage = call(Req::get("/usage").token(&root)).await;
+    assert_eq!(usage.status, 200);
+    let key_counts: HashMap<String, u64> = usage.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["keyId"].as_str().unwrap().to_owned(), k["retrievals"].as_u64().unwrap_or(0)))
+        .collect();
+    for key in keys.iter().filter(|k| k.deleted == Fate::No) {
+        let counted = key_counts.get(&key.id).copied().unwrap_or(0);
+        assert!(counted <= key.reads + 1, "{}: counted {counted} > {} successful reads", key.id, key.reads + 1);
+    }
+    for t in usage.body["tokens"].as_array().unwrap() {
+        let uses = t["uses"].as_u64().unwrap_or(0);
+        let id = t["tokenId"].as_str().unwrap();
+        let allowed = match tokens.iter().find(|x| x.id == id) {
+            Some(x) => x.reads,
+            None => root_reads + verified,
+        };
+        assert!(uses <= allowed, "{id}: {uses} uses > {allowed} successful reads");
+    }
+}
