@@ -3,6 +3,7 @@
 //! wired to the real AWS adapters, a tenant with its root token, and a small
 //! request builder.
 
+pub mod delay;
 pub mod faults;
 
 use ibyok::api::{ApiRequest, ApiResponse, App};

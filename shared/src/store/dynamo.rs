@@ -165,7 +165,8 @@ fn purge_shard(id: &TokenId) -> String {
 
 // ---------------------------------------------------------------- records
 
-fn token_item(t: &TokenRecord) -> Item {
+/// Encodes a token record as its stored item (also used to seed benchmarks).
+pub fn token_item(t: &TokenRecord) -> Item {
     let purge = t.grant.expires_at;
     let mut item = Item::from([
         ("tokenId".into(), s(t.token_id.as_str())),

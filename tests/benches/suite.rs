@@ -1,0 +1,209 @@
+//! The benchmark suite (`scripts/bench`): prints a table and writes
+//! `target/bench/results.json`. Figures, not assertions.
+//!
+//! 1. Sequential backend round trips per route: the median latency through a
+//!    proxy adding D to every request and new connection, at D = 0 and 40 ms;
+//!    (median(40) − median(0)) / 40 ms is the number of round trips, free of
+//!    the local server's own speed.
+//! 2. Handler cost in process: a live read on the in-memory store and the
+//!    local KMS; token parsing and verification.
+//! 3. Cleanup scaling: items read and time with 10,000 and 100,000 live
+//!    tokens beside 100 expired ones.
+
+use ibyok::api::{ApiRequest, App};
+use ibyok::clock::{Clock, SystemClock};
+use ibyok::config::Config;
+use ibyok::kms::local::LocalKms;
+use ibyok::store::memory::MemoryStore;
+use ibyok::store::Store;
+use ibyok_tests::delay::DelayProxy;
+use ibyok_tests::{endpoint, Env, Req};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn iterations() -> usize {
+    std::env::var("IBYOK_BENCH_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(15)
+}
+
+/// A route to time: `setup` prepares a fresh request (untimed).
+struct Case {
+    name: &'static str,
+    target: Option<f64>,
+}
+
+const CASES: [Case; 12] = [
+    Case { name: "GET /external/keys/{id}/value (live)", target: Some(2.3) },
+    Case { name: "GET /external/keys/{id}/value (mock)", target: Some(1.3) },
+    Case { name: "POST /keys", target: Some(3.3) },
+    Case { name: "PUT /keys/{id}/value", target: None },
+    Case { name: "GET /keys/{id}", target: None },
+    Case { name: "PATCH /keys/{id}", target: None },
+    Case { name: "GET /keys", target: None },
+    Case { name: "POST /tokens", target: Some(2.3) },
+    Case { name: "DELETE /tokens/{id} (no children)", target: Some(2.3) },
+    Case { name: "GET /tokens", target: None },
+    Case { name: "PUT /settings/modes", target: None },
+    Case { name: "GET /usage", target: None },
+];
+
+async fn request_for(env: &Env, case: usize, key: &str, n: usize) -> Req {
+    let root = &env.root;
+    match case {
+        0 => Req::get(&format!("/external/keys/{key}/value?env=production")).token(root),
+        1 => Req::get(&format!("/external/keys/{key}/value?env=development")).token(root),
+        2 => Req::post("/keys")
+            .token(root)
+            .json(json!({"name": "b", "llmType": "openai", "value": format!("sk-bench-{n}")})),
+        3 => Req::put(&format!("/keys/{key}/value")).token(root).json(json!({"value": format!("sk-rot-{n}")})),
+        4 => Req::get(&format!("/keys/{key}")).token(root),
+        5 => Req::patch(&format!("/keys/{key}")).token(root).json(json!({"name": format!("n{n}")})),
+        6 => Req::get("/keys?limit=10").token(root),
+        7 => Req::post("/tokens").token(root).json(json!({"name": "b", "scopes": ["keys:read"]})),
+        8 => {
+            let (id, _) = env.issue(root, json!({"name": "victim", "scopes": ["keys:read"]})).await;
+            Req::delete(&format!("/tokens/{id}")).token(root)
+        }
+        9 => Req::get("/tokens?limit=10").token(root),
+        10 => Req::put("/settings/modes").token(root).json(json!({"staging": "mock"})),
+        _ => Req::get("/usage").token(root),
+    }
+}
+
+async fn route_medians(delay: Duration) -> Vec<f64> {
+    let proxy = DelayProxy::start(&endpoint(), delay).await;
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(30))
+        .build();
+    let env = Env::builder().through(&proxy.url, timeouts).build().await;
+    let key = env.add_key(&env.root, "k", "openai", "sk-bench-value-000000").await;
+    let mut out = Vec::new();
+    for case in 0..CASES.len() {
+        let mut samples = Vec::new();
+        for i in 0..iterations() + 3 {
+            let req = request_for(&env, case, &key, i).await;
+            let started = Instant::now();
+            let r = env.call(req).await;
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            assert!(r.status < 400, "{}: {}", CASES[case].name, r.text());
+            if i >= 3 {
+                samples.push(ms);
+            }
+        }
+        out.push(median(samples));
+    }
+    out
+}
+
+async fn handler_cost() -> (f64, f64) {
+    let store = Arc::new(MemoryStore::new());
+    let b = ibyok::bootstrap::create_tenant(store.as_ref(), "bench", SystemClock.now()).await.unwrap();
+    let app = App::new(store.clone(), Arc::new(LocalKms::ephemeral()), Config::default());
+    let token = b.token.expose_token().to_owned();
+    let created = app
+        .handle(
+            Req::post("/keys")
+                .token(&token)
+                .json(json!({"name": "k", "llmType": "openai", "value": "sk-handler-0000000"}))
+                .0,
+        )
+        .await;
+    let key: serde_json::Value = serde_json::from_slice(&created.body).unwrap();
+    let path = format!("/external/keys/{}/value", key["keyId"].as_str().unwrap());
+    let make = || ApiRequest { query: vec![("env".into(), "production".into())], ..Req::get(&path).token(&token).0 };
+    let n = 20_000;
+    for _ in 0..1000 {
+        app.handle(make()).await;
+    }
+    let started = Instant::now();
+    for _ in 0..n {
+        let r = app.handle(make()).await;
+        assert_eq!(r.status, 200);
+    }
+    let read_us = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+
+    let m = 200_000;
+    let parsed = ibyok::token::ParsedToken::parse(&token).unwrap();
+    let verifier = parsed.verifier();
+    let started = Instant::now();
+    for _ in 0..m {
+        let p = ibyok::token::ParsedToken::parse(std::hint::black_box(&token)).unwrap();
+        assert!(p.matches(&verifier));
+    }
+    let parse_us = started.elapsed().as_secs_f64() * 1e6 / m as f64;
+    (read_us, parse_us)
+}
+
+async fn cleanup_scaling(live: usize, expired: usize) -> (usize, f64) {
+    let env = Env::new().await;
+    let now = env.clock.now();
+    let mut items = Vec::with_capacity(live + expired);
+    for i in 0..live + expired {
+        let (mut record, _) = ibyok::bootstrap::root_token(&env.tenant, "bench", now);
+        record.grant.expires_at = if i < expired { now.plus_seconds(-60) } else { now.plus_seconds(86_400) };
+        items.push(ibyok::store::dynamo::token_item(&record));
+    }
+    for chunk in items.chunks(25) {
+        let writes = chunk
+            .iter()
+            .map(|item| {
+                aws_sdk_dynamodb::types::WriteRequest::builder()
+                    .put_request(
+                        aws_sdk_dynamodb::types::PutRequest::builder().set_item(Some(item.clone())).build().unwrap(),
+                    )
+                    .build()
+            })
+            .collect();
+        env.dynamo.batch_write_item().request_items(&env.tables.tokens, writes).send().await.unwrap();
+    }
+    let started = Instant::now();
+    let report = env.store.purge_tokens(env.clock.now()).await.unwrap();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(report.deleted, expired);
+    (report.items_read, ms)
+}
+
+#[tokio::main]
+async fn main() {
+    let mut results = serde_json::Map::new();
+    println!("== handler cost (in process, in-memory store, local KMS)");
+    let (read_us, parse_us) = handler_cost().await;
+    println!("live read handler: {read_us:.1} µs/request (target ≤ 20)");
+    println!("token parse + verify: {parse_us:.2} µs (target ≤ 2)");
+    results.insert("handler".into(), json!({"liveReadMicros": read_us, "tokenParseVerifyMicros": parse_us}));
+
+    println!("\n== sequential backend round trips (delay proxy in front of moto)");
+    let d = 40.0;
+    let at0 = route_medians(Duration::ZERO).await;
+    let at40 = route_medians(Duration::from_millis(d as u64)).await;
+    println!("{:<40} {:>9} {:>9} {:>12} {:>8}", "route", "D=0 ms", "D=40 ms", "round trips", "target");
+    let mut rows = Vec::new();
+    for (i, case) in CASES.iter().enumerate() {
+        let trips = (at40[i] - at0[i]) / d;
+        let target = case.target.map_or("-".to_owned(), |t| format!("≤ {t}"));
+        println!("{:<40} {:>9.1} {:>9.1} {:>12.2} {:>8}", case.name, at0[i], at40[i], trips, target);
+        rows.push(json!({"route": case.name, "medianMsAt0": at0[i], "medianMsAt40": at40[i], "roundTrips": trips, "target": case.target}));
+    }
+    results.insert("roundTrips".into(), json!(rows));
+
+    println!("\n== cleanup scaling (100 expired tokens)");
+    let max: usize = std::env::var("IBYOK_BENCH_CLEANUP_MAX").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let mut cleanup = Vec::new();
+    for live in [10_000usize, 100_000].into_iter().filter(|n| *n <= max) {
+        let (read, ms) = cleanup_scaling(live, 100).await;
+        println!("{live:>7} live + 100 expired: {read} index items read (≤ 200), {ms:.0} ms");
+        cleanup.push(json!({"live": live, "expired": 100, "itemsRead": read, "millis": ms}));
+    }
+    results.insert("cleanup".into(), json!(cleanup));
+
+    std::fs::create_dir_all("../target/bench").unwrap();
+    let path = "../target/bench/results.json";
+    std::fs::write(path, serde_json::to_vec_pretty(&results).unwrap()).unwrap();
+    println!("\nresults written to target/bench/results.json");
+}
