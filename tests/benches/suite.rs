@@ -84,14 +84,14 @@ async fn route_medians(delay: Duration) -> Vec<f64> {
     let env = Env::builder().through(&proxy.url, timeouts).build().await;
     let key = env.add_key(&env.root, "k", "openai", "sk-bench-value-000000").await;
     let mut out = Vec::new();
-    for case in 0..CASES.len() {
+    for (index, case) in CASES.iter().enumerate() {
         let mut samples = Vec::new();
         for i in 0..iterations() + 3 {
-            let req = request_for(&env, case, &key, i).await;
+            let req = request_for(&env, index, &key, i).await;
             let started = Instant::now();
             let r = env.call(req).await;
             let ms = started.elapsed().as_secs_f64() * 1000.0;
-            assert!(r.status < 400, "{}: {}", CASES[case].name, r.text());
+            assert!(r.status < 400, "{}: {}", case.name, r.text());
             if i >= 3 {
                 samples.push(ms);
             }
