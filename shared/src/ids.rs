@@ -87,7 +87,7 @@ impl TenantId {
         (tag.len() == TENANT_TAG_LEN && is_base62(tag)).then(|| Self(s.to_owned()))
     }
     fn tag(&self) -> &str {
-        &self.0[4..]
+        self.0.get(4..).unwrap_or_default()
     }
 }
 

@@ -217,7 +217,7 @@ pub fn token_from(item: &Item) -> Result<TokenRecord, StoreError> {
     };
     Ok(TokenRecord {
         token_id: TokenId::from_stored(get_s(item, "tokenId")?.to_owned()),
-        tenant_id: TenantId::from_stored(get_s(item, "tenantId")?.to_owned()),
+        tenant_id: TenantId::parse(get_s(item, "tenantId")?).ok_or_else(|| bad("tenantId"))?,
         verifier: get_b(item, "verifier")?.to_vec(),
         name: get_s(item, "name")?.to_owned(),
         grant: Grant {
@@ -274,7 +274,7 @@ pub fn key_from(item: &Item) -> Result<KeyRecord, StoreError> {
     let nonce: [u8; NONCE_LEN] = get_b(item, "nonce")?.try_into().map_err(|_| bad("nonce"))?;
     Ok(KeyRecord {
         key_id: KeyId::from_stored(get_s(item, "keyId")?.to_owned()),
-        tenant_id: TenantId::from_stored(get_s(item, "tenantId")?.to_owned()),
+        tenant_id: TenantId::parse(get_s(item, "tenantId")?).ok_or_else(|| bad("tenantId"))?,
         name: get_s(item, "name")?.to_owned(),
         llm_type: get_s(item, "llmType")?.to_owned(),
         preview: get_s(item, "preview")?.to_owned(),
@@ -314,7 +314,7 @@ fn modes_from(item: &Item) -> Result<TenantModes, StoreError> {
 
 fn tenant_from(item: &Item) -> Result<TenantRecord, StoreError> {
     Ok(TenantRecord {
-        tenant_id: TenantId::from_stored(get_s(item, "tenantId")?.to_owned()),
+        tenant_id: TenantId::parse(get_s(item, "tenantId")?).ok_or_else(|| bad("tenantId"))?,
         name: opt_s(item, "name").unwrap_or_default(),
         modes: modes_from(item)?,
         created_at: opt_ts(item, "createdAt").unwrap_or(Timestamp::from_millis(0)),

@@ -1,0 +1,426 @@
+//! The `api_request` harness: a small text format for a sequence of HTTP
+//! requests, a fresh in-memory service with fixtures for each input, and the
+//! contract's checks on every response.
+//!
+//! An input is an optional preamble of `@` lines, then requests separated by
+//! a line `---`:
+//!
+//! ```text
+//! @env development          (IBYOK_ENV; default production)
+//! @strict                   (PROD_MOCK_ALLOWED=false)
+//! POST /keys?limit=5
+//! auth: root
+//! content-type: application/json
+//!
+//! {"name": "n", "llmType": "openai", "value": "sk-0123456789abcdef"}
+//! ---
+//! PATCH /keys/{new-key}
+//! ...
+//! ```
+//!
+//! Header lines: `auth:` one of `root`, `child`, `narrow`, `revoked`,
+//! `expired`, `other`, `last` (the token made by the last `POST /tokens`),
+//! `none`, or any other text sent as the raw `Authorization` header (a
+//! missing `auth:` line means `root`); `content-type:`, `user-agent:`,
+//! `ip:` (the source address), `request-id:`, and `pad:` N (that many spaces
+//! appended to the body, to reach the 64 KiB limit). Placeholders, replaced
+//! in the path, the query, the raw auth header and the body: `{key}`,
+//! `{key2}` (keys of the caller's tenant; `child` may see only `{key}`),
+//! `{other-key}` (a key of another tenant), `{root}`, `{child}`,
+//! `{revoked}` (token ids), `{new-key}` and `{new-token}` (the ids made by
+//! the last `POST /keys` and `POST /tokens`).
+
+use ibyok::api::{body::parse_query, ApiRequest, ApiResponse, App};
+use ibyok::clock::{ManualClock, Timestamp};
+use ibyok::config::Config;
+use ibyok::kms::local::LocalKms;
+use ibyok::mode::Environment;
+use ibyok::store::memory::MemoryStore;
+use serde_json::Value;
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+
+/// 2026-11-26T14:34:13Z.
+pub const START_MILLIS: i64 = 1_795_703_653_000;
+const MAX_REQUESTS: usize = 8;
+const MAX_PAD: usize = 70 * 1024;
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_current_thread().build().expect("a runtime"))
+}
+
+fn kms() -> Arc<LocalKms> {
+    static KMS: OnceLock<Arc<LocalKms>> = OnceLock::new();
+    KMS.get_or_init(|| Arc::new(LocalKms::ephemeral())).clone()
+}
+
+/// The fixture keys' value: random per process, so that no input can carry
+/// it and its appearance in a response is a leak, not an echo.
+fn fixture_value() -> &'static str {
+    static V: OnceLock<String> = OnceLock::new();
+    V.get_or_init(|| format!("sk-fixture-{}", ibyok::ids::random_base62(32)))
+}
+
+/// One request of an input, before placeholders are filled in.
+#[derive(Debug, Default)]
+pub struct RawRequest {
+    pub method: String,
+    pub target: String,
+    pub auth: Option<String>,
+    pub content_type: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub pad: usize,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+pub struct Script {
+    pub environment: Option<String>,
+    pub strict: bool,
+    pub requests: Vec<RawRequest>,
+}
+
+fn split_line(b: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match b.iter().position(|&c| c == b'\n') {
+        Some(i) => (&b[..i], Some(&b[i + 1..])),
+        None => (b, None),
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).trim_end_matches('\r').to_owned()
+}
+
+fn parse_request(chunk: &[u8]) -> RawRequest {
+    let mut req = RawRequest::default();
+    let (first, mut rest) = split_line(chunk);
+    let first = text(first);
+    let (method, target) = first.split_once(' ').unwrap_or((&first, ""));
+    req.method = method.to_owned();
+    req.target = target.to_owned();
+    while let Some(r) = rest {
+        let (line, next) = split_line(r);
+        rest = next;
+        let line = text(line);
+        if line.is_empty() {
+            req.body = next.unwrap_or_default().to_vec();
+            break;
+        }
+        let Some((name, value)) = line.split_once(':') else { continue };
+        let value = value.trim().to_owned();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "auth" => req.auth = Some(value),
+            "content-type" => req.content_type = Some(value),
+            "user-agent" => req.user_agent = Some(value),
+            "ip" => req.ip = Some(value),
+            "request-id" => req.request_id = Some(value),
+            "pad" => req.pad = value.parse::<usize>().unwrap_or(0).min(MAX_PAD),
+            _ => {}
+        }
+    }
+    req
+}
+
+/// Reads an input. Never fails: whatever does not parse is sent as it is.
+pub fn parse_script(data: &[u8]) -> Script {
+    let mut script = Script::default();
+    let mut rest = data;
+    while rest.first() == Some(&b'@') {
+        let (line, next) = split_line(rest);
+        let line = text(&line[1..]);
+        match line.split_once(' ') {
+            Some(("env", e)) => script.environment = Some(e.trim().to_owned()),
+            _ if line.trim() == "strict" => script.strict = true,
+            _ => {}
+        }
+        rest = next.unwrap_or_default();
+    }
+    let mut chunks: Vec<&[u8]> = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i + 5 <= rest.len() {
+        if &rest[i..i + 5] == b"\n---\n" {
+            chunks.push(&rest[start..i]);
+            start = i + 5;
+            i = start;
+        } else {
+            i += 1;
+        }
+    }
+    chunks.push(&rest[start..]);
+    script.requests = chunks.into_iter().take(MAX_REQUESTS).map(parse_request).collect();
+    script
+}
+
+/// The service of one input and its fixtures.
+pub struct World {
+    pub app: App,
+    pub secrets: Vec<String>,
+    pub root: String,
+    pub child: String,
+    pub narrow: String,
+    pub revoked: String,
+    pub expired: String,
+    pub other: String,
+    pub ids: Vec<(&'static str, String)>,
+    pub last_token: Option<String>,
+}
+
+fn json(resp: &ApiResponse) -> Value {
+    serde_json::from_slice(&resp.body).unwrap_or(Value::Null)
+}
+
+fn field(v: &Value, k: &str) -> String {
+    v.get(k).and_then(Value::as_str).unwrap_or_else(|| panic!("fixture response without {k}: {v}")).to_owned()
+}
+
+impl World {
+    async fn call(&self, method: &str, path: &str, token: &str, body: Value) -> Value {
+        let req = ApiRequest {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            authorization: Some(format!("Bearer {token}").into()),
+            content_type: Some("application/json".to_owned()),
+            body: if body.is_null() { Vec::new().into() } else { serde_json::to_vec(&body).unwrap().into() },
+            ..ApiRequest::default()
+        };
+        let resp = self.app.handle(req).await;
+        assert!(resp.status < 300, "fixture {method} {path}: {} {}", resp.status, String::from_utf8_lossy(&resp.body));
+        json(&resp)
+    }
+
+    async fn key(&self, token: &str, name: &str, overrides: Value) -> String {
+        let mut body = serde_json::json!({"name": name, "llmType": "openai", "value": fixture_value()});
+        if !overrides.is_null() {
+            body["modeOverrides"] = overrides;
+        }
+        field(&self.call("POST", "/keys", token, body).await, "keyId")
+    }
+
+    async fn token(&self, token: &str, body: Value) -> (String, String) {
+        let v = self.call("POST", "/tokens", token, body).await;
+        (field(&v, "tokenId"), field(&v, "token"))
+    }
+
+    /// A fresh store and service: tenant `fuzz` with two keys and tokens of
+    /// each kind, and tenant `other` with one key.
+    pub async fn new(script: &Script) -> World {
+        let store = Arc::new(MemoryStore::new());
+        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(START_MILLIS)));
+        let mut config = Config::default();
+        if let Some(env) = script.environment.as_deref().and_then(Environment::parse) {
+            config.environment = env;
+        }
+        config.guardrails.prod_mock_allowed = !script.strict;
+        let app = App::new(store.clone(), kms(), config).with_clock(clock.clone());
+        let now = Timestamp::from_millis(START_MILLIS);
+        let a = ibyok::bootstrap::create_tenant(store.as_ref(), "fuzz", now).await.expect("tenant fuzz");
+        let b = ibyok::bootstrap::create_tenant(store.as_ref(), "other", now).await.expect("tenant other");
+        let mut w = World {
+            app,
+            secrets: Vec::new(),
+            root: a.token.expose_token().to_owned(),
+            child: String::new(),
+            narrow: String::new(),
+            revoked: String::new(),
+            expired: String::new(),
+            other: b.token.expose_token().to_owned(),
+            ids: vec![("{root}", a.root.token_id.to_string())],
+            last_token: None,
+        };
+        let root = w.root.clone();
+        let (_, expired) =
+            w.token(&root, serde_json::json!({"name": "expired", "scopes": ["keys:read"], "expiresIn": 60})).await;
+        clock.advance_seconds(120);
+        let key = w.key(&root, "OpenAI Production", Value::Null).await;
+        let key2 = w.key(&root, "Anthropic", serde_json::json!({"development": "live"})).await;
+        let other_key = w.key(&w.other.clone(), "Other tenant", Value::Null).await;
+        let (child_id, child) = w
+            .token(
+                &root,
+                serde_json::json!({"name": "child", "scopes": ["keys:read", "tokens:write"], "keyIds": [key]}),
+            )
+            .await;
+        let (_, narrow) = w
+            .token(
+                &root,
+                serde_json::json!({"name": "narrow", "scopes": ["keys:write"], "allowedCidrs": ["203.0.113.0/24"]}),
+            )
+            .await;
+        let (revoked_id, revoked) =
+            w.token(&root, serde_json::json!({"name": "revoked", "scopes": ["keys:read"]})).await;
+        let path = format!("/tokens/{revoked_id}");
+        w.call("DELETE", &path, &root, Value::Null).await;
+        w.ids.extend([
+            ("{key}", key),
+            ("{key2}", key2),
+            ("{other-key}", other_key),
+            ("{child}", child_id),
+            ("{revoked}", revoked_id),
+        ]);
+        (w.child, w.narrow, w.revoked, w.expired) = (child, narrow, revoked, expired);
+        w.secrets = vec![
+            w.root.clone(),
+            w.child.clone(),
+            w.narrow.clone(),
+            w.revoked.clone(),
+            w.expired.clone(),
+            w.other.clone(),
+        ];
+        w
+    }
+
+    fn fill(&self, s: &str) -> String {
+        if !s.contains('{') {
+            return s.to_owned();
+        }
+        let mut out = s.to_owned();
+        for (k, v) in &self.ids {
+            out = out.replace(k, v);
+        }
+        out
+    }
+
+    fn fill_bytes(&self, b: &[u8]) -> Vec<u8> {
+        match std::str::from_utf8(b) {
+            Ok(s) if s.contains('{') => self.fill(s).into_bytes(),
+            _ => b.to_vec(),
+        }
+    }
+
+    fn set_id(&mut self, name: &'static str, id: String) {
+        self.ids.retain(|(k, _)| *k != name);
+        self.ids.push((name, id));
+    }
+
+    /// Sends one request and checks its response against the contract.
+    pub async fn send(&mut self, raw: &RawRequest) -> ApiResponse {
+        let (path, query) = match raw.target.split_once('?') {
+            Some((p, q)) => (self.fill(p), Some(self.fill(q))),
+            None => (self.fill(&raw.target), None),
+        };
+        let auth = match raw.auth.as_deref().unwrap_or("root") {
+            "root" => Some(format!("Bearer {}", self.root)),
+            "child" => Some(format!("Bearer {}", self.child)),
+            "narrow" => Some(format!("Bearer {}", self.narrow)),
+            "revoked" => Some(format!("Bearer {}", self.revoked)),
+            "expired" => Some(format!("Bearer {}", self.expired)),
+            "other" => Some(format!("Bearer {}", self.other)),
+            "last" => self.last_token.as_ref().map(|t| format!("Bearer {t}")),
+            "none" => None,
+            other => Some(self.fill(other)),
+        };
+        let mut body = self.fill_bytes(&raw.body);
+        body.resize(body.len() + raw.pad, b' ');
+        let req = ApiRequest {
+            method: raw.method.clone(),
+            path: path.clone(),
+            query: parse_query(query.as_deref()),
+            authorization: auth.map(Into::into),
+            content_type: raw.content_type.clone(),
+            user_agent: raw.user_agent.clone(),
+            source_ip: raw.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()),
+            request_id: raw.request_id.clone().unwrap_or_default(),
+            body: body.into(),
+        };
+        let resp = self.app.handle(req).await;
+        let what = format!("{} {:?}", raw.method, raw.target);
+        check(&resp, &what, raw.request_id.as_deref());
+        let leaked = |s: &str| !s.is_empty() && resp.body.windows(s.len()).any(|w| w == s.as_bytes());
+        for s in &self.secrets {
+            assert!(!leaked(s), "{what}: the response carries an existing token secret");
+        }
+        let route = ibyok::api::route(&raw.method, &path);
+        let reads_value = matches!(route, ibyok::api::Matched::Route(ibyok::api::Route::ReadValue, _));
+        if !(reads_value && resp.status == 200) {
+            assert!(!leaked(fixture_value()), "{what}: status {} carries a key value", resp.status);
+        }
+        if resp.status == 201 {
+            let v = json(&resp);
+            if let Some(id) = v.get("keyId").and_then(Value::as_str) {
+                assert!(v.get("value").is_none(), "{what}: a created key shows its value");
+                self.set_id("{new-key}", id.to_owned());
+            }
+            if let Some(id) = v.get("tokenId").and_then(Value::as_str) {
+                self.set_id("{new-token}", id.to_owned());
+                let secret = v.get("token").and_then(Value::as_str).expect("201 of POST /tokens has `token`");
+                assert!(ibyok::token::ParsedToken::parse(secret).is_some(), "{what}: a new token that does not parse");
+                self.last_token = Some(secret.to_owned());
+                self.secrets.push(secret.to_owned());
+            }
+        }
+        resp
+    }
+}
+
+/// The status each error code goes with (API.md, "Errors").
+fn code_for(status: u16) -> Option<&'static str> {
+    Some(match status {
+        400 => "invalid_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        _ => return None,
+    })
+}
+
+/// The contract's rules for any response.
+pub fn check(resp: &ApiResponse, what: &str, request_id: Option<&str>) {
+    let body = String::from_utf8_lossy(&resp.body);
+    assert!(resp.status < 500, "{what}: status {} (body {body})", resp.status);
+    assert!((200..500).contains(&resp.status), "{what}: status {}", resp.status);
+    let rid = resp.header("x-request-id").unwrap_or_else(|| panic!("{what}: no x-request-id"));
+    assert!(!rid.is_empty(), "{what}: empty x-request-id");
+    if let Some(given) = request_id.filter(|r| !r.is_empty()) {
+        assert_eq!(rid, given, "{what}: x-request-id is not the request's id");
+    }
+    if resp.status == 204 {
+        assert!(resp.body.is_empty(), "{what}: a 204 with a body");
+        return;
+    }
+    assert_eq!(resp.header("content-type"), Some("application/json"), "{what}: status {}", resp.status);
+    let v: Value = serde_json::from_slice(&resp.body)
+        .unwrap_or_else(|e| panic!("{what}: status {} body not JSON ({e}): {body}", resp.status));
+    assert!(v.is_object(), "{what}: body is not an object: {body}");
+    if resp.status >= 400 {
+        let obj = v.as_object().unwrap();
+        assert_eq!(obj.len(), 1, "{what}: error body has other fields: {body}");
+        let err =
+            obj.get("error").and_then(Value::as_object).unwrap_or_else(|| panic!("{what}: no `error` object: {body}"));
+        assert_eq!(err.len(), 2, "{what}: `error` has other fields: {body}");
+        let code = err.get("code").and_then(Value::as_str).unwrap_or_else(|| panic!("{what}: no `error.code`: {body}"));
+        let message =
+            err.get("message").and_then(Value::as_str).unwrap_or_else(|| panic!("{what}: no `error.message`: {body}"));
+        assert_eq!(Some(code), code_for(resp.status), "{what}: status {} with code {code}", resp.status);
+        assert!(!message.trim().is_empty(), "{what}: empty error message");
+        if resp.status == 405 {
+            // (When the library sends `Allow`, it names at least one method.)
+            if let Some(allow) = resp.header("allow") {
+                assert!(!allow.trim().is_empty(), "{what}: an empty Allow header");
+            }
+        }
+        if resp.status == 401 {
+            assert_eq!(resp.header("www-authenticate"), Some("Bearer"), "{what}: 401 without WWW-Authenticate");
+        }
+    }
+}
+
+/// Runs one input: a fresh world, then each request in turn.
+pub fn run(data: &[u8]) -> Vec<u16> {
+    let script = parse_script(data);
+    runtime().block_on(async {
+        let mut world = World::new(&script).await;
+        let mut statuses = Vec::new();
+        for raw in &script.requests {
+            statuses.push(world.send(raw).await.status);
+        }
+        statuses
+    })
+}

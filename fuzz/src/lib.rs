@@ -1,0 +1,3 @@
+//! Shared by the fuzz targets and the seed generator.
+
+pub mod api;
