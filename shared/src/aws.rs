@@ -50,9 +50,45 @@ pub fn dynamo_store(sdk: &aws_config::SdkConfig) -> DynamoStore {
 pub async fn app() -> Result<App, Box<dyn std::error::Error + Send + Sync>> {
     let config = Config::from_env()?;
     let sdk = sdk_config().await;
-    let kms: Arc<dyn Kms> = match std::env::var("IBYOK_KMS_KEY_ID") {
-        Ok(key_id) if !key_id.is_empty() => Arc::new(AwsKms::new(aws_sdk_kms::Client::new(&sdk), key_id)),
-        _ => Arc::new(Unconfigured),
+    let store = dynamo_store(&sdk);
+    let kms_key = std::env::var("IBYOK_KMS_KEY_ID").ok().filter(|k| !k.is_empty());
+    let kms_client = kms_key.as_ref().map(|_| aws_sdk_kms::Client::new(&sdk));
+    warm_up(&store, kms_client.clone().zip(kms_key.clone()));
+    let kms: Arc<dyn Kms> = match kms_client.zip(kms_key) {
+        Some((client, key_id)) => Arc::new(AwsKms::new(client, key_id)),
+        None => Arc::new(Unconfigured),
     };
-    Ok(App::new(Arc::new(dynamo_store(&sdk)), kms, config))
+    Ok(App::new(Arc::new(store), kms, config))
+}
+
+/// Connections a cold read needs at once: one `BatchGetItem`, then three
+/// DynamoDB writes beside a KMS call.
+const WARM_DYNAMODB_CONNECTIONS: usize = 3;
+
+/// Opens the connections the first request will need while the runtime
+/// waits for it, instead of one round trip late: cheap calls, fired and
+/// forgotten — a `BatchGetItem` of an id no token has, and `DescribeKey`
+/// (no key material, and unlike a failed `Decrypt` no tampering signal in
+/// CloudTrail). Their failures are ignored: the request path does not
+/// depend on them.
+fn warm_up(store: &DynamoStore, kms: Option<(aws_sdk_kms::Client, String)>) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    for _ in 0..WARM_DYNAMODB_CONNECTIONS {
+        let (client, table) = (store.client().clone(), store.tables().tokens.clone());
+        tokio::spawn(async move {
+            let key = std::collections::HashMap::from([(
+                "tokenId".to_owned(),
+                aws_sdk_dynamodb::types::AttributeValue::S("tok_warmup".into()),
+            )]);
+            let Ok(keys) = aws_sdk_dynamodb::types::KeysAndAttributes::builder().keys(key).build() else { return };
+            let _ = client.batch_get_item().request_items(table, keys).send().await;
+        });
+    }
+    if let Some((client, key_id)) = kms {
+        tokio::spawn(async move {
+            let _ = client.describe_key().key_id(key_id).send().await;
+        });
+    }
 }
