@@ -140,12 +140,6 @@ impl TenantModes {
 /// A key's overrides, by environment.
 pub type ModeOverrides = BTreeMap<Environment, Mode>;
 
-/// Whether a read needs the tenant's settings at all: not when a guardrail or
-/// the key's own override decides.
-pub fn needs_tenant_setting(g: &Guardrails, env: Environment, overrides: &ModeOverrides) -> bool {
-    g.decide(env).is_none() && !overrides.contains_key(&env)
-}
-
 pub fn resolve(g: &Guardrails, env: Environment, overrides: &ModeOverrides, tenant: &TenantModes) -> (Mode, Source) {
     if let Some(m) = g.decide(env) {
         return (m, Source::Guardrail);
@@ -200,7 +194,6 @@ mod tests {
         ];
         for (g, env, ov, mode, source) in cases {
             assert_eq!(resolve(g, env, ov, &tenant), (mode, source), "{g:?} {env:?} {ov:?}");
-            assert_eq!(needs_tenant_setting(g, env, ov), source == Source::TenantSetting);
         }
     }
 

@@ -23,6 +23,26 @@ enum Caller {
     OutsideKeyIds,
 }
 
+impl Caller {
+    const ALL: [Caller; 12] = {
+        use Caller::*;
+        [
+            NoHeader,
+            WrongScheme,
+            Malformed,
+            BadChecksum,
+            Unknown,
+            Expired,
+            Revoked,
+            ChildOfRevoked,
+            MissingScope,
+            OtherTenant,
+            OutsideCidrs,
+            OutsideKeyIds,
+        ]
+    };
+}
+
 const ROUTES: [&str; 15] = [
     "POST /keys",
     "GET /keys",
@@ -155,27 +175,12 @@ async fn credentials(env: &Env, caller: Caller, route: &str, key_elsewhere: &str
 
 #[tokio::test]
 async fn every_route_answers_every_hostile_caller_as_the_contract_says() {
-    use Caller::*;
-    let callers = [
-        NoHeader,
-        WrongScheme,
-        Malformed,
-        BadChecksum,
-        Unknown,
-        Expired,
-        Revoked,
-        ChildOfRevoked,
-        MissingScope,
-        OtherTenant,
-        OutsideCidrs,
-        OutsideKeyIds,
-    ];
     let env = Env::new().await;
     let other_key = env.add_key(&env.root, "allowed", "openai", "sk-allowed-0000").await;
     let mut bodies: BTreeMap<u16, Vec<(String, String)>> = BTreeMap::new();
     let mut cases = 0;
     for route in ROUTES {
-        for caller in callers {
+        for caller in Caller::ALL {
             // Fresh targets for each case: destructive routes must find them.
             let key = env.add_key(&env.root, "target", "openai", "sk-target-secret-0000").await;
             let (victim, _) = env.issue(&env.root, json!({"name": "victim", "scopes": ["keys:read"]})).await;

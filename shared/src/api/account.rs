@@ -1,6 +1,6 @@
 //! Tenant-wide routes: mode settings, usage and audit.
 
-use super::body::JsonObject;
+use super::body::{fill_page, JsonObject};
 use super::{ApiError, ApiResponse, Ctx};
 use crate::clock::Timestamp;
 use crate::ids::{KeyId, TokenId};
@@ -68,34 +68,29 @@ impl Ctx<'_> {
         self.require(&caller, Scope::UsageRead).await?;
         let tenant = &caller.token.tenant_id;
         let store = &self.app.store;
-        let (mut keys, mut tokens) = (Vec::new(), Vec::new());
-        let mut cursor = None;
-        loop {
-            let page = store.list_keys(tenant, 100, cursor.as_deref()).await?;
-            keys.extend(page.items.into_iter().map(|k| KeyUsage {
+        let (keys, _) =
+            fill_page(usize::MAX, None, |n, c| async move { store.list_keys(tenant, n, c.as_deref()).await }, |_| true)
+                .await?;
+        let (tokens, _) = fill_page(
+            usize::MAX,
+            None,
+            |n, c| async move { store.list_tokens(tenant, n, c.as_deref()).await },
+            |_| true,
+        )
+        .await?;
+        let keys: Vec<KeyUsage> = keys
+            .into_iter()
+            .map(|k| KeyUsage {
                 key_id: k.key_id,
                 name: k.name,
                 retrievals: k.retrievals,
                 last_used_at: k.last_used_at,
-            }));
-            cursor = page.next;
-            if cursor.is_none() {
-                break;
-            }
-        }
-        loop {
-            let page = store.list_tokens(tenant, 100, cursor.as_deref()).await?;
-            tokens.extend(page.items.into_iter().map(|t| TokenUsage {
-                token_id: t.token_id,
-                name: t.name,
-                uses: t.uses,
-                last_used_at: t.last_used_at,
-            }));
-            cursor = page.next;
-            if cursor.is_none() {
-                break;
-            }
-        }
+            })
+            .collect();
+        let tokens: Vec<TokenUsage> = tokens
+            .into_iter()
+            .map(|t| TokenUsage { token_id: t.token_id, name: t.name, uses: t.uses, last_used_at: t.last_used_at })
+            .collect();
         Ok(ApiResponse::json(200, &serde_json::json!({"keys": keys, "tokens": tokens})))
     }
 

@@ -115,3 +115,27 @@ pub fn parse_query(raw: Option<&str>) -> Vec<(String, String)> {
         Some(q) => serde_urlencoded::from_str(q).unwrap_or_default(),
     }
 }
+
+/// Reads pages from `next_page(size, cursor)` until `limit` items pass `keep`
+/// or the listing ends; answers them with the cursor to continue from. A
+/// page never asks the store for more than 100 items.
+pub async fn fill_page<T, F, Fut>(
+    limit: usize,
+    mut cursor: Option<String>,
+    mut next_page: F,
+    keep: impl Fn(&T) -> bool,
+) -> Result<(Vec<T>, Option<String>), ApiError>
+where
+    F: FnMut(usize, Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<crate::store::Page<T>, crate::store::StoreError>>,
+{
+    let mut items = Vec::new();
+    loop {
+        let page = next_page((limit - items.len()).min(100), cursor.take()).await?;
+        items.extend(page.items.into_iter().filter(|i| keep(i)));
+        cursor = page.next;
+        if items.len() >= limit || cursor.is_none() {
+            return Ok((items, cursor));
+        }
+    }
+}

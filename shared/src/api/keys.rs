@@ -1,6 +1,6 @@
 //! `/keys`: create, list, show, update, rotate, delete.
 
-use super::body::{check_name, JsonObject};
+use super::body::{check_name, fill_page, JsonObject};
 use super::views::KeyView;
 use super::{ApiError, ApiResponse, Ctx};
 use crate::envelope;
@@ -126,17 +126,14 @@ impl Ctx<'_> {
         self.require(&caller, Scope::KeysRead).await?;
         let paging = self.req.paging()?;
         let grant = &caller.token.grant;
-        let mut keys = Vec::new();
-        let mut cursor = paging.cursor;
-        loop {
-            let page =
-                self.app.store.list_keys(&caller.token.tenant_id, paging.limit - keys.len(), cursor.as_deref()).await?;
-            keys.extend(page.items.into_iter().filter(|k| grant.allows_key(&k.key_id)));
-            cursor = page.next;
-            if keys.len() >= paging.limit || cursor.is_none() {
-                break;
-            }
-        }
+        let (store, tenant) = (&self.app.store, &caller.token.tenant_id);
+        let (keys, cursor) = fill_page(
+            paging.limit,
+            paging.cursor,
+            |n, c| async move { store.list_keys(tenant, n, c.as_deref()).await },
+            |k: &KeyRecord| grant.allows_key(&k.key_id),
+        )
+        .await?;
         let views: Vec<KeyView> = keys.iter().map(KeyView::from).collect();
         Ok(ApiResponse::json(200, &serde_json::json!({"keys": views, "nextCursor": cursor})))
     }

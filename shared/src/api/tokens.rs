@@ -1,7 +1,7 @@
 //! `/tokens`: issue, list, revoke (with its whole subtree), revoke self.
 
 use super::auth::Caller;
-use super::body::{check_name, JsonObject};
+use super::body::{check_name, fill_page, JsonObject};
 use super::views::TokenView;
 use super::{ApiError, ApiResponse, Ctx};
 use crate::ids::{KeyId, TenantId, TokenId};
@@ -140,20 +140,14 @@ impl Ctx<'_> {
         let (caller, _) = self.authenticate(Fetch::default()).await?;
         self.require(&caller, Scope::TokensRead).await?;
         let paging = self.req.paging()?;
-        let mut tokens = Vec::new();
-        let mut cursor = paging.cursor;
-        loop {
-            let page = self
-                .app
-                .store
-                .list_tokens(&caller.token.tenant_id, paging.limit - tokens.len(), cursor.as_deref())
-                .await?;
-            tokens.extend(page.items.into_iter().filter(|t| caller.token.reaches(t)));
-            cursor = page.next;
-            if tokens.len() >= paging.limit || cursor.is_none() {
-                break;
-            }
-        }
+        let (store, tenant) = (&self.app.store, &caller.token.tenant_id);
+        let (tokens, cursor) = fill_page(
+            paging.limit,
+            paging.cursor,
+            |n, c| async move { store.list_tokens(tenant, n, c.as_deref()).await },
+            |t: &TokenRecord| caller.token.reaches(t),
+        )
+        .await?;
         let views: Vec<TokenView> = tokens.iter().map(TokenView::listed).collect();
         Ok(ApiResponse::json(200, &serde_json::json!({"tokens": views, "nextCursor": cursor})))
     }
