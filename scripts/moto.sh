@@ -11,17 +11,12 @@ if [ ! -x "$venv/bin/moto_server" ]; then
 fi
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 moto_log="$root/target/moto.log"
-if [ "${IBYOK_MOTO_KEEPALIVE:-0}" = 1 ]; then
-    # A keep-alive server (waitress) around moto's app, for latency work: the
-    # stock server closes every connection.
-    "$venv/bin/python" - "$port" >"$moto_log" 2>&1 <<'PY' &
-import sys, waitress
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-waitress.serve(DomainDispatcherApplication(create_backend_app), host="127.0.0.1", port=int(sys.argv[1]), threads=16, _quiet=True)
-PY
-else
-    "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
-fi
+# scripts/moto_server.py: moto's app with DynamoDB requests serialised (see
+# there why). IBYOK_MOTO_KEEPALIVE=1 serves it with keep-alive connections
+# (waitress), for latency work: the stock server closes every connection.
+keepalive=()
+if [ "${IBYOK_MOTO_KEEPALIVE:-0}" = 1 ]; then keepalive=(--keepalive); fi
+"$venv/bin/python" "$root/scripts/moto_server.py" "$port" "${keepalive[@]}" >"$moto_log" 2>&1 &
 moto_pid=$!
 trap 'kill $moto_pid 2>/dev/null || true; wait $moto_pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

@@ -61,13 +61,16 @@ async fn under_injected_faults_answers_are_right_or_503_and_state_stays_consiste
         drop_before: 0.02,
         drop_after: 0.02,
     };
-    let proxy = FaultProxy::start(&endpoint(), rates, seed, Duration::from_millis(900)).await;
+    let proxy = FaultProxy::start(&endpoint(), rates, seed, Duration::from_millis(1500)).await;
     // Tighter than Lambda's (1 s / 2 s / 5 s) so that a stalled call costs
-    // little here; the same shape: bounded attempts, then 503.
+    // little here; the same shape: bounded attempts, then 503. An attempt
+    // gets a second: moto copies every table a transaction touches (for its
+    // rollback), so a read's transaction takes tens of milliseconds once the
+    // audit table holds thousands of events, more on a loaded machine.
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(300))
-        .operation_attempt_timeout(Duration::from_millis(400))
-        .operation_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(1))
+        .operation_timeout(Duration::from_secs(5))
         .build();
     let env = Env::builder().through(&proxy.url, timeouts).build().await;
     let root = env.root.clone();

@@ -3,7 +3,7 @@
 //! same round trip as whatever else the route needs.
 
 use super::{ApiError, Ctx};
-use crate::ids::KeyId;
+use crate::ids::{KeyId, TenantId, TokenId};
 use crate::mode::{Environment, Mode};
 use crate::store::{AuditAction, AuditEvent, Fetch, Fetched, KeyRecord, Outcome, TokenRecord};
 use crate::token::{ParsedToken, Scope};
@@ -13,7 +13,7 @@ pub(crate) struct Caller {
     pub token: TokenRecord,
 }
 
-fn bearer(header: Option<&str>) -> Option<&str> {
+pub(super) fn bearer(header: Option<&str>) -> Option<&str> {
     let header = header?.trim();
     let (scheme, rest) = header.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
@@ -89,12 +89,23 @@ impl Ctx<'_> {
     }
 
     pub(crate) fn event(&self, caller: &Caller, action: AuditAction, key_id: Option<KeyId>) -> AuditEvent {
+        self.event_as(&caller.token.tenant_id, &caller.token.token_id, action, key_id)
+    }
+
+    /// An event of `token`, in `tenant`.
+    pub(crate) fn event_as(
+        &self,
+        tenant: &TenantId,
+        token: &TokenId,
+        action: AuditAction,
+        key_id: Option<KeyId>,
+    ) -> AuditEvent {
         AuditEvent {
-            tenant_id: Some(caller.token.tenant_id.clone()),
+            tenant_id: Some(tenant.clone()),
             at: self.now,
             request_id: self.req.request_id.clone(),
             action,
-            token_id: Some(caller.token.token_id.clone()),
+            token_id: Some(token.clone()),
             key_id,
             environment: None::<Environment>,
             effective_mode: None::<Mode>,

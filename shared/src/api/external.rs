@@ -1,18 +1,33 @@
 //! `GET /external/keys/{keyId}/value`: the read path, the product.
 //!
-//! Round trips, in sequence: one `BatchGetItem` (token, key and tenant
-//! settings, consistent), then — concurrently — the KMS `Decrypt` (live
-//! only) and the usage and audit writes.
+//! The full path, two round trips in sequence: one `BatchGetItem` (token,
+//! key and tenant settings, consistent), then — concurrently — the KMS
+//! `Decrypt` (live only) and the usage and audit writes.
+//!
+//! The planned path, one round trip: a successful read leaves a [`ReadPlan`]
+//! for its token, key and environment (what it found: no value, no data key,
+//! no token). The next such read sends the `Decrypt` of the planned envelope
+//! (live) and [`Store::record_expected_read`] at once; the store writes the
+//! counters and the audit event only if everything the plan assumed still
+//! holds at that moment — the token stored, unrevoked and unexpired, the
+//! key's name, type, envelope and override, the tenant's setting — and
+//! otherwise writes nothing, and the read takes the full path. A plan can
+//! cost a round trip, never a wrong answer.
+//!
+//! [`Store::record_expected_read`]: crate::store::Store::record_expected_read
 
+use super::auth::bearer;
 use super::keys::not_found_as_key;
 use super::{ApiError, ApiResponse, Ctx};
 use crate::envelope::{self, EnvelopeError};
-use crate::ids::KeyId;
+use crate::ids::{KeyId, TokenId};
 use crate::kms::{KeyContext, KmsError};
 use crate::mode::{self, Environment, Mode, Source, TenantModes};
-use crate::store::{AuditAction, Fetch};
-use crate::token::Scope;
+use crate::store::{AuditAction, ExpectedRead, Fetch};
+use crate::token::{Grant, ParsedToken, Scope};
 use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -32,9 +47,123 @@ struct ValueView<'a> {
     mode_info: ModeInfo,
 }
 
+/// What a successful read found, for the next read of the same token, key
+/// and environment. Holds no secret: the token's verifier is a hash, and the
+/// envelope is what the table holds.
+pub(crate) struct ReadPlan {
+    /// The token's grant (immutable once issued): expiry and `allowedCidrs`
+    /// are checked here, per request.
+    grant: Grant,
+    expect: ExpectedRead,
+}
+
+type PlanKey = (TokenId, KeyId, Environment);
+
+/// The plans of this process (a Lambda instance serves one request at a
+/// time; the development server many). Bounded: full, it starts afresh.
+#[derive(Default)]
+pub(crate) struct ReadPlans(Mutex<HashMap<PlanKey, Arc<ReadPlan>>>);
+
+const MAX_PLANS: usize = 1024;
+
+impl ReadPlans {
+    fn get(&self, key: &PlanKey) -> Option<Arc<ReadPlan>> {
+        self.0.lock().ok()?.get(key).cloned()
+    }
+
+    fn insert(&self, key: PlanKey, plan: ReadPlan) {
+        if let Ok(mut plans) = self.0.lock() {
+            if plans.len() >= MAX_PLANS {
+                plans.clear();
+            }
+            plans.insert(key, Arc::new(plan));
+        }
+    }
+
+    fn remove(&self, key: &PlanKey) {
+        if let Ok(mut plans) = self.0.lock() {
+            plans.remove(key);
+        }
+    }
+}
+
+fn value_response(expect: &ExpectedRead, value: &str) -> ApiResponse {
+    ApiResponse::json(
+        200,
+        &ValueView {
+            key_id: &expect.key_id,
+            name: &expect.key_name,
+            llm_type: &expect.llm_type,
+            value,
+            mode_info: ModeInfo { environment: expect.environment, effective_mode: expect.mode, source: expect.source },
+        },
+    )
+}
+
 impl Ctx<'_> {
     pub(crate) async fn read_value(&mut self, id: &str) -> Result<ApiResponse, ApiError> {
         let key_id = KeyId::parse(id);
+        let environment = match self.req.query_param("env") {
+            None => Some(self.app.config.environment),
+            Some(e) => Environment::parse_query(e),
+        };
+        if let (Some(key_id), Some(environment)) = (&key_id, environment) {
+            if let Some(resp) = self.read_planned(key_id, environment).await? {
+                return Ok(resp);
+            }
+        }
+        self.read_fetched(key_id).await
+    }
+
+    /// The planned path; `None` hands the request to the full path: no plan,
+    /// a refusal (the full path answers and audits it), or a plan the store
+    /// no longer bears out.
+    async fn read_planned(
+        &mut self,
+        key_id: &KeyId,
+        environment: Environment,
+    ) -> Result<Option<ApiResponse>, ApiError> {
+        let header = self.req.authorization.as_ref().map(|h| h.as_str());
+        let Some(parsed) = bearer(header).and_then(ParsedToken::parse) else { return Ok(None) };
+        let plan_key = (parsed.id().clone(), key_id.clone(), environment);
+        let Some(plan) = self.app.read_plans.get(&plan_key) else { return Ok(None) };
+        let expect = &plan.expect;
+        if !parsed.matches(&expect.verifier)
+            || plan.grant.expires_at <= self.now
+            || !plan.grant.allows_source(self.req.source_ip)
+        {
+            return Ok(None);
+        }
+        *self.token_id = Some(parsed.id().clone());
+        let mut audit = self.event_as(&expect.tenant_id, &expect.token_id, AuditAction::KeyRead, Some(key_id.clone()));
+        audit.environment = Some(environment);
+        audit.effective_mode = Some(expect.mode);
+        let store = &self.app.store;
+        let record = store.record_expected_read(expect, self.now, &audit);
+        let (opened, recorded) = match &expect.envelope {
+            None => (None, record.await),
+            Some(envelope) => {
+                let ctx = KeyContext { tenant_id: expect.tenant_id.clone(), key_id: expect.key_id.clone() };
+                let (opened, recorded) = tokio::join!(envelope::open(self.app.kms.as_ref(), &ctx, envelope), record);
+                (Some(opened), recorded)
+            }
+        };
+        match (recorded?, opened) {
+            (false, _) => {
+                self.app.read_plans.remove(&plan_key);
+                Ok(None)
+            }
+            (true, None) => Ok(Some(value_response(expect, &mode::fake_value(&expect.llm_type, key_id)))),
+            (true, Some(Ok(value))) => Ok(Some(value_response(expect, value.expose_value()))),
+            (true, Some(Err(e))) => {
+                self.app.read_plans.remove(&plan_key);
+                Err(self.open_failed(&expect.tenant_id, key_id, &expect.token_id, e, true).await)
+            }
+        }
+    }
+
+    /// The full path.
+    async fn read_fetched(&mut self, key_id: Option<KeyId>) -> Result<ApiResponse, ApiError> {
         let fetch = Fetch {
             keys: key_id.iter().cloned().collect(),
             tenant: key_id.as_ref().map(KeyId::tenant_hint),
@@ -81,35 +210,55 @@ impl Ctx<'_> {
                     }
                     (Ok(_), Err(e)) => return Err(not_found_as_key(e)),
                     (Err(e), recorded) => {
-                        if recorded.is_ok() {
-                            // The read failed: take its counts back (best effort).
-                            if let Err(undo) = store.unrecord_read(&key.key_id, &caller.token.token_id).await {
-                                tracing::warn!(request_id = %self.req.request_id, error = %undo, "could not take back the counters of a failed read");
-                            }
-                        }
-                        if matches!(e, EnvelopeError::Integrity | EnvelopeError::Kms(KmsError::Integrity)) {
-                            tracing::error!(
-                                alert = "integrity",
-                                request_id = %self.req.request_id,
-                                tenant_id = %key.tenant_id,
-                                key_id = %key.key_id,
-                                "stored envelope failed its integrity check: possible tampering"
-                            );
-                        }
-                        return Err(e.into());
+                        let token = &caller.token.token_id;
+                        return Err(self.open_failed(&key.tenant_id, &key.key_id, token, e, recorded.is_ok()).await);
                     }
                 }
             }
         };
-        Ok(ApiResponse::json(
-            200,
-            &ValueView {
-                key_id: &key.key_id,
-                name: &key.name,
-                llm_type: &key.llm_type,
-                value,
-                mode_info: ModeInfo { environment, effective_mode, source },
-            },
-        ))
+        let token = caller.token;
+        let expect = ExpectedRead {
+            tenant_id: token.tenant_id,
+            token_id: token.token_id,
+            verifier: token.verifier,
+            key_id: key.key_id,
+            key_name: key.name,
+            llm_type: key.llm_type,
+            environment,
+            mode: effective_mode,
+            source,
+            envelope: (effective_mode == Mode::Live).then_some(key.envelope),
+        };
+        let resp = value_response(&expect, value);
+        let plan_key = (expect.token_id.clone(), expect.key_id.clone(), environment);
+        self.app.read_plans.insert(plan_key, ReadPlan { grant: token.grant, expect });
+        Ok(resp)
+    }
+
+    /// A value that did not open: its counts are taken back (best effort) if
+    /// they were written, and a failed integrity check raises an alert.
+    async fn open_failed(
+        &self,
+        tenant: &crate::ids::TenantId,
+        key: &KeyId,
+        token: &TokenId,
+        e: EnvelopeError,
+        counted: bool,
+    ) -> ApiError {
+        if counted {
+            if let Err(undo) = self.app.store.unrecord_read(key, token).await {
+                tracing::warn!(request_id = %self.req.request_id, error = %undo, "could not take back the counters of a failed read");
+            }
+        }
+        if matches!(e, EnvelopeError::Integrity | EnvelopeError::Kms(KmsError::Integrity)) {
+            tracing::error!(
+                alert = "integrity",
+                request_id = %self.req.request_id,
+                tenant_id = %tenant,
+                key_id = %key,
+                "stored envelope failed its integrity check: possible tampering"
+            );
+        }
+        e.into()
     }
 }

@@ -191,11 +191,13 @@ pub struct App {
     pub kms: Arc<dyn Kms>,
     pub config: Config,
     pub clock: Arc<dyn Clock>,
+    /// The read path's plans (see `external`).
+    read_plans: external::ReadPlans,
 }
 
 impl App {
     pub fn new(store: Arc<dyn Store>, kms: Arc<dyn Kms>, config: Config) -> Self {
-        Self { store, kms, config, clock: Arc::new(SystemClock) }
+        Self { store, kms, config, clock: Arc::new(SystemClock), read_plans: external::ReadPlans::default() }
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

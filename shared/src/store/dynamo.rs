@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, DeleteRequest, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
     TimeToLiveSpecification, TransactWriteItem, Update, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
@@ -809,6 +809,124 @@ impl Store for DynamoStore {
         k.map_err(Increment::into_store)?;
         t.map_err(Increment::into_store)?;
         a
+    }
+
+    async fn record_expected_read(
+        &self,
+        expect: &ExpectedRead,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let tenant = s(expect.tenant_id.as_str());
+        let token = Update::builder()
+            .table_name(&self.tables.tokens)
+            .key("tokenId", s(expect.token_id.as_str()))
+            .update_expression("ADD uses :one SET lastUsedAt = :at")
+            .condition_expression(
+                "verifier = :v AND tenantId = :tenant AND attribute_not_exists(revokedAt) AND expiresAt > :at",
+            )
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":at", n(at.millis()))
+            .expression_attribute_values(":v", b(&expect.verifier))
+            .expression_attribute_values(":tenant", tenant.clone());
+        let mut key_condition = String::from("tenantId = :tenant AND #name = :name AND llmType = :llm");
+        let mut key = Update::builder()
+            .table_name(&self.tables.keys)
+            .key("keyId", s(expect.key_id.as_str()))
+            .update_expression("ADD retrievals :one SET lastUsedAt = :at")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":at", n(at.millis()))
+            .expression_attribute_values(":tenant", tenant.clone())
+            .expression_attribute_values(":name", s(&expect.key_name))
+            .expression_attribute_values(":llm", s(&expect.llm_type));
+        if let Some(e) = &expect.envelope {
+            key_condition.push_str(" AND ciphertext = :c AND nonce = :nonce AND wrappedKey = :w");
+            key = key
+                .expression_attribute_values(":c", b(&e.ciphertext))
+                .expression_attribute_values(":nonce", b(&e.nonce))
+                .expression_attribute_values(":w", b(&e.wrapped_key));
+        }
+        let env = expect.environment.as_str();
+        let mode = s(expect.mode.as_str());
+        let mut tenant_check = None;
+        match expect.source {
+            Source::Guardrail => {}
+            Source::KeyOverride => {
+                key_condition.push_str(" AND modeOverrides.#env = :mode");
+                key = key.expression_attribute_names("#env", env).expression_attribute_values(":mode", mode);
+            }
+            Source::TenantSetting => {
+                key_condition.push_str(" AND attribute_not_exists(modeOverrides.#env)");
+                key = key.expression_attribute_names("#env", env);
+                // A tenant item without the setting serves the default.
+                let condition = if TenantModes::default().get(expect.environment) == expect.mode {
+                    "#env = :mode OR attribute_not_exists(#env)"
+                } else {
+                    "#env = :mode"
+                };
+                let check = ConditionCheck::builder()
+                    .table_name(&self.tables.tenants)
+                    .key("tenantId", tenant)
+                    .condition_expression(condition)
+                    .expression_attribute_names("#env", env)
+                    .expression_attribute_values(":mode", mode);
+                tenant_check = Some(TransactWriteItem::builder().condition_check(build(check.build())?).build());
+            }
+        }
+        let key = key.condition_expression(key_condition);
+        let event = audit_item(audit)?;
+        let event_key = event.get("eventKey").cloned().ok_or_else(|| bad("eventKey"))?;
+        let mut items = vec![
+            TransactWriteItem::builder().update(build(token.build())?).build(),
+            TransactWriteItem::builder().update(build(key.build())?).build(),
+        ];
+        items.extend(tenant_check);
+        // The event's condition makes the transaction idempotent: a retry of
+        // an attempt that landed finds its own event.
+        items.push(self.put(&self.tables.audit, event, Some("attribute_not_exists(eventKey)"))?);
+        let event_at = items.len() - 1;
+        let sent = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(crate::ids::random_base62(32))
+            .send()
+            .await;
+        let err = match sent {
+            Ok(_) => return Ok(true),
+            Err(e) => e,
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error() {
+            let reasons = e.cancellation_reasons();
+            let event_exists = reasons.get(event_at).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+            // Otherwise a condition failed, or a concurrent write or
+            // throttling cancelled it: either way nothing was written.
+            return Ok(event_exists);
+        }
+        match classify(err) {
+            // No answer after the SDK's retries: the write may have landed,
+            // and then its event is there.
+            StoreError::Unavailable(cause) => {
+                let got = self
+                    .client
+                    .get_item()
+                    .table_name(&self.tables.audit)
+                    .key("tenantId", s(expect.tenant_id.as_str()))
+                    .key("eventKey", event_key)
+                    .consistent_read(true)
+                    .projection_expression("eventKey")
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                if got.item.is_some() {
+                    Ok(true)
+                } else {
+                    Err(StoreError::Unavailable(cause))
+                }
+            }
+            e => Err(e),
+        }
     }
 
     async fn unrecord_read(&self, key: &KeyId, token: &TokenId) -> Result<(), StoreError> {

@@ -232,6 +232,50 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn record_expected_read(
+        &self,
+        expect: &ExpectedRead,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        self.with(|s| {
+            let token_holds = s.tokens.get(&expect.token_id).is_some_and(|t| {
+                t.verifier == expect.verifier
+                    && t.tenant_id == expect.tenant_id
+                    && t.revoked_at.is_none()
+                    && t.grant.expires_at > at
+            });
+            let tenant_mode =
+                s.tenants.get(&expect.tenant_id).map(|t| t.modes).unwrap_or_default().get(expect.environment);
+            let key_holds = s.keys.get(&expect.key_id).is_some_and(|k| {
+                let override_mode = k.mode_overrides.get(&expect.environment).copied();
+                let mode_holds = match expect.source {
+                    Source::Guardrail => true,
+                    Source::KeyOverride => override_mode == Some(expect.mode),
+                    Source::TenantSetting => override_mode.is_none() && tenant_mode == expect.mode,
+                };
+                k.tenant_id == expect.tenant_id
+                    && k.name == expect.key_name
+                    && k.llm_type == expect.llm_type
+                    && expect.envelope.as_ref().is_none_or(|e| *e == k.envelope)
+                    && mode_holds
+            });
+            if !(token_holds && key_holds) {
+                return Ok(false);
+            }
+            if let Some(k) = s.keys.get_mut(&expect.key_id) {
+                k.retrievals += 1;
+                k.last_used_at = Some(at);
+            }
+            if let Some(t) = s.tokens.get_mut(&expect.token_id) {
+                t.uses += 1;
+                t.last_used_at = Some(at);
+            }
+            push_audit(s, audit);
+            Ok(true)
+        })
+    }
+
     async fn unrecord_read(&self, key: &KeyId, token: &TokenId) -> Result<(), StoreError> {
         self.with(|s| {
             if let Some(k) = s.keys.get_mut(key) {
@@ -571,5 +615,103 @@ mod persist {
             s.audit.entry(tenant).or_default().insert((event.at.millis(), a.seq), event);
         }
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bootstrap;
+
+    fn audit(tenant: &TenantId, at: Timestamp) -> AuditEvent {
+        AuditEvent {
+            tenant_id: Some(tenant.clone()),
+            at,
+            request_id: "r".into(),
+            action: AuditAction::KeyRead,
+            token_id: None,
+            key_id: None,
+            environment: None,
+            effective_mode: None,
+            outcome: Outcome::Ok,
+            source_ip: None,
+            user_agent: None,
+            retain_until: None,
+        }
+    }
+
+    /// Each expectation, broken alone, makes the write a no-op.
+    #[tokio::test]
+    async fn an_expected_read_is_recorded_only_while_every_expectation_holds() {
+        let store = MemoryStore::new();
+        let now = Timestamp::from_millis(1_700_000_000_000);
+        let b = bootstrap::create_tenant(&store, "t", now).await.unwrap();
+        let tenant = b.tenant.tenant_id.clone();
+        let key = KeyRecord {
+            key_id: KeyId::generate(&tenant),
+            tenant_id: tenant.clone(),
+            name: "k".into(),
+            llm_type: "openai".into(),
+            preview: "sk-…".into(),
+            mode_overrides: ModeOverrides::from([(Environment::Staging, Mode::Live)]),
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+            retrievals: 0,
+            envelope: Envelope { ciphertext: vec![1, 2, 3], nonce: [7; 12], wrapped_key: vec![4, 5] },
+        };
+        store.create_key(&key, &audit(&tenant, now)).await.unwrap();
+        let holds = ExpectedRead {
+            tenant_id: tenant.clone(),
+            token_id: b.root.token_id.clone(),
+            verifier: b.root.verifier.clone(),
+            key_id: key.key_id.clone(),
+            key_name: "k".into(),
+            llm_type: "openai".into(),
+            environment: Environment::Development,
+            mode: Mode::Mock,
+            source: Source::TenantSetting,
+            envelope: None,
+        };
+        type Break<'a> = Box<dyn Fn(&mut ExpectedRead) + 'a>;
+        let broken: Vec<(&str, Break)> = vec![
+            ("verifier", Box::new(|e| e.verifier[0] ^= 1)),
+            ("tenant", Box::new(|e| e.tenant_id = TenantId::generate())),
+            ("name", Box::new(|e| e.key_name = "old".into())),
+            ("llm type", Box::new(|e| e.llm_type = "groq".into())),
+            ("tenant setting", Box::new(|e| e.mode = Mode::Live)),
+            ("override", Box::new(|e| e.source = Source::KeyOverride)),
+            ("override mode", Box::new(|e| (e.environment, e.source) = (Environment::Staging, Source::KeyOverride))),
+            ("envelope", Box::new(|e| e.envelope = Some(Envelope { nonce: [8; 12], ..key.envelope.clone() }))),
+        ];
+        for (what, break_it) in &broken {
+            let mut e = holds.clone();
+            break_it(&mut e);
+            assert!(!store.record_expected_read(&e, now, &audit(&tenant, now)).await.unwrap(), "{what}");
+        }
+        let staging = ExpectedRead {
+            environment: Environment::Staging,
+            mode: Mode::Live,
+            source: Source::KeyOverride,
+            ..holds.clone()
+        };
+        let live = ExpectedRead { envelope: Some(key.envelope.clone()), ..staging.clone() };
+        let guarded = ExpectedRead { mode: Mode::Live, source: Source::Guardrail, ..holds.clone() };
+        for e in [&holds, &staging, &live, &guarded] {
+            assert!(store.record_expected_read(e, now, &audit(&tenant, now)).await.unwrap());
+        }
+        let fetched = store
+            .fetch(&Fetch { tokens: vec![b.root.token_id.clone()], keys: vec![key.key_id.clone()], tenant: None })
+            .await
+            .unwrap();
+        assert_eq!(fetched.keys[&key.key_id].retrievals, 4, "only the reads whose expectations held");
+        assert_eq!(fetched.tokens[&b.root.token_id].uses, 4);
+        let events = store.list_audit(&tenant, 100, None).await.unwrap().items;
+        assert_eq!(events.len(), 5, "the key's creation and four reads");
+        // Expired, then revoked.
+        let later = b.root.grant.expires_at;
+        assert!(!store.record_expected_read(&holds, later, &audit(&tenant, later)).await.unwrap(), "expired");
+        store.revoke_token(&tenant, &b.root.token_id, now, now).await.unwrap();
+        assert!(!store.record_expected_read(&holds, now, &audit(&tenant, now)).await.unwrap(), "revoked");
     }
 }

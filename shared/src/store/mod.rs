@@ -15,7 +15,7 @@ pub mod schema;
 use crate::clock::Timestamp;
 use crate::envelope::Envelope;
 use crate::ids::{KeyId, TenantId, TokenId};
-use crate::mode::{Environment, Mode, ModeOverrides, TenantModes};
+use crate::mode::{Environment, Mode, ModeOverrides, Source, TenantModes};
 use crate::token::Grant;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -145,6 +145,32 @@ pub struct Fetched {
     pub tenant: Option<TenantRecord>,
 }
 
+/// A value read predicted from an earlier read of the same token and key:
+/// what the store must still hold for [`Store::record_expected_read`] to
+/// record the read without fetching anything first. Every field is checked
+/// by the store at the moment it writes, so a stale prediction costs a round
+/// trip, never a wrong answer.
+#[derive(Clone, Debug)]
+pub struct ExpectedRead {
+    pub tenant_id: TenantId,
+    pub token_id: TokenId,
+    /// The token's stored verifier (a hash of it, which the presented token
+    /// matched); it must still be stored, and the token neither revoked nor
+    /// expired.
+    pub verifier: Vec<u8>,
+    pub key_id: KeyId,
+    pub key_name: String,
+    pub llm_type: String,
+    pub environment: Environment,
+    /// The mode served and the rule that decided it: a key override must
+    /// still be `mode`; a tenant setting must still be `mode` with no key
+    /// override; a guardrail needs nothing stored.
+    pub mode: Mode,
+    pub source: Source,
+    /// Live reads: the envelope being decrypted must still be the stored one.
+    pub envelope: Option<Envelope>,
+}
+
 /// A change to an existing key.
 #[derive(Clone, Debug)]
 pub enum KeyChange {
@@ -230,7 +256,19 @@ pub trait Store: Send + Sync {
         audit: &AuditEvent,
     ) -> Result<(), StoreError>;
 
-    /// Takes back the counters of a read that failed after `record_read`.
+    /// One round trip, one atomic write: records a read as `record_read` does
+    /// if, and only if, everything in `expect` still holds. `Ok(false)`:
+    /// something changed (or the write met a concurrent one) and nothing was
+    /// written; the caller reads afresh.
+    async fn record_expected_read(
+        &self,
+        expect: &ExpectedRead,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
+
+    /// Takes back the counters of a read that failed after `record_read` or
+    /// `record_expected_read`.
     async fn unrecord_read(&self, key: &KeyId, token: &TokenId) -> Result<(), StoreError>;
 
     /// One round trip. With an issuer, fails with `Conflict` if the issuer
