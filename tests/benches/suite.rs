@@ -4,7 +4,8 @@
 //! 1. Sequential backend round trips per route: the median latency through a
 //!    proxy adding D to every request and new connection, at D = 0 and 40 ms;
 //!    (median(40) − median(0)) / 40 ms is the number of round trips, free of
-//!    the local server's own speed.
+//!    the local server's own speed. Reads are timed twice: repeated by one
+//!    token (the planned path) and as each token's first (the full path).
 //! 2. Handler cost in process: a live read on the in-memory store and the
 //!    local KMS; token parsing and verification.
 //! 3. Cleanup scaling: items read and time with 10,000 and 100,000 live
@@ -37,9 +38,11 @@ struct Case {
     target: Option<f64>,
 }
 
-const CASES: [Case; 12] = [
+const CASES: [Case; 14] = [
     Case { name: "GET /external/keys/{id}/value (live)", target: Some(2.3) },
     Case { name: "GET /external/keys/{id}/value (mock)", target: Some(1.3) },
+    Case { name: "  the same, live, a token's first read", target: None },
+    Case { name: "  the same, mock, a token's first read", target: None },
     Case { name: "POST /keys", target: Some(3.3) },
     Case { name: "PUT /keys/{id}/value", target: None },
     Case { name: "GET /keys/{id}", target: None },
@@ -57,20 +60,26 @@ async fn request_for(env: &Env, case: usize, key: &str, n: usize) -> Req {
     match case {
         0 => Req::get(&format!("/external/keys/{key}/value?env=production")).token(root),
         1 => Req::get(&format!("/external/keys/{key}/value?env=development")).token(root),
-        2 => Req::post("/keys")
+        // A fresh token: no plan, the full path.
+        2 | 3 => {
+            let (_, token) = env.issue(root, json!({"name": "reader", "scopes": ["keys:read"]})).await;
+            let e = if case == 2 { "production" } else { "development" };
+            Req::get(&format!("/external/keys/{key}/value?env={e}")).token(&token)
+        }
+        4 => Req::post("/keys")
             .token(root)
             .json(json!({"name": "b", "llmType": "openai", "value": format!("sk-bench-{n}")})),
-        3 => Req::put(&format!("/keys/{key}/value")).token(root).json(json!({"value": format!("sk-rot-{n}")})),
-        4 => Req::get(&format!("/keys/{key}")).token(root),
-        5 => Req::patch(&format!("/keys/{key}")).token(root).json(json!({"name": format!("n{n}")})),
-        6 => Req::get("/keys?limit=10").token(root),
-        7 => Req::post("/tokens").token(root).json(json!({"name": "b", "scopes": ["keys:read"]})),
-        8 => {
+        5 => Req::put(&format!("/keys/{key}/value")).token(root).json(json!({"value": format!("sk-rot-{n}")})),
+        6 => Req::get(&format!("/keys/{key}")).token(root),
+        7 => Req::patch(&format!("/keys/{key}")).token(root).json(json!({"name": format!("n{n}")})),
+        8 => Req::get("/keys?limit=10").token(root),
+        9 => Req::post("/tokens").token(root).json(json!({"name": "b", "scopes": ["keys:read"]})),
+        10 => {
             let (id, _) = env.issue(root, json!({"name": "victim", "scopes": ["keys:read"]})).await;
             Req::delete(&format!("/tokens/{id}")).token(root)
         }
-        9 => Req::get("/tokens?limit=10").token(root),
-        10 => Req::put("/settings/modes").token(root).json(json!({"staging": "mock"})),
+        11 => Req::get("/tokens?limit=10").token(root),
+        12 => Req::put("/settings/modes").token(root).json(json!({"staging": "mock"})),
         _ => Req::get("/usage").token(root),
     }
 }
