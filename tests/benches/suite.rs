@@ -8,13 +8,14 @@
 //!    token (the planned path) and as each token's first (the full path).
 //! 2. Handler cost in process: a live read on the in-memory store and the
 //!    local KMS; token parsing and verification.
-//! 3. Cleanup scaling: items read and time with 10,000 and 100,000 live
-//!    tokens beside 100 expired ones.
+//! 3. Cleanup scaling: items read, sequential round trips and time with
+//!    10,000 and 100,000 live tokens beside 100 expired ones.
 
 use ibyok::api::{ApiRequest, App};
 use ibyok::clock::{Clock, SystemClock};
 use ibyok::config::Config;
 use ibyok::kms::local::LocalKms;
+use ibyok::store::dynamo::DynamoStore;
 use ibyok::store::memory::MemoryStore;
 use ibyok::store::Store;
 use ibyok_tests::delay::DelayProxy;
@@ -149,33 +150,68 @@ async fn handler_cost() -> (f64, f64) {
     (read_us, parse_us)
 }
 
-async fn cleanup_scaling(live: usize, expired: usize) -> (usize, f64) {
+/// Cleanup with `live` live tokens beside `expired` expired ones, run twice
+/// (the expired tokens seeded afresh for each run).
+async fn cleanup_scaling(live: usize, expired: usize) -> Cleanup {
     let env = Env::new().await;
     let now = env.clock.now();
-    let mut items = Vec::with_capacity(live + expired);
-    for i in 0..live + expired {
-        let (mut record, _) = ibyok::bootstrap::root_token(&env.tenant, "bench", now);
-        record.grant.expires_at = if i < expired { now.plus_seconds(-60) } else { now.plus_seconds(86_400) };
-        items.push(ibyok::store::dynamo::token_item(&record));
-    }
-    for chunk in items.chunks(25) {
-        let writes = chunk
-            .iter()
-            .map(|item| {
-                aws_sdk_dynamodb::types::WriteRequest::builder()
-                    .put_request(
-                        aws_sdk_dynamodb::types::PutRequest::builder().set_item(Some(item.clone())).build().unwrap(),
-                    )
-                    .build()
+    let seed = |n: usize, expires_in: i64| {
+        let items: Vec<_> = (0..n)
+            .map(|_| {
+                let (mut record, _) = ibyok::bootstrap::root_token(&env.tenant, "bench", now);
+                record.grant.expires_at = now.plus_seconds(expires_in);
+                ibyok::store::dynamo::token_item(&record)
             })
             .collect();
-        env.dynamo.batch_write_item().request_items(&env.tables.tokens, writes).send().await.unwrap();
+        let env = &env;
+        async move {
+            for chunk in items.chunks(25) {
+                let writes = chunk
+                    .iter()
+                    .map(|item| {
+                        aws_sdk_dynamodb::types::WriteRequest::builder()
+                            .put_request(
+                                aws_sdk_dynamodb::types::PutRequest::builder()
+                                    .set_item(Some(item.clone()))
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build()
+                    })
+                    .collect();
+                env.dynamo.batch_write_item().request_items(&env.tables.tokens, writes).send().await.unwrap();
+            }
+        }
+    };
+    seed(live, 86_400).await;
+    // Through the proxy at D = 0 (counting requests), then at D = 40 ms.
+    let counting = DelayProxy::start(&endpoint(), Duration::ZERO).await;
+    let delayed = DelayProxy::start(&endpoint(), Duration::from_millis(40)).await;
+    let mut runs = Vec::new();
+    for url in [&counting.url, &delayed.url] {
+        seed(expired, -60).await;
+        let sdk = ibyok_tests::sdk_config_at(url, None).await;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), env.tables.clone());
+        let started = Instant::now();
+        let report = store.purge_tokens(env.clock.now()).await.unwrap();
+        runs.push((report, started.elapsed().as_secs_f64() * 1000.0));
+        assert_eq!(report.deleted, expired);
     }
-    let started = Instant::now();
-    let report = env.store.purge_tokens(env.clock.now()).await.unwrap();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    assert_eq!(report.deleted, expired);
-    (report.items_read, ms)
+    Cleanup {
+        items_read: runs[0].0.items_read,
+        requests: counting.requests.load(std::sync::atomic::Ordering::SeqCst),
+        round_trips: (runs[1].1 - runs[0].1) / 40.0,
+        millis: runs[0].1,
+    }
+}
+
+struct Cleanup {
+    items_read: usize,
+    requests: u64,
+    /// (time at D = 40 − time at D = 0) / 40 ms: noisy once moto's own time
+    /// (which grows with the table) dominates.
+    round_trips: f64,
+    millis: f64,
 }
 
 #[tokio::main]
@@ -205,9 +241,14 @@ async fn main() {
     let max: usize = std::env::var("IBYOK_BENCH_CLEANUP_MAX").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let mut cleanup = Vec::new();
     for live in [10_000usize, 100_000].into_iter().filter(|n| *n <= max) {
-        let (read, ms) = cleanup_scaling(live, 100).await;
-        println!("{live:>7} live + 100 expired: {read} index items read (≤ 200), {ms:.0} ms");
-        cleanup.push(json!({"live": live, "expired": 100, "itemsRead": read, "millis": ms}));
+        let c = cleanup_scaling(live, 100).await;
+        println!(
+            "{live:>7} live + 100 expired: {} index items read (≤ 200), {} requests, {:.1} sequential round trips, \
+             {:.0} ms on moto (which scans the table for an index query)",
+            c.items_read, c.requests, c.round_trips, c.millis
+        );
+        cleanup.push(json!({"live": live, "expired": 100, "itemsRead": c.items_read, "requests": c.requests,
+            "roundTrips": c.round_trips, "millisOnMoto": c.millis}));
     }
     results.insert("cleanup".into(), json!(cleanup));
 
