@@ -63,6 +63,8 @@ pub struct Env {
     pub tenant: ibyok::ids::TenantId,
     /// The tenant's root token.
     pub root: String,
+    /// The test's KMS key (for [`Env::app_with`]).
+    pub kms_key_id: String,
 }
 
 pub struct EnvBuilder {
@@ -123,11 +125,12 @@ impl EnvBuilder {
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
         let b = bootstrap::create_tenant(store.as_ref(), "test", clock.now()).await.expect("bootstrap");
         let app = match &self.through {
-            None => App::new(store.clone(), Arc::new(AwsKms::new(kms.clone(), key_id)), self.config),
+            None => App::new(store.clone(), Arc::new(AwsKms::new(kms.clone(), key_id.clone())), self.config),
             Some((url, timeouts)) => {
                 let sdk = sdk_config_at(url, Some(timeouts.clone())).await;
                 let proxied = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), tables.clone());
-                App::new(Arc::new(proxied), Arc::new(AwsKms::new(aws_sdk_kms::Client::new(&sdk), key_id)), self.config)
+                let kms = AwsKms::new(aws_sdk_kms::Client::new(&sdk), key_id.clone());
+                App::new(Arc::new(proxied), Arc::new(kms), self.config)
             }
         }
         .with_clock(clock.clone());
@@ -140,6 +143,7 @@ impl EnvBuilder {
             store,
             tenant: b.tenant.tenant_id,
             root: b.token.expose_token().to_owned(),
+            kms_key_id: key_id,
         }
     }
 }
