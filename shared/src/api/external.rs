@@ -20,7 +20,7 @@ use super::auth::bearer;
 use super::keys::not_found_as_key;
 use super::{ApiError, ApiResponse, Ctx};
 use crate::envelope::{self, EnvelopeError};
-use crate::ids::{KeyId, TokenId};
+use crate::ids::{KeyId, TenantId, TokenId};
 use crate::kms::{KeyContext, KmsError};
 use crate::mode::{self, Environment, Mode, Source, TenantModes};
 use crate::store::{AuditAction, ExpectedRead, Fetch};
@@ -101,13 +101,18 @@ fn value_response(expect: &ExpectedRead, value: &str) -> ApiResponse {
 }
 
 impl Ctx<'_> {
-    pub(crate) async fn read_value(&mut self, id: &str) -> Result<ApiResponse, ApiError> {
-        let key_id = KeyId::parse(id);
-        let environment = match self.req.query_param("env") {
+    /// The `env` query, else the server's own environment; `None` if the
+    /// query names none.
+    fn environment(&self) -> Option<Environment> {
+        match self.req.query_param("env") {
             None => Some(self.app.config.environment),
             Some(e) => Environment::parse_query(e),
-        };
-        if let (Some(key_id), Some(environment)) = (&key_id, environment) {
+        }
+    }
+
+    pub(crate) async fn read_value(&mut self, id: &str) -> Result<ApiResponse, ApiError> {
+        let key_id = KeyId::parse(id);
+        if let (Some(key_id), Some(environment)) = (&key_id, self.environment()) {
             if let Some(resp) = self.read_planned(key_id, environment).await? {
                 return Ok(resp);
             }
@@ -171,11 +176,9 @@ impl Ctx<'_> {
         };
         let (caller, mut fetched) = self.authenticate(fetch).await?;
         self.require(&caller, Scope::KeysRead).await?;
-        let environment = match self.req.query_param("env") {
-            None => self.app.config.environment,
-            Some(e) => Environment::parse_query(e)
-                .ok_or_else(|| ApiError::bad("env", "must be dev, development, staging, prod or production"))?,
-        };
+        let environment = self
+            .environment()
+            .ok_or_else(|| ApiError::bad("env", "must be dev, development, staging, prod or production"))?;
         let key = self.visible_key(&caller, &mut fetched, key_id.as_ref()).await?;
         let tenant_modes = fetched
             .tenant
@@ -239,7 +242,7 @@ impl Ctx<'_> {
     /// they were written, and a failed integrity check raises an alert.
     async fn open_failed(
         &self,
-        tenant: &crate::ids::TenantId,
+        tenant: &TenantId,
         key: &KeyId,
         token: &TokenId,
         e: EnvelopeError,
