@@ -13,7 +13,7 @@ pub(crate) struct Caller {
     pub token: TokenRecord,
 }
 
-pub(super) fn bearer(header: Option<&str>) -> Option<&str> {
+fn bearer(header: Option<&str>) -> Option<&str> {
     let header = header?.trim();
     let (scheme, rest) = header.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
@@ -21,9 +21,24 @@ pub(super) fn bearer(header: Option<&str>) -> Option<&str> {
 
 impl Ctx<'_> {
     /// Authenticates the caller and fetches `extra` in the same round trip.
-    pub(crate) async fn authenticate(&mut self, mut extra: Fetch) -> Result<(Caller, Fetched), ApiError> {
+    pub(crate) async fn authenticate(&mut self, extra: Fetch) -> Result<(Caller, Fetched), ApiError> {
+        let parsed = self.presented_token();
+        self.authenticate_parsed(parsed, extra).await
+    }
+
+    /// The request's bearer token, if it has the token's shape and checksum.
+    pub(crate) fn presented_token(&self) -> Option<ParsedToken> {
         let header = self.req.authorization.as_ref().map(|h| h.as_str());
-        let parsed = bearer(header).and_then(ParsedToken::parse).ok_or(ApiError::Unauthorized)?;
+        bearer(header).and_then(ParsedToken::parse)
+    }
+
+    /// [`Ctx::authenticate`] with the token already parsed.
+    pub(crate) async fn authenticate_parsed(
+        &mut self,
+        parsed: Option<ParsedToken>,
+        mut extra: Fetch,
+    ) -> Result<(Caller, Fetched), ApiError> {
+        let parsed = parsed.ok_or(ApiError::Unauthorized)?;
         *self.token_id = Some(parsed.id().clone());
         extra.tokens.insert(0, parsed.id().clone());
         let mut fetched = self.app.store.fetch(&extra).await?;

@@ -16,7 +16,6 @@
 //!
 //! [`Store::record_expected_read`]: crate::store::Store::record_expected_read
 
-use super::auth::bearer;
 use super::keys::not_found_as_key;
 use super::{ApiError, ApiResponse, Ctx};
 use crate::envelope::{self, EnvelopeError};
@@ -112,12 +111,14 @@ impl Ctx<'_> {
 
     pub(crate) async fn read_value(&mut self, id: &str) -> Result<ApiResponse, ApiError> {
         let key_id = KeyId::parse(id);
-        if let (Some(key_id), Some(environment)) = (&key_id, self.environment()) {
-            if let Some(resp) = self.read_planned(key_id, environment).await? {
+        // Parsed once, for both paths.
+        let parsed = self.presented_token();
+        if let (Some(token), Some(key_id), Some(environment)) = (&parsed, &key_id, self.environment()) {
+            if let Some(resp) = self.read_planned(token, key_id, environment).await? {
                 return Ok(resp);
             }
         }
-        self.read_fetched(key_id).await
+        self.read_fetched(parsed, key_id).await
     }
 
     /// The planned path; `None` hands the request to the full path: no plan,
@@ -125,11 +126,10 @@ impl Ctx<'_> {
     /// no longer bears out.
     async fn read_planned(
         &mut self,
+        parsed: &ParsedToken,
         key_id: &KeyId,
         environment: Environment,
     ) -> Result<Option<ApiResponse>, ApiError> {
-        let header = self.req.authorization.as_ref().map(|h| h.as_str());
-        let Some(parsed) = bearer(header).and_then(ParsedToken::parse) else { return Ok(None) };
         let plan_key = (parsed.id().clone(), key_id.clone(), environment);
         let Some(plan) = self.app.read_plans.get(&plan_key) else { return Ok(None) };
         let expect = &plan.expect;
@@ -168,13 +168,17 @@ impl Ctx<'_> {
     }
 
     /// The full path.
-    async fn read_fetched(&mut self, key_id: Option<KeyId>) -> Result<ApiResponse, ApiError> {
+    async fn read_fetched(
+        &mut self,
+        parsed: Option<ParsedToken>,
+        key_id: Option<KeyId>,
+    ) -> Result<ApiResponse, ApiError> {
         let fetch = Fetch {
             keys: key_id.iter().cloned().collect(),
             tenant: key_id.as_ref().map(KeyId::tenant_hint),
             ..Fetch::default()
         };
-        let (caller, mut fetched) = self.authenticate(fetch).await?;
+        let (caller, mut fetched) = self.authenticate_parsed(parsed, fetch).await?;
         self.require(&caller, Scope::KeysRead).await?;
         let environment = self
             .environment()
