@@ -45,6 +45,10 @@ pub struct DevArgs {
     /// local AWS-protocol server such as moto).
     #[arg(long, requires = "aws")]
     pub create_kms_key: bool,
+    /// Seconds between runs of the scheduled work (cleanup of expired and
+    /// revoked tokens), as the cleanup function runs it in AWS.
+    #[arg(long, default_value_t = ibyok::maintenance::DEV_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub purge_every: u64,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -89,6 +93,7 @@ async fn root_token(store: &dyn Store, existing: Option<ibyok::store::TenantReco
                 outcome: ibyok::store::Outcome::Ok,
                 source_ip: None,
                 user_agent: Some("ibyok dev".into()),
+                event_id: ibyok::ids::new_event_id(),
                 retain_until: None,
             };
             store.create_token(&record, &audit).await?;
@@ -144,6 +149,7 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
     };
     let token = root_token(store.as_ref(), existing).await?;
     let app = Arc::new(App::new(store, kms, config));
+    spawn_maintenance(app.clone(), Duration::from_secs(args.purge_every));
 
     eprintln!("==================================================================");
     eprintln!("  WARNING: ibyok dev is a DEVELOPMENT server. Not for production:");
@@ -194,6 +200,21 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
     let _ =
         tokio::time::timeout(Duration::from_secs(5), async { while connections.join_next().await.is_some() {} }).await;
     Ok(())
+}
+
+/// Runs the scheduled work (the cleanup function's) every `every`, from the
+/// first tick at start.
+fn spawn_maintenance(app: Arc<App>, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = ibyok::maintenance::run(app.store.as_ref(), app.clock.now()).await {
+                tracing::warn!(error = %ibyok::fault::chain(&e), "maintenance run failed");
+            }
+        }
+    });
 }
 
 async fn serve_one(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {

@@ -19,9 +19,14 @@ impl Drop for Dev {
 }
 
 fn start_dev(extra: &[&str]) -> Dev {
+    start_dev_with(extra, &[])
+}
+
+fn start_dev_with(extra: &[&str], env: &[(&str, &str)]) -> Dev {
     let mut child = Command::new(BIN)
         .args(["dev", "--listen", "127.0.0.1:0"])
         .args(extra)
+        .envs(env.iter().copied())
         .env_remove("AWS_LAMBDA_FUNCTION_NAME")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -262,4 +267,31 @@ fn dev_with_aws_serves_the_contract_on_moto_and_bootstrap_writes_a_working_root_
     let (code, _, err) = cli(&acme_dev, &["get", &key], None);
     assert_eq!(code, 1);
     assert!(err.contains("404"), "{err}");
+}
+
+/// `ibyok dev` runs the cleanup function's work on its own: a revoked token
+/// past its grace (here none) leaves the listing without anyone asking.
+#[test]
+fn the_dev_server_purges_revoked_and_expired_tokens() {
+    let dir = std::env::temp_dir().join(format!("ibyok-purge-{}", std::process::id()));
+    let args = ["--purge-every", "1", "--data-dir", dir.to_str().unwrap()];
+    let dev = start_dev_with(&args, &[("IBYOK_REVOKED_RETENTION_SECONDS", "0")]);
+    let (code, out, err) = cli(&dev, &["tokens", "create", "--name", "short", "--scope", "keys:read", "--json"], None);
+    assert_eq!(code, 0, "{err}");
+    let id = json(&out)["tokenId"].as_str().unwrap().to_owned();
+    let (code, _, err) = cli(&dev, &["tokens", "revoke", &id], None);
+    assert_eq!(code, 0, "{err}");
+    let listed = || {
+        let (_, out, _) = cli(&dev, &["tokens", "list", "--json"], None);
+        out.contains(&id)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while listed() {
+        assert!(std::time::Instant::now() < deadline, "the revoked token is still listed after 10 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let saved = json(&std::fs::read_to_string(dir.join("store.json")).unwrap());
+    let rows = saved["tokens"].as_array().unwrap();
+    assert!(!rows.is_empty() && rows.iter().all(|t| t["token_id"] != id.as_str()), "and gone from the data file");
+    let _ = std::fs::remove_dir_all(&dir);
 }

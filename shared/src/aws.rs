@@ -1,7 +1,7 @@
 //! The one place the AWS clients are built: for the Lambda functions, the
 //! operator's bootstrap and `ibyok dev --aws`.
 
-use crate::api::App;
+use crate::api::{App, Route};
 use crate::config::{Config, Tables};
 use crate::kms::aws::AwsKms;
 use crate::kms::{Kms, Unconfigured};
@@ -44,14 +44,15 @@ pub fn dynamo_store(sdk: &aws_config::SdkConfig) -> DynamoStore {
     DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), Tables::from_env())
 }
 
-/// The service with its AWS adapters, from the environment. `IBYOK_KMS_KEY_ID`
-/// names the KMS key; the functions that make no KMS call are not given it
-/// and get [`Unconfigured`] instead.
-pub async fn app() -> Result<App, Box<dyn std::error::Error + Send + Sync>> {
+/// The service with its AWS adapters, from the environment, for a function
+/// serving `routes`. `IBYOK_KMS_KEY_ID` names the KMS key: required when a
+/// route calls KMS (else the start fails, naming it); the functions that
+/// make no KMS call get [`Unconfigured`] instead.
+pub async fn app_for(routes: &[Route]) -> Result<App, Box<dyn std::error::Error + Send + Sync>> {
     let config = Config::from_env()?;
+    let kms_key = crate::config::kms_key_id(routes, |k| std::env::var(k).ok())?;
     let sdk = sdk_config().await;
     let store = dynamo_store(&sdk);
-    let kms_key = std::env::var("IBYOK_KMS_KEY_ID").ok().filter(|k| !k.is_empty());
     let kms_client = kms_key.as_ref().map(|_| aws_sdk_kms::Client::new(&sdk));
     warm_up(&store, kms_client.clone().zip(kms_key.clone()));
     let kms: Arc<dyn Kms> = match kms_client.zip(kms_key) {

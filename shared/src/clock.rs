@@ -18,6 +18,14 @@ impl Timestamp {
     pub const fn seconds(self) -> i64 {
         self.0.div_euclid(1000)
     }
+    /// Whole seconds, rounded up: the unit of purge times, so that a token
+    /// is never purged before its time in either store.
+    pub const fn ceil_seconds(self) -> i64 {
+        self.0.div_euclid(1000) + if self.0.rem_euclid(1000) == 0 { 0 } else { 1 }
+    }
+    pub const fn plus_millis(self, ms: i64) -> Self {
+        Self(self.0 + ms)
+    }
     pub const fn plus_seconds(self, s: i64) -> Self {
         Self(self.0 + s * 1000)
     }

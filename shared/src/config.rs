@@ -112,6 +112,25 @@ impl Config {
     }
 }
 
+/// `IBYOK_KMS_KEY_ID`, for a function serving `routes`: required when one
+/// of them calls KMS (a missing key fails the start, naming the variable,
+/// rather than the first request with a 500); `None` for the others, which
+/// get no KMS client at all.
+pub fn kms_key_id(
+    routes: &[crate::api::Route],
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    let key = get("IBYOK_KMS_KEY_ID").map(|k| k.trim().to_owned()).filter(|k| !k.is_empty());
+    match routes.iter().find(|r| r.needs_kms()) {
+        None => Ok(None),
+        Some(_) if key.is_some() => Ok(key),
+        Some(route) => Err(ConfigError(format!(
+            "IBYOK_KMS_KEY_ID is not set, and this function serves `{}`, which needs the envelope key",
+            route.key()
+        ))),
+    }
+}
+
 impl Tables {
     /// `IBYOK_TOKENS_TABLE`, `IBYOK_KEYS_TABLE`, `IBYOK_TENANTS_TABLE`,
     /// `IBYOK_AUDIT_TABLE`; each defaults to `ibyok-<name>`.
@@ -146,6 +165,17 @@ mod tests {
     fn refuses_to_start_on_conflicting_guardrails() {
         let err = cfg(&[("PROD_MODE_FORCED", "mock"), ("PROD_MOCK_ALLOWED", "false")]).unwrap_err();
         assert!(err.0.contains("PROD_MODE_FORCED") && err.0.contains("PROD_MOCK_ALLOWED"));
+    }
+
+    #[test]
+    fn a_function_that_calls_kms_refuses_to_start_without_its_key() {
+        use crate::api::Route;
+        let none = |_: &str| None;
+        let err = kms_key_id(&[Route::ReadValue], none).unwrap_err();
+        assert!(err.to_string().contains("IBYOK_KMS_KEY_ID"), "{err}");
+        assert!(kms_key_id(&[Route::CreateKey], |_| Some("  ".into())).is_err(), "blank is unset");
+        assert_eq!(kms_key_id(&[Route::ReadValue], |_| Some("k-1".into())).unwrap().as_deref(), Some("k-1"));
+        assert_eq!(kms_key_id(&[Route::ListKeys], |_| Some("k-1".into())).unwrap(), None, "no KMS, no key");
     }
 
     #[test]

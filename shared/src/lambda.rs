@@ -50,7 +50,7 @@ pub async fn handle(app: &App, routes: &[Route], req: Request) -> Response<Body>
 /// Runs an HTTP function serving `routes`.
 pub async fn serve(routes: &'static [Route]) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
-    let app = crate::aws::app().await?;
+    let app = crate::aws::app_for(routes).await?;
     let app = &app;
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
         Ok::<_, std::convert::Infallible>(handle(app, routes, req).await)

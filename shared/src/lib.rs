@@ -10,7 +10,10 @@
 //! - [`token`] — the token format, checksum, hashing, scopes and the issuing
 //!   rules.
 //! - [`envelope`] — envelope encryption (seal/open) over the [`kms`] port.
+//! - [`fault`] — a failed backend call: its kind and its cause.
 //! - [`kms`] — the KMS port, its AWS adapter and a local adapter.
+//! - [`maintenance`] — the scheduled work (cleanup), for the cleanup
+//!   function and `ibyok dev`.
 //! - [`mode`] — mock-mode resolution and the provider-shaped fakes.
 //! - [`store`] — the domain records, the storage port, its DynamoDB adapter,
 //!   its in-memory adapter and the table definitions.
@@ -28,10 +31,12 @@ pub mod bootstrap;
 pub mod clock;
 pub mod config;
 pub mod envelope;
+pub mod fault;
 pub mod ids;
 pub mod kms;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod maintenance;
 pub mod mode;
 pub mod secret;
 pub mod store;

@@ -150,6 +150,39 @@ pub fn resolve(g: &Guardrails, env: Environment, overrides: &ModeOverrides, tena
     (tenant.get(env), Source::TenantSetting)
 }
 
+/// What must still be stored for a mode that [`resolve`] decided by `source`
+/// to hold: the "mode still holds" rule, in one place. The memory store
+/// evaluates it with [`ModeRequirement::holds`]; the DynamoDB adapter writes
+/// it as conditions; the store contract suite holds the two together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModeRequirement {
+    /// A guardrail decided: nothing stored matters.
+    Nothing,
+    /// The key's override for the environment is still this mode.
+    KeyOverride(Environment, Mode),
+    /// The key still has no override for the environment, and the tenant's
+    /// setting (or the default, on a tenant without one) is still this mode.
+    TenantSetting(Environment, Mode),
+}
+
+impl ModeRequirement {
+    pub fn of(env: Environment, mode: Mode, source: Source) -> Self {
+        match source {
+            Source::Guardrail => ModeRequirement::Nothing,
+            Source::KeyOverride => ModeRequirement::KeyOverride(env, mode),
+            Source::TenantSetting => ModeRequirement::TenantSetting(env, mode),
+        }
+    }
+
+    pub fn holds(&self, overrides: &ModeOverrides, tenant: &TenantModes) -> bool {
+        match *self {
+            ModeRequirement::Nothing => true,
+            ModeRequirement::KeyOverride(env, mode) => overrides.get(&env) == Some(&mode),
+            ModeRequirement::TenantSetting(env, mode) => !overrides.contains_key(&env) && tenant.get(env) == mode,
+        }
+    }
+}
+
 /// A provider-shaped fake value. Its suffix is stable for a key and derived
 /// from the key id, never from the value.
 pub fn fake_value(llm_type: &str, key_id: &KeyId) -> String {

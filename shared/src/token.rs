@@ -193,6 +193,10 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// Half of the live-token rule ([`crate::store::TokenRecord::is_live`]).
+    pub fn unexpired_at(&self, now: Timestamp) -> bool {
+        self.expires_at > now
+    }
     pub fn allows_key(&self, key: &KeyId) -> bool {
         self.key_ids.as_ref().is_none_or(|ids| ids.contains(key))
     }

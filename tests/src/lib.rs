@@ -53,6 +53,15 @@ pub async fn sdk_config_at(
         .await
 }
 
+/// A DynamoDB store on fresh tables of the local AWS-protocol server.
+pub async fn fresh_store() -> Arc<DynamoStore> {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let tables = Tables::with_prefix(&format!("t{}-", ibyok::ids::random_base62(10)));
+    create_tables(&dynamo, &tables).await.expect("create tables on moto");
+    Arc::new(DynamoStore::new(dynamo, tables))
+}
+
 pub struct Env {
     pub app: App,
     pub clock: Arc<ManualClock>,

@@ -46,9 +46,7 @@ impl Ctx<'_> {
         if !parsed.matches(&token.verifier) {
             return Err(ApiError::Unauthorized);
         }
-        let refused = token.revoked_at.is_some()
-            || token.grant.expires_at <= self.now
-            || !token.grant.allows_source(self.req.source_ip);
+        let refused = !token.is_live(self.now) || !token.grant.allows_source(self.req.source_ip);
         let caller = Caller { token };
         if refused {
             self.deny(&caller, None).await;
@@ -127,6 +125,7 @@ impl Ctx<'_> {
             outcome: Outcome::Ok,
             source_ip: self.req.source_ip.map(|ip| ip.to_string()),
             user_agent: self.req.user_agent.clone(),
+            event_id: crate::ids::new_event_id(),
             retain_until: Some(self.now.plus_seconds(self.app.config.audit_retention_days * 86_400)),
         }
     }

@@ -4,6 +4,7 @@
 
 use super::ApiResponse;
 use crate::envelope::EnvelopeError;
+use crate::fault::Cause;
 use crate::kms::KmsError;
 use crate::store::StoreError;
 
@@ -31,17 +32,22 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType,
-    /// The cause is for the log only.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// The cause is for the log only.
-    #[error("internal: {0}")]
-    Internal(String),
+    /// The cause is for the log only (its whole chain, no secret).
+    #[error("unavailable")]
+    Unavailable(#[source] Cause),
+    /// The cause is for the log only (its whole chain, no secret).
+    #[error("internal")]
+    Internal(#[source] Cause),
 }
 
 impl ApiError {
     pub fn bad(field: &str, rule: &str) -> Self {
         ApiError::BadRequest(format!("{field}: {rule}"))
+    }
+
+    /// A 500 whose cause is a sentence of ours (no secret in it).
+    pub fn internal(cause: &'static str) -> Self {
+        ApiError::Internal(cause.into())
     }
 
     pub fn status(&self) -> u16 {
@@ -105,10 +111,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::NotFound("no such resource"),
-            StoreError::Conflict(m) => ApiError::Conflict(m.to_owned()),
+            StoreError::Conflict(c) => ApiError::Conflict(c.to_string()),
             StoreError::BadCursor => ApiError::bad("cursor", "not a cursor from this listing"),
-            StoreError::Unavailable(m) => ApiError::Unavailable(format!("store: {m}")),
-            StoreError::Internal(m) => ApiError::Internal(format!("store: {m}")),
+            e @ StoreError::Unavailable(_) => ApiError::Unavailable(e.into()),
+            e @ StoreError::Internal(_) => ApiError::Internal(e.into()),
         }
     }
 }
@@ -116,9 +122,8 @@ impl From<StoreError> for ApiError {
 impl From<KmsError> for ApiError {
     fn from(e: KmsError) -> Self {
         match e {
-            KmsError::Unavailable(m) => ApiError::Unavailable(format!("kms: {m}")),
-            KmsError::Integrity => ApiError::Internal("kms: integrity check failed".into()),
-            KmsError::Internal(m) => ApiError::Internal(format!("kms: {m}")),
+            e @ KmsError::Unavailable(_) => ApiError::Unavailable(e.into()),
+            e @ (KmsError::Integrity | KmsError::Internal(_)) => ApiError::Internal(e.into()),
         }
     }
 }
@@ -127,7 +132,7 @@ impl From<EnvelopeError> for ApiError {
     fn from(e: EnvelopeError) -> Self {
         match e {
             EnvelopeError::Kms(k) => k.into(),
-            EnvelopeError::Integrity => ApiError::Internal("envelope: integrity check failed".into()),
+            e @ EnvelopeError::Integrity => ApiError::Internal(e.into()),
         }
     }
 }

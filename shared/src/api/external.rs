@@ -22,7 +22,7 @@ use crate::envelope::{self, EnvelopeError};
 use crate::ids::{KeyId, TenantId, TokenId};
 use crate::kms::{KeyContext, KmsError};
 use crate::mode::{self, Environment, Mode, Source, TenantModes};
-use crate::store::{AuditAction, ExpectedRead, Fetch};
+use crate::store::{AuditAction, AuditEvent, ExpectedRead, Fetch};
 use crate::token::{Grant, ParsedToken, Scope};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -134,7 +134,7 @@ impl Ctx<'_> {
         let Some(plan) = self.app.read_plans.get(&plan_key) else { return Ok(None) };
         let expect = &plan.expect;
         if !parsed.matches(&expect.verifier)
-            || plan.grant.expires_at <= self.now
+            || !plan.grant.unexpired_at(self.now)
             || !plan.grant.allows_source(self.req.source_ip)
         {
             return Ok(None);
@@ -162,7 +162,7 @@ impl Ctx<'_> {
             (true, Some(Ok(value))) => Ok(Some(value_response(expect, value.expose_value()))),
             (true, Some(Err(e))) => {
                 self.app.read_plans.remove(&plan_key);
-                Err(self.open_failed(&expect.tenant_id, key_id, &expect.token_id, e, true).await)
+                Err(self.open_failed(&expect.tenant_id, key_id, &expect.token_id, e, Some(&audit)).await)
             }
         }
     }
@@ -218,7 +218,8 @@ impl Ctx<'_> {
                     (Ok(_), Err(e)) => return Err(not_found_as_key(e)),
                     (Err(e), recorded) => {
                         let token = &caller.token.token_id;
-                        return Err(self.open_failed(&key.tenant_id, &key.key_id, token, e, recorded.is_ok()).await);
+                        let counted = recorded.is_ok().then_some(&audit);
+                        return Err(self.open_failed(&key.tenant_id, &key.key_id, token, e, counted).await);
                     }
                 }
             }
@@ -242,18 +243,18 @@ impl Ctx<'_> {
         Ok(resp)
     }
 
-    /// A value that did not open: its counts are taken back (best effort) if
-    /// they were written, and a failed integrity check raises an alert.
+    /// A value that did not open: its counts and its event are taken back
+    /// (best effort) if they were written, and a failed integrity check raises an alert.
     async fn open_failed(
         &self,
         tenant: &TenantId,
         key: &KeyId,
         token: &TokenId,
         e: EnvelopeError,
-        counted: bool,
+        counted: Option<&AuditEvent>,
     ) -> ApiError {
-        if counted {
-            if let Err(undo) = self.app.store.unrecord_read(key, token).await {
+        if let Some(audit) = counted {
+            if let Err(undo) = self.app.store.unrecord_read(key, token, audit).await {
                 tracing::warn!(request_id = %self.req.request_id, error = %undo, "could not take back the counters of a failed read");
             }
         }

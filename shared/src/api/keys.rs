@@ -115,7 +115,7 @@ impl Ctx<'_> {
         drop(value);
         let audit = self.event(&caller, AuditAction::KeyCreate, Some(key_id));
         self.app.store.create_key(&key, &audit).await.map_err(|e| match e {
-            StoreError::Conflict(_) => ApiError::Internal("a fresh key id collided".into()),
+            StoreError::Conflict(_) => ApiError::internal("a fresh key id collided"),
             e => e.into(),
         })?;
         Ok(ApiResponse::json(201, &KeyView::from(&key)))

@@ -125,6 +125,11 @@ impl Route {
         Route::Audit,
     ];
 
+    /// Whether serving the route calls KMS (`GenerateDataKey` or `Decrypt`).
+    pub fn needs_kms(self) -> bool {
+        matches!(self, Route::CreateKey | Route::RotateKey | Route::ReadValue)
+    }
+
     /// The route as API Gateway names it.
     pub fn key(self) -> &'static str {
         match self {
@@ -236,9 +241,11 @@ impl App {
             Err(err) => {
                 match &err {
                     ApiError::Internal(cause) => {
+                        let cause = crate::fault::chain(cause.as_ref());
                         tracing::error!(request_id = %req.request_id, route = route_name, cause = %cause, "internal error")
                     }
                     ApiError::Unavailable(cause) => {
+                        let cause = crate::fault::chain(cause.as_ref());
                         tracing::warn!(request_id = %req.request_id, route = route_name, cause = %cause, "backend unavailable")
                     }
                     _ => {}

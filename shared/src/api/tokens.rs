@@ -5,7 +5,7 @@ use super::body::{check_name, fill_page, JsonObject};
 use super::views::TokenView;
 use super::{ApiError, ApiResponse, Ctx};
 use crate::ids::{KeyId, TenantId, TokenId};
-use crate::store::{AuditAction, Fetch, StoreError, TokenRecord};
+use crate::store::{AuditAction, Conflict, Fetch, StoreError, TokenRecord};
 use crate::token::{derive_child, Escalation, IssueRequest, ParsedToken, Scope, Scopes};
 use futures::stream::{self, StreamExt};
 use ipnet::IpNet;
@@ -129,8 +129,9 @@ impl Ctx<'_> {
         let mut audit = self.event(&caller, AuditAction::TokenCreate, None);
         audit.token_id = Some(caller.token.token_id.clone());
         self.app.store.create_token(&record, &audit).await.map_err(|e| match e {
-            // The issuer was revoked between our read and our write.
-            StoreError::Conflict(_) => ApiError::Unauthorized,
+            // The issuer was revoked (or expired) between our read and our write.
+            StoreError::Conflict(Conflict::IssuerNotLive) => ApiError::Unauthorized,
+            StoreError::Conflict(Conflict::Exists) => ApiError::internal("a fresh token id collided"),
             e => e.into(),
         })?;
         Ok(ApiResponse::json(201, &TokenView::created(&record, Some(token.secret().expose_token()))))
@@ -179,11 +180,11 @@ impl Ctx<'_> {
     /// slip in between.
     async fn revoke_tree(&self, caller: &Caller, root: &TokenId) -> Result<(), ApiError> {
         let tenant = &caller.token.tenant_id;
-        let purge_at = self.now.plus_seconds(self.app.config.revoked_retention_seconds);
+        let grace = self.app.config.revoked_retention_seconds;
         let mut audit = self.event(caller, AuditAction::TokenRevoke, None);
         audit.token_id = Some(root.clone());
         let (children, recorded) = tokio::join!(
-            self.app.store.revoke_token(tenant, root, self.now, purge_at),
+            self.app.store.revoke_token(tenant, root, self.now, grace),
             self.app.store.append_audit(&audit)
         );
         let mut frontier = children.map_err(|e| match e {
@@ -195,7 +196,7 @@ impl Ctx<'_> {
         while !frontier.is_empty() {
             frontier.retain(|id| seen.insert(id.clone()));
             let results: Vec<_> = stream::iter(frontier.drain(..))
-                .map(|id| revoke_one(self, tenant, id, purge_at))
+                .map(|id| revoke_one(self, tenant, id, grace))
                 .buffer_unordered(REVOKE_CONCURRENCY)
                 .collect()
                 .await;
@@ -207,13 +208,8 @@ impl Ctx<'_> {
     }
 }
 
-async fn revoke_one(
-    ctx: &Ctx<'_>,
-    tenant: &TenantId,
-    id: TokenId,
-    purge_at: crate::clock::Timestamp,
-) -> Result<Vec<TokenId>, ApiError> {
-    match ctx.app.store.revoke_token(tenant, &id, ctx.now, purge_at).await {
+async fn revoke_one(ctx: &Ctx<'_>, tenant: &TenantId, id: TokenId, grace: i64) -> Result<Vec<TokenId>, ApiError> {
+    match ctx.app.store.revoke_token(tenant, &id, ctx.now, grace).await {
         Ok(children) => Ok(children),
         // Already purged by cleanup: nothing below it can be live either.
         Err(StoreError::NotFound) => Ok(Vec::new()),

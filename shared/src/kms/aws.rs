@@ -1,6 +1,7 @@
 //! The KMS adapter over `aws-sdk-kms`.
 
 use super::{GeneratedKey, KeyContext, Kms, KmsError};
+use crate::fault::{Fault, FaultKind};
 use crate::secret::DataKey;
 use async_trait::async_trait;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
@@ -25,31 +26,46 @@ fn context_map(ctx: &KeyContext) -> std::collections::HashMap<String, String> {
     ctx.pairs().iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
-/// Sorts an SDK failure into the port's three outcomes. The SDK has already
-/// retried throttling and transient faults by the time this runs.
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(err: SdkError<E>) -> KmsError {
+const THROTTLING_CODES: &[&str] = &["ThrottlingException", "LimitExceededException"];
+
+/// Sorts an SDK failure into the port's three outcomes, keeping it as the
+/// fault's source. The SDK has already retried throttling and transient
+/// faults by the time this runs.
+fn classify<E>(err: SdkError<E>) -> KmsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
     let code = err.as_service_error().and_then(|e| e.code()).map(str::to_owned);
-    match code.as_deref() {
-        Some("InvalidCiphertextException") | Some("IncorrectKeyException") => KmsError::Integrity,
-        Some(
-            "ThrottlingException"
-            | "KMSInternalException"
-            | "DependencyTimeoutException"
-            | "LimitExceededException"
-            | "KeyUnavailableException"
-            | "ServiceUnavailableException",
-        ) => KmsError::Unavailable(code.unwrap_or_default()),
-        Some(other) => KmsError::Internal(other.to_owned()),
-        None => match err {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-                KmsError::Unavailable("no response".into())
-            }
-            SdkError::ServiceError(e) if e.raw().status().is_server_error() => {
-                KmsError::Unavailable(format!("status {}", e.raw().status().as_u16()))
-            }
-            _ => KmsError::Internal("unclassified KMS error".into()),
-        },
+    if matches!(code.as_deref(), Some("InvalidCiphertextException" | "IncorrectKeyException")) {
+        return KmsError::Integrity;
     }
+    let server_error = matches!(&err, SdkError::ServiceError(e) if e.raw().status().is_server_error());
+    let fault = Fault::from_sdk("KMS", THROTTLING_CODES, err);
+    let unavailable = match fault.kind {
+        FaultKind::Throttled | FaultKind::Timeout | FaultKind::Dispatch | FaultKind::Response => true,
+        FaultKind::Service => {
+            server_error
+                || matches!(
+                    code.as_deref(),
+                    Some(
+                        "KMSInternalException"
+                            | "DependencyTimeoutException"
+                            | "KeyUnavailableException"
+                            | "ServiceUnavailableException"
+                    )
+                )
+        }
+        _ => false,
+    };
+    if unavailable {
+        KmsError::Unavailable(fault)
+    } else {
+        KmsError::Internal(fault)
+    }
+}
+
+fn bad_answer(what: &str) -> KmsError {
+    KmsError::Internal(Fault::new(FaultKind::Data, what))
 }
 
 #[async_trait]
@@ -67,10 +83,10 @@ impl Kms for AwsKms {
         let wrapped = out
             .ciphertext_blob()
             .map(|b| b.as_ref().to_vec())
-            .ok_or_else(|| KmsError::Internal("GenerateDataKey returned no ciphertext".into()))?;
+            .ok_or_else(|| bad_answer("KMS GenerateDataKey returned no ciphertext"))?;
         let mut plain = out.plaintext.map(Blob::into_inner).unwrap_or_default();
         let plaintext = DataKey::from_slice(&mut plain)
-            .ok_or_else(|| KmsError::Internal("GenerateDataKey returned a key of the wrong size".into()));
+            .ok_or_else(|| bad_answer("KMS GenerateDataKey returned a key of the wrong size"));
         plain.zeroize();
         Ok(GeneratedKey { plaintext: plaintext?, wrapped })
     }

@@ -81,10 +81,10 @@ impl Kms for LocalKms {
         rand::thread_rng().fill_bytes(key.as_mut());
         rand::thread_rng().fill_bytes(&mut nonce);
         let aad = context_aad(ctx);
-        let sealed = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: key.as_ref(), aad: &aad })
-            .map_err(|_| KmsError::Internal("local wrap failed".into()))?;
+        let sealed =
+            self.cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: key.as_ref(), aad: &aad }).map_err(|_| {
+                KmsError::Internal(crate::fault::Fault::new(crate::fault::FaultKind::Local, "local wrap failed"))
+            })?;
         let mut wrapped = nonce.to_vec();
         wrapped.extend_from_slice(&sealed);
         let plaintext = DataKey::from_slice(key.as_mut()).expect("32 bytes");

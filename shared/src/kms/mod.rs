@@ -8,6 +8,7 @@
 pub mod aws;
 pub mod local;
 
+use crate::fault::{Fault, FaultKind};
 use crate::ids::{KeyId, TenantId};
 use crate::secret::DataKey;
 use async_trait::async_trait;
@@ -39,10 +40,10 @@ pub enum KmsError {
     #[error("the wrapped data key failed its integrity check")]
     Integrity,
     /// Throttled or unreachable after the SDK's retries.
-    #[error("KMS is unavailable: {0}")]
-    Unavailable(String),
-    #[error("KMS failed: {0}")]
-    Internal(String),
+    #[error("KMS is unavailable")]
+    Unavailable(#[source] Fault),
+    #[error("KMS failed")]
+    Internal(#[source] Fault),
 }
 
 #[async_trait]
@@ -56,12 +57,16 @@ pub trait Kms: Send + Sync {
 #[derive(Debug, Default)]
 pub struct Unconfigured;
 
+fn unconfigured() -> KmsError {
+    KmsError::Internal(Fault::new(FaultKind::Construction, "this function has no KMS key (IBYOK_KMS_KEY_ID)"))
+}
+
 #[async_trait]
 impl Kms for Unconfigured {
     async fn generate_data_key(&self, _: &KeyContext) -> Result<GeneratedKey, KmsError> {
-        Err(KmsError::Internal("this function has no KMS key (IBYOK_KMS_KEY_ID)".into()))
+        Err(unconfigured())
     }
     async fn decrypt_data_key(&self, _: &[u8], _: &KeyContext) -> Result<DataKey, KmsError> {
-        Err(KmsError::Internal("this function has no KMS key (IBYOK_KMS_KEY_ID)".into()))
+        Err(unconfigured())
     }
 }

@@ -8,14 +8,17 @@
 //! The port speaks in whole operations, each costing the backend round trips
 //! written on it, so that the handlers' costs can be read off their calls.
 
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
 pub mod dynamo;
 pub mod memory;
 pub mod schema;
 
 use crate::clock::Timestamp;
 use crate::envelope::Envelope;
+use crate::fault::{Fault, FaultKind};
 use crate::ids::{KeyId, TenantId, TokenId};
-use crate::mode::{Environment, Mode, ModeOverrides, Source, TenantModes};
+use crate::mode::{Environment, Mode, ModeOverrides, ModeRequirement, Source, TenantModes};
 use crate::token::Grant;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -46,13 +49,23 @@ impl TokenRecord {
             && (self.issued_by.is_none() || self.token_id == other.token_id || other.ancestors.contains(&self.token_id))
     }
 
+    /// The live-token rule: not revoked and not expired. Authentication, the
+    /// planned read and both stores' conditional writes apply this rule (the
+    /// DynamoDB adapter as a condition expression, `LIVE_TOKEN`, which the
+    /// store contract suite holds to it).
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.grant.unexpired_at(now)
+    }
+
     /// When cleanup may delete this token: at expiry, or a grace period after
-    /// revocation, whichever comes first.
-    pub fn purge_at(&self, revoked_grace_seconds: i64) -> Timestamp {
-        match self.revoked_at {
+    /// its (first) revocation, whichever comes first; in whole seconds,
+    /// rounded up. Revoking again never moves it.
+    pub fn purge_second(&self, revoked_grace_seconds: i64) -> i64 {
+        let at = match self.revoked_at {
             Some(r) => r.plus_seconds(revoked_grace_seconds).min(self.grant.expires_at),
             None => self.grant.expires_at,
-        }
+        };
+        at.ceil_seconds()
     }
 }
 
@@ -124,6 +137,10 @@ pub struct AuditEvent {
     pub outcome: Outcome,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// Orders events of one millisecond and names the event to the store
+    /// ([`crate::ids::new_event_id`]); not shown.
+    #[serde(skip)]
+    pub event_id: String,
     /// When the store may drop the event (the retention period).
     #[serde(skip)]
     pub retain_until: Option<Timestamp>,
@@ -171,6 +188,13 @@ pub struct ExpectedRead {
     pub envelope: Option<Envelope>,
 }
 
+impl ExpectedRead {
+    /// What must still be stored for the planned mode to hold.
+    pub fn mode_requirement(&self) -> ModeRequirement {
+        ModeRequirement::of(self.environment, self.mode, self.source)
+    }
+}
+
 /// A change to an existing key.
 #[derive(Clone, Debug)]
 pub enum KeyChange {
@@ -193,6 +217,17 @@ pub struct PurgeReport {
     pub deleted: usize,
 }
 
+/// Which state a conditional write found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// The id is taken (and not by a retry of this very write).
+    #[error("the item exists")]
+    Exists,
+    /// The issuer of a new token is revoked, expired or gone.
+    #[error("the issuer is no longer live")]
+    IssuerNotLive,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The item is missing, or belongs to another tenant.
@@ -200,16 +235,23 @@ pub enum StoreError {
     NotFound,
     /// A conditional write found the state it guards against.
     #[error("conflict: {0}")]
-    Conflict(&'static str),
+    Conflict(Conflict),
     /// A cursor that this store did not hand to this tenant.
     #[error("bad cursor")]
     BadCursor,
     /// Throttled or unreachable after the SDK's retries.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    #[error("store unavailable")]
+    Unavailable(#[source] Fault),
     /// A stored item that does not decode, or an unexpected service error.
-    #[error("store failed: {0}")]
-    Internal(String),
+    #[error("store failed")]
+    Internal(#[source] Fault),
+}
+
+impl StoreError {
+    /// A local or data failure, with a cause that names no secret.
+    pub fn internal(kind: FaultKind, what: impl Into<String>) -> Self {
+        StoreError::Internal(Fault::new(kind, what))
+    }
 }
 
 #[async_trait]
@@ -220,8 +262,9 @@ pub trait Store: Send + Sync {
     /// Creates a tenant with its first (root) token. Operator path.
     async fn create_tenant(&self, tenant: &TenantRecord, root: &TokenRecord) -> Result<(), StoreError>;
 
-    /// One round trip (the update, with the audit event written beside it):
-    /// sets the given environments' defaults and answers the whole.
+    /// One round trip (one transaction: the update and its audit event, or
+    /// neither): sets the given environments' defaults and answers the whole.
+    /// With no change, writes nothing (no event) and answers the stored whole.
     async fn update_modes(
         &self,
         tenant: &TenantId,
@@ -229,7 +272,8 @@ pub trait Store: Send + Sync {
         audit: &AuditEvent,
     ) -> Result<TenantModes, StoreError>;
 
-    /// One round trip; `Conflict` if the id exists (never overwrites).
+    /// One round trip; `Conflict::Exists` if the id exists (never overwrites;
+    /// a retry of this very write, recognised by its ciphertext, is `Ok`).
     async fn create_key(&self, key: &KeyRecord, audit: &AuditEvent) -> Result<(), StoreError>;
 
     /// One round trip; `NotFound` unless the key exists in `tenant`.
@@ -242,12 +286,14 @@ pub trait Store: Send + Sync {
         audit: &AuditEvent,
     ) -> Result<(), StoreError>;
 
-    /// One round trip; `NotFound` unless the key exists in `tenant`.
+    /// One round trip; `NotFound` if the key is another tenant's. A key
+    /// already gone is `Ok` and writes no event (its deletion wrote one).
     async fn delete_key(&self, tenant: &TenantId, key: &KeyId, audit: &AuditEvent) -> Result<(), StoreError>;
 
     /// One round trip (three concurrent writes): the key's and the token's
     /// counters and `lastUsedAt`, and the audit event. `NotFound` if the key
-    /// was deleted meanwhile.
+    /// or the token was deleted meanwhile; then nothing of the read stays
+    /// (counters taken back, event removed).
     async fn record_read(
         &self,
         key: &KeyId,
@@ -267,23 +313,28 @@ pub trait Store: Send + Sync {
         audit: &AuditEvent,
     ) -> Result<bool, StoreError>;
 
-    /// Takes back the counters of a read that failed after `record_read` or
-    /// `record_expected_read`.
-    async fn unrecord_read(&self, key: &KeyId, token: &TokenId) -> Result<(), StoreError>;
+    /// Takes back a read that failed after `record_read` or
+    /// `record_expected_read` answered: its counters (never below zero) and
+    /// its audit event, which must not describe a read that was not served.
+    async fn unrecord_read(&self, key: &KeyId, token: &TokenId, audit: &AuditEvent) -> Result<(), StoreError>;
 
-    /// One round trip. With an issuer, fails with `Conflict` if the issuer
-    /// was revoked meanwhile, and records the child on the issuer so that a
-    /// later revocation finds it.
+    /// One round trip. `Conflict::Exists` if the id is taken (a retry of this
+    /// very write, recognised by its verifier, is `Ok`). With an issuer,
+    /// `Conflict::IssuerNotLive` unless the issuer is live at the token's
+    /// creation (the live-token rule), and records the child on the issuer so
+    /// that a later revocation finds it.
     async fn create_token(&self, token: &TokenRecord, audit: &AuditEvent) -> Result<(), StoreError>;
 
-    /// One round trip: marks the token revoked (keeping an earlier
-    /// `revokedAt`) and answers the ids of the tokens it issued.
+    /// One round trip (two when the token expires within the grace): marks
+    /// the token revoked, keeping an earlier `revokedAt`, sets its purge time
+    /// by [`TokenRecord::purge_second`] (a second revocation never moves it),
+    /// and answers the ids of the tokens it issued.
     async fn revoke_token(
         &self,
         tenant: &TenantId,
         token: &TokenId,
         at: Timestamp,
-        purge_at: Timestamp,
+        revoked_grace_seconds: i64,
     ) -> Result<Vec<TokenId>, StoreError>;
 
     /// Two round trips (index query, then consistent batch read), oldest first.
@@ -313,6 +364,7 @@ pub trait Store: Send + Sync {
         cursor: Option<&str>,
     ) -> Result<Page<AuditEvent>, StoreError>;
 
-    /// Deletes tokens whose purge time has passed, reading only those.
+    /// Deletes tokens whose purge second is at or before `now`'s, reading
+    /// only those.
     async fn purge_tokens(&self, now: Timestamp) -> Result<PurgeReport, StoreError>;
 }

@@ -55,6 +55,18 @@ const fn n(name: &'static str) -> Attr {
     Attr { name, ty: AttrType::N }
 }
 
+// The attributes that key a table or an index. The item mapping and the
+// queries name them through these constants, never as literals.
+pub const TOKEN_ID: &str = "tokenId";
+pub const KEY_ID: &str = "keyId";
+pub const TENANT_ID: &str = "tenantId";
+pub const CREATED_AT: &str = "createdAt";
+pub const EVENT_KEY: &str = "eventKey";
+pub const PURGE_SHARD: &str = "purgeShard";
+pub const PURGE_AT: &str = "purgeAt";
+/// The TTL attribute of the tokens and audit tables (epoch seconds).
+pub const TTL: &str = "ttl";
+
 pub const TENANT_INDEX: &str = "by-tenant";
 pub const PURGE_INDEX: &str = "by-purge";
 /// Purge index partitions, so that token writes spread over several.
@@ -63,34 +75,34 @@ pub const PURGE_SHARDS: u8 = 8;
 pub const TOKENS: Table = Table {
     logical_id: "TokensTable",
     suffix: "tokens",
-    hash: s("tokenId"),
+    hash: s(TOKEN_ID),
     range: None,
     indexes: &[
-        Index { name: TENANT_INDEX, hash: s("tenantId"), range: Some(n("createdAt")), keys_only: true },
-        Index { name: PURGE_INDEX, hash: s("purgeShard"), range: Some(n("purgeAt")), keys_only: true },
+        Index { name: TENANT_INDEX, hash: s(TENANT_ID), range: Some(n(CREATED_AT)), keys_only: true },
+        Index { name: PURGE_INDEX, hash: s(PURGE_SHARD), range: Some(n(PURGE_AT)), keys_only: true },
     ],
-    ttl: Some("ttl"),
+    ttl: Some(TTL),
 };
 
 pub const KEYS: Table = Table {
     logical_id: "KeysTable",
     suffix: "keys",
-    hash: s("keyId"),
+    hash: s(KEY_ID),
     range: None,
-    indexes: &[Index { name: TENANT_INDEX, hash: s("tenantId"), range: Some(n("createdAt")), keys_only: true }],
+    indexes: &[Index { name: TENANT_INDEX, hash: s(TENANT_ID), range: Some(n(CREATED_AT)), keys_only: true }],
     ttl: None,
 };
 
 pub const TENANTS: Table =
-    Table { logical_id: "TenantsTable", suffix: "tenants", hash: s("tenantId"), range: None, indexes: &[], ttl: None };
+    Table { logical_id: "TenantsTable", suffix: "tenants", hash: s(TENANT_ID), range: None, indexes: &[], ttl: None };
 
 pub const AUDIT: Table = Table {
     logical_id: "AuditTable",
     suffix: "audit",
-    hash: s("tenantId"),
-    range: Some(s("eventKey")),
+    hash: s(TENANT_ID),
+    range: Some(s(EVENT_KEY)),
     indexes: &[],
-    ttl: Some("ttl"),
+    ttl: Some(TTL),
 };
 
 pub const ALL: [Table; 4] = [TOKENS, KEYS, TENANTS, AUDIT];

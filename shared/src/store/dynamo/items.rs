@@ -1,0 +1,279 @@
+//! Item mapping: `*_item` functions write records, `*_from` read them back.
+
+use super::*;
+
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+pub(super) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+pub(super) fn b(v: &[u8]) -> AttributeValue {
+    AttributeValue::B(Blob::new(v))
+}
+pub(super) fn list(v: impl IntoIterator<Item = String>) -> AttributeValue {
+    AttributeValue::L(v.into_iter().map(AttributeValue::S).collect())
+}
+
+pub(super) fn bad(what: &str) -> StoreError {
+    StoreError::internal(FaultKind::Data, format!("stored item has a bad or missing `{what}`"))
+}
+
+pub(super) fn get_s<'a>(item: &'a Item, k: &str) -> Result<&'a str, StoreError> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str).ok_or_else(|| bad(k))
+}
+pub(super) fn opt_s(item: &Item, k: &str) -> Option<String> {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned()
+}
+pub(super) fn get_n<T: std::str::FromStr>(item: &Item, k: &str) -> Result<T, StoreError> {
+    item.get(k).and_then(|v| v.as_n().ok()).and_then(|x| x.parse().ok()).ok_or_else(|| bad(k))
+}
+pub(super) fn opt_n<T: std::str::FromStr>(item: &Item, k: &str) -> Option<T> {
+    item.get(k).and_then(|v| v.as_n().ok()).and_then(|x| x.parse().ok())
+}
+pub(super) fn get_b<'a>(item: &'a Item, k: &str) -> Result<&'a [u8], StoreError> {
+    item.get(k).and_then(|v| v.as_b().ok()).map(|b| b.as_ref()).ok_or_else(|| bad(k))
+}
+pub(super) fn opt_list(item: &Item, k: &str) -> Result<Option<Vec<String>>, StoreError> {
+    match item.get(k) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::L(l)) => {
+            l.iter().map(|v| v.as_s().cloned().map_err(|_| bad(k))).collect::<Result<_, _>>().map(Some)
+        }
+        Some(_) => Err(bad(k)),
+    }
+}
+pub(super) fn ts(item: &Item, k: &str) -> Result<Timestamp, StoreError> {
+    get_n(item, k).map(Timestamp::from_millis)
+}
+pub(super) fn opt_ts(item: &Item, k: &str) -> Option<Timestamp> {
+    opt_n(item, k).map(Timestamp::from_millis)
+}
+
+pub(super) fn purge_shard(id: &TokenId) -> String {
+    (id.as_str().bytes().last().unwrap_or(0) % PURGE_SHARDS).to_string()
+}
+
+// ---------------------------------------------------------------- records
+
+/// Encodes a token record as its stored item (also used to seed benchmarks).
+pub fn token_item(t: &TokenRecord) -> Item {
+    // Written before any revocation: purged at expiry (whole seconds, up).
+    let purge = t.grant.expires_at.ceil_seconds();
+    let mut item = Item::from([
+        (TOKEN_ID.into(), s(t.token_id.as_str())),
+        (TENANT_ID.into(), s(t.tenant_id.as_str())),
+        ("verifier".into(), b(&t.verifier)),
+        ("name".into(), s(&t.name)),
+        ("scopes".into(), list(t.grant.scopes.iter().map(|s| s.as_str().to_owned()))),
+        (CREATED_AT.into(), n(t.created_at.millis())),
+        ("expiresAt".into(), n(t.grant.expires_at.millis())),
+        ("ancestors".into(), list(t.ancestors.iter().map(ToString::to_string))),
+        ("uses".into(), n(t.uses)),
+        (PURGE_SHARD.into(), s(purge_shard(&t.token_id))),
+        (PURGE_AT.into(), n(purge)),
+        (TTL.into(), n(purge + TTL_MARGIN_SECONDS)),
+    ]);
+    if let Some(k) = &t.grant.key_ids {
+        item.insert("keyIds".into(), list(k.iter().map(ToString::to_string)));
+    }
+    if let Some(c) = &t.grant.allowed_cidrs {
+        item.insert("allowedCidrs".into(), list(c.iter().map(ToString::to_string)));
+    }
+    if let Some(p) = &t.issued_by {
+        item.insert("issuedBy".into(), s(p.as_str()));
+    }
+    if let Some(r) = t.revoked_at {
+        item.insert("revokedAt".into(), n(r.millis()));
+    }
+    if let Some(u) = t.last_used_at {
+        item.insert("lastUsedAt".into(), n(u.millis()));
+    }
+    item
+}
+
+/// The DynamoDB TTL deletes an item this long after cleanup should have: it
+/// is a backstop, not the mechanism.
+pub(super) const TTL_MARGIN_SECONDS: i64 = 86_400;
+
+/// Decodes a stored token item; a malformed item is `StoreError::Internal`.
+pub fn token_from(item: &Item) -> Result<TokenRecord, StoreError> {
+    let scopes = opt_list(item, "scopes")?
+        .ok_or_else(|| bad("scopes"))?
+        .iter()
+        .map(|x| Scope::parse(x).ok_or_else(|| bad("scopes")))
+        .collect::<Result<Scopes, _>>()?;
+    let allowed_cidrs = match opt_list(item, "allowedCidrs")? {
+        None => None,
+        Some(v) => Some(v.iter().map(|c| c.parse().map_err(|_| bad("allowedCidrs"))).collect::<Result<_, _>>()?),
+    };
+    Ok(TokenRecord {
+        token_id: TokenId::from_stored(get_s(item, TOKEN_ID)?.to_owned()),
+        tenant_id: TenantId::parse(get_s(item, TENANT_ID)?).ok_or_else(|| bad(TENANT_ID))?,
+        verifier: get_b(item, "verifier")?.to_vec(),
+        name: get_s(item, "name")?.to_owned(),
+        grant: Grant {
+            scopes,
+            expires_at: ts(item, "expiresAt")?,
+            key_ids: opt_list(item, "keyIds")?.map(|v| v.into_iter().map(KeyId::from_stored).collect()),
+            allowed_cidrs,
+        },
+        created_at: ts(item, CREATED_AT)?,
+        issued_by: opt_s(item, "issuedBy").map(TokenId::from_stored),
+        ancestors: opt_list(item, "ancestors")?.unwrap_or_default().into_iter().map(TokenId::from_stored).collect(),
+        revoked_at: opt_ts(item, "revokedAt"),
+        last_used_at: opt_ts(item, "lastUsedAt"),
+        uses: opt_n(item, "uses").unwrap_or(0),
+    })
+}
+
+pub(super) fn overrides_value(o: &ModeOverrides) -> AttributeValue {
+    AttributeValue::M(o.iter().map(|(e, m)| (e.as_str().to_owned(), s(m.as_str()))).collect())
+}
+
+pub(super) fn key_item(k: &KeyRecord) -> Item {
+    let mut item = Item::from([
+        (KEY_ID.into(), s(k.key_id.as_str())),
+        (TENANT_ID.into(), s(k.tenant_id.as_str())),
+        ("name".into(), s(&k.name)),
+        ("llmType".into(), s(&k.llm_type)),
+        ("preview".into(), s(&k.preview)),
+        ("modeOverrides".into(), overrides_value(&k.mode_overrides)),
+        (CREATED_AT.into(), n(k.created_at.millis())),
+        ("updatedAt".into(), n(k.updated_at.millis())),
+        ("retrievals".into(), n(k.retrievals)),
+        ("ciphertext".into(), b(&k.envelope.ciphertext)),
+        ("nonce".into(), b(&k.envelope.nonce)),
+        ("wrappedKey".into(), b(&k.envelope.wrapped_key)),
+    ]);
+    if let Some(u) = k.last_used_at {
+        item.insert("lastUsedAt".into(), n(u.millis()));
+    }
+    item
+}
+
+/// Decodes a stored key item (the envelope decoder); a malformed item is
+/// `StoreError::Internal`, never a panic.
+pub fn key_from(item: &Item) -> Result<KeyRecord, StoreError> {
+    let mut mode_overrides = ModeOverrides::new();
+    if let Some(AttributeValue::M(m)) = item.get("modeOverrides") {
+        for (env, mode) in m {
+            let env = Environment::parse(env).ok_or_else(|| bad("modeOverrides"))?;
+            let mode = mode.as_s().ok().and_then(|x| Mode::parse(x)).ok_or_else(|| bad("modeOverrides"))?;
+            mode_overrides.insert(env, mode);
+        }
+    }
+    let nonce: [u8; NONCE_LEN] = get_b(item, "nonce")?.try_into().map_err(|_| bad("nonce"))?;
+    Ok(KeyRecord {
+        key_id: KeyId::from_stored(get_s(item, KEY_ID)?.to_owned()),
+        tenant_id: TenantId::parse(get_s(item, TENANT_ID)?).ok_or_else(|| bad(TENANT_ID))?,
+        name: get_s(item, "name")?.to_owned(),
+        llm_type: get_s(item, "llmType")?.to_owned(),
+        preview: get_s(item, "preview")?.to_owned(),
+        mode_overrides,
+        created_at: ts(item, CREATED_AT)?,
+        updated_at: ts(item, "updatedAt")?,
+        last_used_at: opt_ts(item, "lastUsedAt"),
+        retrievals: opt_n(item, "retrievals").unwrap_or(0),
+        envelope: Envelope {
+            ciphertext: get_b(item, "ciphertext")?.to_vec(),
+            nonce,
+            wrapped_key: get_b(item, "wrappedKey")?.to_vec(),
+        },
+    })
+}
+
+pub(super) fn tenant_item(t: &TenantRecord) -> Item {
+    Item::from([
+        (TENANT_ID.into(), s(t.tenant_id.as_str())),
+        ("name".into(), s(&t.name)),
+        (CREATED_AT.into(), n(t.created_at.millis())),
+        ("development".into(), s(t.modes.development.as_str())),
+        ("staging".into(), s(t.modes.staging.as_str())),
+        ("production".into(), s(t.modes.production.as_str())),
+    ])
+}
+
+pub(super) fn modes_from(item: &Item) -> Result<TenantModes, StoreError> {
+    let mut modes = TenantModes::default();
+    for env in Environment::ALL {
+        if let Some(m) = opt_s(item, env.as_str()) {
+            modes.set(env, Mode::parse(&m).ok_or_else(|| bad(env.as_str()))?);
+        }
+    }
+    Ok(modes)
+}
+
+pub(super) fn tenant_from(item: &Item) -> Result<TenantRecord, StoreError> {
+    Ok(TenantRecord {
+        tenant_id: TenantId::parse(get_s(item, TENANT_ID)?).ok_or_else(|| bad(TENANT_ID))?,
+        name: opt_s(item, "name").unwrap_or_default(),
+        modes: modes_from(item)?,
+        created_at: opt_ts(item, CREATED_AT).unwrap_or(Timestamp::from_millis(0)),
+    })
+}
+
+pub(super) fn audit_item(e: &AuditEvent) -> Result<Item, StoreError> {
+    let tenant =
+        e.tenant_id.as_ref().ok_or_else(|| StoreError::internal(FaultKind::Data, "audit event without tenant"))?;
+    let mut item = Item::from([
+        (TENANT_ID.into(), s(tenant.as_str())),
+        (EVENT_KEY.into(), s(event_key(e))),
+        ("at".into(), n(e.at.millis())),
+        ("requestId".into(), s(&e.request_id)),
+        ("action".into(), s(enum_str(&e.action))),
+        ("outcome".into(), s(enum_str(&e.outcome))),
+    ]);
+    let mut opt = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            item.insert(k.to_owned(), s(v));
+        }
+    };
+    opt(TOKEN_ID, e.token_id.as_ref().map(ToString::to_string));
+    opt(KEY_ID, e.key_id.as_ref().map(ToString::to_string));
+    opt("environment", e.environment.map(|x| x.as_str().to_owned()));
+    opt("effectiveMode", e.effective_mode.map(|x| x.as_str().to_owned()));
+    opt("sourceIp", e.source_ip.clone());
+    opt("userAgent", e.user_agent.clone());
+    if let Some(r) = e.retain_until {
+        item.insert(TTL.into(), n(r.seconds()));
+    }
+    Ok(item)
+}
+
+/// The audit table's sort key: the time, then the event id (which orders
+/// the events of one millisecond and makes a retried write recognisable).
+pub(super) fn event_key(e: &AuditEvent) -> String {
+    format!("{:015}#{}", e.at.millis(), e.event_id)
+}
+
+/// The live-token rule ([`TokenRecord::is_live`]) as a condition on a token
+/// item, at the time bound to `:at` (milliseconds).
+pub(super) const LIVE_TOKEN: &str = "attribute_not_exists(revokedAt) AND expiresAt > :at";
+
+/// The serde name of a unit enum variant.
+pub(super) fn enum_str<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+pub(super) fn enum_from<T: serde::de::DeserializeOwned>(item: &Item, k: &str) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(get_s(item, k)?.to_owned())).map_err(|_| bad(k))
+}
+
+pub(super) fn audit_from(item: &Item) -> Result<AuditEvent, StoreError> {
+    Ok(AuditEvent {
+        tenant_id: Some(TenantId::from_stored(get_s(item, TENANT_ID)?.to_owned())),
+        at: ts(item, "at")?,
+        request_id: get_s(item, "requestId")?.to_owned(),
+        action: enum_from(item, "action")?,
+        token_id: opt_s(item, TOKEN_ID).map(TokenId::from_stored),
+        key_id: opt_s(item, KEY_ID).map(KeyId::from_stored),
+        environment: opt_s(item, "environment").and_then(|x| Environment::parse(&x)),
+        effective_mode: opt_s(item, "effectiveMode").and_then(|x| Mode::parse(&x)),
+        outcome: enum_from(item, "outcome")?,
+        source_ip: opt_s(item, "sourceIp"),
+        user_agent: opt_s(item, "userAgent"),
+        event_id: get_s(item, EVENT_KEY)?.split_once('#').map(|(_, id)| id.to_owned()).unwrap_or_default(),
+        retain_until: opt_n::<i64>(item, TTL).map(|x| Timestamp::from_millis(x * 1000)),
+    })
+}

@@ -1,0 +1,72 @@
+//! The storage adapter over `aws-sdk-dynamodb`, one concern a file:
+//!
+//! | file | what |
+//! |---|---|
+//! | `port.rs` | the [`Store`] implementation |
+//! | `items.rs` | item mapping, the only place records become items and back |
+//! | `errors.rs` | SDK failures sorted into the port's outcomes |
+//! | `cursor.rs` | page cursors bound to their tenant |
+//! | `retry.rs` | the one backoff helper for the loops the SDK does not retry |
+//! | `tables.rs` | table creation from [`schema`] |
+
+use super::schema::{
+    self, CREATED_AT, EVENT_KEY, KEY_ID, PURGE_AT, PURGE_INDEX, PURGE_SHARD, PURGE_SHARDS, TENANT_ID, TENANT_INDEX,
+    TOKEN_ID, TTL,
+};
+use super::*;
+use crate::config::Tables;
+use crate::envelope::{Envelope, NONCE_LEN};
+use crate::fault::{Fault, FaultKind};
+use crate::mode::ModeRequirement;
+use crate::token::{Grant, Scope, Scopes};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, DeleteRequest, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use std::collections::{BTreeMap, HashMap};
+
+mod cursor;
+mod errors;
+mod items;
+mod port;
+mod retry;
+mod tables;
+
+use cursor::*;
+use errors::*;
+use items::*;
+pub use items::{key_from, token_from, token_item};
+use retry::Backoff;
+pub use tables::create_tables;
+
+/// A DynamoDB item as the SDK holds it.
+pub type Item = HashMap<String, AttributeValue>;
+
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    tables: Tables,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, tables: Tables) -> Self {
+        Self { client, tables }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+}

@@ -1,0 +1,812 @@
+//! The storage port over DynamoDB.
+
+use super::*;
+
+impl DynamoStore {
+    fn put(&self, table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+        let put = build(
+            Put::builder()
+                .table_name(table)
+                .set_item(Some(item))
+                .set_condition_expression(condition.map(Into::into))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn audit_put(&self, e: &AuditEvent) -> Result<TransactWriteItem, StoreError> {
+        self.put(&self.tables.audit, audit_item(e)?, None)
+    }
+
+    /// Runs a transaction; a failed condition on item `i` becomes `on_fail(i)`.
+    async fn transact_or(
+        &self,
+        items: Vec<TransactWriteItem>,
+        on_fail: impl Fn(usize) -> StoreError,
+    ) -> Result<(), StoreError> {
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(classify_tx(e).map_or_else(|other| other, on_fail)),
+        }
+    }
+
+    /// Adds one to a counter and sets `lastUsedAt`, at most once: the SDK
+    /// does not retry it (a retry after a lost response would count twice);
+    /// a refusal that certainly did not apply (throttling) is retried here.
+    async fn increment(
+        &self,
+        table: &str,
+        id_attr: &str,
+        id: &str,
+        counter: &str,
+        at: Timestamp,
+    ) -> Result<Option<Timestamp>, Increment> {
+        let no_retries = aws_sdk_dynamodb::config::Builder::default()
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled());
+        let mut backoff = Backoff::new(2, std::time::Duration::from_millis(50));
+        loop {
+            let sent = self
+                .client
+                .update_item()
+                .table_name(table)
+                .key(id_attr, s(id))
+                .update_expression(format!("ADD {counter} :one SET lastUsedAt = :at"))
+                .condition_expression(format!("attribute_exists({id_attr})"))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":at", n(at.millis()))
+                .return_values(ReturnValue::UpdatedOld)
+                .customize()
+                .config_override(no_retries.clone())
+                .send()
+                .await;
+            let err = match sent {
+                Ok(out) => return Ok(out.attributes.as_ref().and_then(|a| opt_ts(a, "lastUsedAt"))),
+                Err(e) => e,
+            };
+            // Refused by the service with a 4xx (throttling, a failed
+            // condition): nothing was written. A 5xx, a timeout or a lost
+            // connection may have come after the write.
+            let refused_by_service =
+                err.as_service_error().is_some_and(|e| e.meta().code() != Some("InternalServerError"))
+                    && err.raw_response().is_some_and(|r| r.status().is_client_error());
+            let certainly_not_applied = matches!(err, SdkError::ConstructionFailure(_)) || refused_by_service;
+            let classified = classify(err);
+            if !certainly_not_applied {
+                return Err(Increment::Unknown(classified));
+            }
+            if !matches!(classified, StoreError::Unavailable(_)) || !backoff.wait().await {
+                return Err(Increment::NotApplied(classified));
+            }
+        }
+    }
+
+    /// Takes back what an [`increment`](Self::increment) may have written.
+    async fn undo_increment(
+        &self,
+        table: &str,
+        id_attr: &str,
+        id: &str,
+        counter: &str,
+        at: Timestamp,
+        undo: Undo,
+    ) -> Result<(), StoreError> {
+        match undo {
+            Undo::Nothing => Ok(()),
+            Undo::Count => self.decrement(table, id_attr, id, counter).await,
+            Undo::CountAndLastUsed(earlier) => self.take_back(table, id_attr, id, counter, at, earlier).await,
+        }
+    }
+
+    /// Takes back an [`increment`](Self::increment) whose earlier
+    /// `lastUsedAt` is known: the count, and `lastUsedAt` unless a later
+    /// read has moved it since.
+    async fn take_back(
+        &self,
+        table: &str,
+        id_attr: &str,
+        id: &str,
+        counter: &str,
+        at: Timestamp,
+        earlier: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let restore = match earlier {
+            Some(_) => "SET lastUsedAt = :earlier",
+            None => "REMOVE lastUsedAt",
+        };
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(table)
+            .key(id_attr, s(id))
+            .update_expression(format!("ADD {counter} :minus {restore}"))
+            .condition_expression(format!("attribute_exists({id_attr}) AND {counter} > :zero AND lastUsedAt = :at"))
+            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":at", n(at.millis()));
+        if let Some(e) = earlier {
+            update = update.expression_attribute_values(":earlier", n(e.millis()));
+        }
+        match update.send().await.map_err(classify) {
+            Ok(_) => Ok(()),
+            // Moved by a later read (or gone): the count alone.
+            Err(StoreError::NotFound) => self.decrement(table, id_attr, id, counter).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes one off a counter, never below zero (retried by the SDK: a
+    /// double decrement errs low, which is the safe side).
+    async fn decrement(&self, table: &str, id_attr: &str, id: &str, counter: &str) -> Result<(), StoreError> {
+        // Persist a little longer than the SDK would: a count left standing
+        // for a failed read would be one too many.
+        let mut backoff = Backoff::new(4, std::time::Duration::from_millis(50));
+        loop {
+            let out = self
+                .client
+                .update_item()
+                .table_name(table)
+                .key(id_attr, s(id))
+                .update_expression(format!("ADD {counter} :minus"))
+                .condition_expression(format!("attribute_exists({id_attr}) AND {counter} > :zero"))
+                .expression_attribute_values(":minus", n(-1))
+                .expression_attribute_values(":zero", n(0))
+                .send()
+                .await;
+            match out.map_err(classify) {
+                Ok(_) | Err(StoreError::NotFound) => return Ok(()),
+                Err(StoreError::Unavailable(_)) if backoff.wait().await => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Deletes an audit event by its key (taking back a read that was not
+    /// served); retried by the SDK, and a missing event is fine.
+    async fn delete_event(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        let tenant = e.tenant_id.as_ref().ok_or_else(|| bad(TENANT_ID))?;
+        self.client
+            .delete_item()
+            .table_name(&self.tables.audit)
+            .key(TENANT_ID, s(tenant.as_str()))
+            .key(EVENT_KEY, s(event_key(e)))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// Whether `table` holds an item under `id` whose `attr` is `value`
+    /// (consistent read): to recognise one's own write after a retry.
+    async fn holds(&self, table: &str, id_attr: &str, id: &str, attr: &str, value: &[u8]) -> Result<bool, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key(id_attr, s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(got.item.as_ref().and_then(|i| i.get(attr)).and_then(|v| v.as_b().ok()).is_some_and(|b| b.as_ref() == value))
+    }
+
+    /// Deletes one purge shard's due tokens: index queries, each followed by
+    /// batch deletes of what it found.
+    async fn purge_shard(&self, shard: u8, now: Timestamp) -> Result<PurgeReport, StoreError> {
+        let mut report = PurgeReport::default();
+        let mut start = None;
+        loop {
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.tables.tokens)
+                .index_name(PURGE_INDEX)
+                .key_condition_expression("purgeShard = :s AND purgeAt <= :now")
+                .expression_attribute_values(":s", s(shard.to_string()))
+                .expression_attribute_values(":now", n(now.seconds()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            let ids: Vec<String> =
+                resp.items().iter().filter_map(|i| i.get(TOKEN_ID).and_then(|v| v.as_s().ok()).cloned()).collect();
+            report.items_read += ids.len();
+            for chunk in ids.chunks(25) {
+                let mut writes: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
+                for id in chunk {
+                    let del = build(DeleteRequest::builder().key(TOKEN_ID, s(id)).build())?;
+                    writes.push(WriteRequest::builder().delete_request(del).build());
+                }
+                let mut pending = HashMap::from([(self.tables.tokens.clone(), writes)]);
+                let mut backoff = Backoff::new(5, std::time::Duration::from_millis(20));
+                loop {
+                    let out = self
+                        .client
+                        .batch_write_item()
+                        .set_request_items(Some(pending))
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                    match out.unprocessed_items.filter(|u| u.values().any(|v| !v.is_empty())) {
+                        None => break,
+                        Some(left) if backoff.wait().await => pending = left,
+                        Some(_) => {
+                            let f = Fault::new(FaultKind::Throttled, "DynamoDB BatchWriteItem kept unprocessed items");
+                            return Err(StoreError::Unavailable(f));
+                        }
+                    }
+                }
+                report.deleted += chunk.len();
+            }
+            start = resp.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Consistent batch read of whole items by primary key, retrying
+    /// unprocessed keys. Answers items per table.
+    async fn batch_get(&self, mut want: HashMap<String, Vec<Item>>) -> Result<HashMap<String, Vec<Item>>, StoreError> {
+        let mut out: HashMap<String, Vec<Item>> = HashMap::new();
+        let mut backoff = Backoff::new(5, std::time::Duration::from_millis(20));
+        while want.values().any(|v| !v.is_empty()) {
+            // BatchGetItem takes at most 100 keys a call.
+            let mut budget = 100usize;
+            let mut request = HashMap::new();
+            for (table, keys) in want.iter_mut() {
+                if budget == 0 || keys.is_empty() {
+                    continue;
+                }
+                let take: Vec<Item> = keys.drain(..keys.len().min(budget)).collect();
+                budget -= take.len();
+                let ka = build(KeysAndAttributes::builder().set_keys(Some(take)).consistent_read(true).build())?;
+                request.insert(table.clone(), ka);
+            }
+            let resp = self.client.batch_get_item().set_request_items(Some(request)).send().await.map_err(classify)?;
+            for (table, items) in resp.responses.unwrap_or_default() {
+                out.entry(table).or_default().extend(items);
+            }
+            if let Some(unprocessed) = resp.unprocessed_keys.filter(|u| !u.is_empty()) {
+                if !backoff.wait().await {
+                    let f = Fault::new(FaultKind::Throttled, "DynamoDB BatchGetItem kept unprocessed keys");
+                    return Err(StoreError::Unavailable(f));
+                }
+                for (table, ka) in unprocessed {
+                    want.entry(table).or_default().extend(ka.keys);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The ids on one page of a tenant index, then their items, consistently.
+    async fn tenant_page(
+        &self,
+        table: &str,
+        id_attr: &str,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let start = decode_cursor(tenant, cursor)?;
+        let resp = self
+            .client
+            .query()
+            .table_name(table)
+            .index_name(TENANT_INDEX)
+            .key_condition_expression("tenantId = :t")
+            .expression_attribute_values(":t", s(tenant.as_str()))
+            .limit(limit.clamp(1, 100) as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(classify)?;
+        let ids: Vec<String> =
+            resp.items().iter().filter_map(|i| i.get(id_attr).and_then(|v| v.as_s().ok()).cloned()).collect();
+        let next = resp.last_evaluated_key().and_then(encode_cursor);
+        if ids.is_empty() {
+            return Ok((Vec::new(), next));
+        }
+        let keys = ids.iter().map(|id| Item::from([(id_attr.to_owned(), s(id))])).collect();
+        let mut got = self.batch_get(HashMap::from([(table.to_owned(), keys)])).await?;
+        let mut by_id: HashMap<String, Item> = got
+            .remove(table)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| i.get(id_attr).and_then(|v| v.as_s().ok()).cloned().map(|id| (id, i)))
+            .collect();
+        // Keep the index's order; an item deleted meanwhile is skipped.
+        Ok((ids.iter().filter_map(|id| by_id.remove(id)).collect(), next))
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn fetch(&self, want: &Fetch) -> Result<Fetched, StoreError> {
+        let mut req: HashMap<String, Vec<Item>> = HashMap::new();
+        let mut dedup = |table: &str, attr: &str, ids: Vec<&str>| {
+            let mut seen = std::collections::HashSet::new();
+            let keys: Vec<Item> = ids
+                .into_iter()
+                .filter(|id| seen.insert(*id))
+                .map(|id| Item::from([(attr.to_owned(), s(id))]))
+                .collect();
+            if !keys.is_empty() {
+                req.insert(table.to_owned(), keys);
+            }
+        };
+        dedup(&self.tables.tokens, TOKEN_ID, want.tokens.iter().map(TokenId::as_str).collect());
+        dedup(&self.tables.keys, KEY_ID, want.keys.iter().map(KeyId::as_str).collect());
+        dedup(&self.tables.tenants, TENANT_ID, want.tenant.iter().map(TenantId::as_str).collect());
+        let mut got = self.batch_get(req).await?;
+        let mut out = Fetched::default();
+        for item in got.remove(&self.tables.tokens).unwrap_or_default() {
+            let t = token_from(&item)?;
+            out.tokens.insert(t.token_id.clone(), t);
+        }
+        for item in got.remove(&self.tables.keys).unwrap_or_default() {
+            let k = key_from(&item)?;
+            out.keys.insert(k.key_id.clone(), k);
+        }
+        if let Some(item) = got.remove(&self.tables.tenants).unwrap_or_default().first() {
+            out.tenant = Some(tenant_from(item)?);
+        }
+        Ok(out)
+    }
+
+    async fn create_tenant(&self, tenant: &TenantRecord, root: &TokenRecord) -> Result<(), StoreError> {
+        let items = vec![
+            self.put(&self.tables.tenants, tenant_item(tenant), Some("attribute_not_exists(tenantId)"))?,
+            self.put(&self.tables.tokens, token_item(root), Some("attribute_not_exists(tokenId)"))?,
+        ];
+        self.transact_or(items, |_| StoreError::Conflict(Conflict::Exists)).await
+    }
+
+    async fn update_modes(
+        &self,
+        tenant: &TenantId,
+        changes: &[(Environment, Mode)],
+        audit: &AuditEvent,
+    ) -> Result<TenantModes, StoreError> {
+        if changes.is_empty() {
+            let got = self.fetch(&Fetch { tenant: Some(tenant.clone()), ..Fetch::default() }).await?;
+            return Ok(got.tenant.map(|t| t.modes).unwrap_or_default());
+        }
+        let sets: Vec<String> = changes.iter().map(|(e, _)| format!("#{0} = :{0}", e.as_str())).collect();
+        let mut update = Update::builder()
+            .table_name(&self.tables.tenants)
+            .key(TENANT_ID, s(tenant.as_str()))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression("attribute_exists(tenantId)");
+        for (e, m) in changes {
+            update = update
+                .expression_attribute_names(format!("#{}", e.as_str()), e.as_str())
+                .expression_attribute_values(format!(":{}", e.as_str()), s(m.as_str()));
+        }
+        // The change and its event, or neither.
+        let items = vec![TransactWriteItem::builder().update(build(update.build())?).build(), self.audit_put(audit)?];
+        self.transact_or(items, |_| StoreError::NotFound).await?;
+        let got = self.fetch(&Fetch { tenant: Some(tenant.clone()), ..Fetch::default() }).await?;
+        got.tenant.map(|t| t.modes).ok_or(StoreError::NotFound)
+    }
+
+    async fn create_key(&self, key: &KeyRecord, audit: &AuditEvent) -> Result<(), StoreError> {
+        let items = vec![
+            self.put(&self.tables.keys, key_item(key), Some("attribute_not_exists(keyId)"))?,
+            self.audit_put(audit)?,
+        ];
+        match self.transact_or(items, |_| StoreError::Conflict(Conflict::Exists)).await {
+            // A retry of our own write that had already landed (the response
+            // was lost): the item holds our ciphertext.
+            Err(StoreError::Conflict(_))
+                if self
+                    .holds(&self.tables.keys, KEY_ID, key.key_id.as_str(), "ciphertext", &key.envelope.ciphertext)
+                    .await? =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn update_key(
+        &self,
+        tenant: &TenantId,
+        key: &KeyId,
+        change: &KeyChange,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut u = Update::builder()
+            .table_name(&self.tables.keys)
+            .key(KEY_ID, s(key.as_str()))
+            .condition_expression("tenantId = :tenant")
+            .expression_attribute_values(":tenant", s(tenant.as_str()))
+            .expression_attribute_values(":updatedAt", n(at.millis()));
+        u = match change {
+            KeyChange::Value { envelope, preview } => u
+                .update_expression(
+                    "SET ciphertext = :c, nonce = :n, wrappedKey = :w, preview = :p, updatedAt = :updatedAt",
+                )
+                .expression_attribute_values(":c", b(&envelope.ciphertext))
+                .expression_attribute_values(":n", b(&envelope.nonce))
+                .expression_attribute_values(":w", b(&envelope.wrapped_key))
+                .expression_attribute_values(":p", s(preview)),
+            KeyChange::Meta { name, mode_overrides } => u
+                .update_expression("SET #name = :name, modeOverrides = :mo, updatedAt = :updatedAt")
+                .expression_attribute_names("#name", "name")
+                .expression_attribute_values(":name", s(name))
+                .expression_attribute_values(":mo", overrides_value(mode_overrides)),
+        };
+        let items = vec![TransactWriteItem::builder().update(build(u.build())?).build(), self.audit_put(audit)?];
+        self.transact_or(items, |_| StoreError::NotFound).await
+    }
+
+    async fn delete_key(&self, tenant: &TenantId, key: &KeyId, audit: &AuditEvent) -> Result<(), StoreError> {
+        let delete = build(
+            Delete::builder()
+                .table_name(&self.tables.keys)
+                .key(KEY_ID, s(key.as_str()))
+                .condition_expression("tenantId = :tenant")
+                .expression_attribute_values(":tenant", s(tenant.as_str()))
+                .build(),
+        )?;
+        let items = vec![TransactWriteItem::builder().delete(delete).build(), self.audit_put(audit)?];
+        match self.transact_or(items, |_| StoreError::NotFound).await {
+            // Gone already: deleted by a retry of this very call whose first
+            // response was lost, or by a concurrent delete. Either way it is gone.
+            Err(StoreError::NotFound) => {
+                let got = self.fetch(&Fetch { keys: vec![key.clone()], ..Fetch::default() }).await?;
+                if got.keys.contains_key(key) {
+                    Err(StoreError::NotFound)
+                } else {
+                    Ok(())
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn record_read(
+        &self,
+        key: &KeyId,
+        token: &TokenId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let (k, t, a) = tokio::join!(
+            self.increment(&self.tables.keys, KEY_ID, key.as_str(), "retrievals", at),
+            self.increment(&self.tables.tokens, TOKEN_ID, token.as_str(), "uses", at),
+            self.append_audit(audit)
+        );
+        if let (Ok(_), Ok(_), Ok(())) = (&k, &t, &a) {
+            return Ok(());
+        }
+        // Take back whatever may have been written: counters may come out
+        // low after a fault, never high, and no event describes a read that
+        // was not served.
+        let (undo_key, undo_token) = (Undo::of(&k), Undo::of(&t));
+        let undo_event = a.is_ok() || matches!(a, Err(StoreError::Unavailable(_)));
+        let (uk, ut, ua) = tokio::join!(
+            self.undo_increment(&self.tables.keys, KEY_ID, key.as_str(), "retrievals", at, undo_key),
+            self.undo_increment(&self.tables.tokens, TOKEN_ID, token.as_str(), "uses", at, undo_token),
+            async {
+                match undo_event {
+                    true => self.delete_event(audit).await,
+                    false => Ok(()),
+                }
+            },
+        );
+        if let Err(e) = uk.and(ut).and(ua) {
+            tracing::warn!(error = %crate::fault::chain(&e), "could not take back a failed read");
+        }
+        k.map_err(Increment::into_store)?;
+        t.map_err(Increment::into_store)?;
+        a
+    }
+
+    async fn record_expected_read(
+        &self,
+        expect: &ExpectedRead,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let tenant = s(expect.tenant_id.as_str());
+        let token = Update::builder()
+            .table_name(&self.tables.tokens)
+            .key(TOKEN_ID, s(expect.token_id.as_str()))
+            .update_expression("ADD uses :one SET lastUsedAt = :at")
+            .condition_expression(format!("verifier = :v AND tenantId = :tenant AND {LIVE_TOKEN}"))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":at", n(at.millis()))
+            .expression_attribute_values(":v", b(&expect.verifier))
+            .expression_attribute_values(":tenant", tenant.clone());
+        let mut key_condition = String::from("tenantId = :tenant AND #name = :name AND llmType = :llm");
+        let mut key = Update::builder()
+            .table_name(&self.tables.keys)
+            .key(KEY_ID, s(expect.key_id.as_str()))
+            .update_expression("ADD retrievals :one SET lastUsedAt = :at")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":at", n(at.millis()))
+            .expression_attribute_values(":tenant", tenant.clone())
+            .expression_attribute_values(":name", s(&expect.key_name))
+            .expression_attribute_values(":llm", s(&expect.llm_type));
+        if let Some(e) = &expect.envelope {
+            key_condition.push_str(" AND ciphertext = :c AND nonce = :nonce AND wrappedKey = :w");
+            key = key
+                .expression_attribute_values(":c", b(&e.ciphertext))
+                .expression_attribute_values(":nonce", b(&e.nonce))
+                .expression_attribute_values(":w", b(&e.wrapped_key));
+        }
+        let mut tenant_check = None;
+        match expect.mode_requirement() {
+            ModeRequirement::Nothing => {}
+            ModeRequirement::KeyOverride(env, mode) => {
+                key_condition.push_str(" AND modeOverrides.#env = :mode");
+                key = key
+                    .expression_attribute_names("#env", env.as_str())
+                    .expression_attribute_values(":mode", s(mode.as_str()));
+            }
+            ModeRequirement::TenantSetting(env, mode) => {
+                key_condition.push_str(" AND attribute_not_exists(modeOverrides.#env)");
+                key = key.expression_attribute_names("#env", env.as_str());
+                // A tenant item without the setting serves the default.
+                let condition = if TenantModes::default().get(env) == mode {
+                    "#env = :mode OR attribute_not_exists(#env)"
+                } else {
+                    "#env = :mode"
+                };
+                let check = ConditionCheck::builder()
+                    .table_name(&self.tables.tenants)
+                    .key(TENANT_ID, tenant)
+                    .condition_expression(condition)
+                    .expression_attribute_names("#env", env.as_str())
+                    .expression_attribute_values(":mode", s(mode.as_str()));
+                tenant_check = Some(TransactWriteItem::builder().condition_check(build(check.build())?).build());
+            }
+        }
+        let key = key.condition_expression(key_condition);
+        let event = audit_item(audit)?;
+        let mut items = vec![
+            TransactWriteItem::builder().update(build(token.build())?).build(),
+            TransactWriteItem::builder().update(build(key.build())?).build(),
+        ];
+        items.extend(tenant_check);
+        // The event's condition makes the transaction idempotent: a retry of
+        // an attempt that landed finds its own event.
+        items.push(self.put(&self.tables.audit, event, Some("attribute_not_exists(eventKey)"))?);
+        let event_at = items.len() - 1;
+        let sent = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(crate::ids::random_base62(32))
+            .send()
+            .await;
+        let err = match sent {
+            Ok(_) => return Ok(true),
+            Err(e) => e,
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error() {
+            let reasons = e.cancellation_reasons();
+            let event_exists = reasons.get(event_at).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+            // Otherwise a condition failed, or a concurrent write or
+            // throttling cancelled it: either way nothing was written.
+            return Ok(event_exists);
+        }
+        match classify(err) {
+            // No answer after the SDK's retries: the write may have landed,
+            // and then its event is there.
+            StoreError::Unavailable(cause) => {
+                let got = self
+                    .client
+                    .get_item()
+                    .table_name(&self.tables.audit)
+                    .key(TENANT_ID, s(expect.tenant_id.as_str()))
+                    .key(EVENT_KEY, s(event_key(audit)))
+                    .consistent_read(true)
+                    .projection_expression(EVENT_KEY)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                if got.item.is_some() {
+                    Ok(true)
+                } else {
+                    Err(StoreError::Unavailable(cause))
+                }
+            }
+            e => Err(e),
+        }
+    }
+
+    async fn unrecord_read(&self, key: &KeyId, token: &TokenId, audit: &AuditEvent) -> Result<(), StoreError> {
+        let (k, t, a) = tokio::join!(
+            self.decrement(&self.tables.keys, KEY_ID, key.as_str(), "retrievals"),
+            self.decrement(&self.tables.tokens, TOKEN_ID, token.as_str(), "uses"),
+            self.delete_event(audit)
+        );
+        k.and(t).and(a)
+    }
+
+    async fn create_token(&self, token: &TokenRecord, audit: &AuditEvent) -> Result<(), StoreError> {
+        let mut items =
+            vec![self.put(&self.tables.tokens, token_item(token), Some("attribute_not_exists(tokenId)"))?];
+        if let Some(parent) = &token.issued_by {
+            let u = Update::builder()
+                .table_name(&self.tables.tokens)
+                .key(TOKEN_ID, s(parent.as_str()))
+                .update_expression("ADD children :child")
+                .condition_expression(format!("attribute_exists(tokenId) AND {LIVE_TOKEN}"))
+                .expression_attribute_values(":child", AttributeValue::Ss(vec![token.token_id.to_string()]))
+                .expression_attribute_values(":at", n(token.created_at.millis()));
+            items.push(TransactWriteItem::builder().update(build(u.build())?).build());
+        }
+        items.push(self.audit_put(audit)?);
+        let outcome = self
+            .transact_or(items, |i| match i {
+                0 => StoreError::Conflict(Conflict::Exists),
+                _ => StoreError::Conflict(Conflict::IssuerNotLive),
+            })
+            .await;
+        match outcome {
+            // A retry of our own write that had already landed.
+            Err(StoreError::Conflict(Conflict::Exists))
+                if self
+                    .holds(&self.tables.tokens, TOKEN_ID, token.token_id.as_str(), "verifier", &token.verifier)
+                    .await? =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn revoke_token(
+        &self,
+        tenant: &TenantId,
+        token: &TokenId,
+        at: Timestamp,
+        revoked_grace_seconds: i64,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        // The first revocation sets the purge second by the rule: the grace,
+        // unless expiry comes first (then the purge second set at creation,
+        // expiry, stays). A later revocation changes nothing.
+        let grace_end = at.plus_seconds(revoked_grace_seconds);
+        let first = self
+            .client
+            .update_item()
+            .table_name(&self.tables.tokens)
+            .key(TOKEN_ID, s(token.as_str()))
+            .update_expression("SET revokedAt = :at, purgeAt = :purge, #ttl = :ttl")
+            .condition_expression("tenantId = :tenant AND attribute_not_exists(revokedAt) AND expiresAt > :graceEnd")
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":at", n(at.millis()))
+            .expression_attribute_values(":graceEnd", n(grace_end.millis()))
+            .expression_attribute_values(":purge", n(grace_end.ceil_seconds()))
+            .expression_attribute_values(":ttl", n(grace_end.ceil_seconds() + TTL_MARGIN_SECONDS))
+            .expression_attribute_values(":tenant", s(tenant.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let item = match first {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(err) => {
+                let old = match err.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(e)) => e.item.clone(),
+                    _ => return Err(classify(err)),
+                };
+                // Which condition failed: from the old item, or (a server
+                // that does not return it) from a consistent read.
+                let old = match old {
+                    Some(item) => Some(item),
+                    None => self
+                        .batch_get(HashMap::from([(
+                            self.tables.tokens.clone(),
+                            vec![Item::from([(TOKEN_ID.to_owned(), s(token.as_str()))])],
+                        )]))
+                        .await?
+                        .remove(&self.tables.tokens)
+                        .and_then(|mut v| v.pop()),
+                };
+                let old = old.filter(|i| opt_s(i, TENANT_ID).as_deref() == Some(tenant.as_str()));
+                match old {
+                    None => return Err(StoreError::NotFound),
+                    Some(item) if item.contains_key("revokedAt") => item,
+                    // Expiry comes before the grace ends: only mark it.
+                    Some(_) => self
+                        .client
+                        .update_item()
+                        .table_name(&self.tables.tokens)
+                        .key(TOKEN_ID, s(token.as_str()))
+                        .update_expression("SET revokedAt = if_not_exists(revokedAt, :at)")
+                        .condition_expression("tenantId = :tenant")
+                        .expression_attribute_values(":at", n(at.millis()))
+                        .expression_attribute_values(":tenant", s(tenant.as_str()))
+                        .return_values(ReturnValue::AllNew)
+                        .send()
+                        .await
+                        .map_err(classify)?
+                        .attributes
+                        .unwrap_or_default(),
+                }
+            }
+        };
+        let children = match item.get("children") {
+            Some(AttributeValue::Ss(ids)) => ids.iter().cloned().map(TokenId::from_stored).collect(),
+            _ => Vec::new(),
+        };
+        Ok(children)
+    }
+
+    async fn list_keys(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        let (items, next) = self.tenant_page(&self.tables.keys, KEY_ID, tenant, limit, cursor).await?;
+        let items = items.iter().map(key_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items: items.into_iter().filter(|k| &k.tenant_id == tenant).collect(), next })
+    }
+
+    async fn list_tokens(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<TokenRecord>, StoreError> {
+        let (items, next) = self.tenant_page(&self.tables.tokens, TOKEN_ID, tenant, limit, cursor).await?;
+        let items = items.iter().map(token_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items: items.into_iter().filter(|t| &t.tenant_id == tenant).collect(), next })
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.audit)
+            .set_item(Some(audit_item(event)?))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditEvent>, StoreError> {
+        let start = decode_cursor(tenant, cursor)?;
+        let resp = self
+            .client
+            .query()
+            .table_name(&self.tables.audit)
+            .key_condition_expression("tenantId = :t")
+            .expression_attribute_values(":t", s(tenant.as_str()))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 100) as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(classify)?;
+        let items = resp.items().iter().map(audit_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, next: resp.last_evaluated_key().and_then(encode_cursor) })
+    }
+
+    async fn purge_tokens(&self, now: Timestamp) -> Result<PurgeReport, StoreError> {
+        // The shards are independent: all at once, so that cleanup takes the
+        // round trips of one shard, not of eight.
+        let shards = (0..PURGE_SHARDS).map(|shard| self.purge_shard(shard, now));
+        let mut report = PurgeReport::default();
+        for r in futures::future::try_join_all(shards).await? {
+            report.items_read += r.items_read;
+            report.deleted += r.deleted;
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,430 @@
+//! An in-memory store: the local development server's backend (optionally
+//! saved to a file after each write) and the fast unit tests'. It honours the
+//! same conditions as the DynamoDB adapter.
+
+use super::*;
+use crate::envelope::Envelope;
+use crate::fault::{Fault, FaultKind};
+use crate::token::Scopes;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct State {
+    tokens: BTreeMap<TokenId, TokenRecord>,
+    children: BTreeMap<TokenId, BTreeSet<TokenId>>,
+    keys: BTreeMap<KeyId, KeyRecord>,
+    tenants: BTreeMap<TenantId, TenantRecord>,
+    /// Per tenant, by (at, event id): the DynamoDB adapter's order.
+    audit: BTreeMap<TenantId, BTreeMap<(i64, String), AuditEvent>>,
+    /// Purge seconds (whole seconds, rounded up, as in DynamoDB).
+    purge_at: BTreeMap<TokenId, i64>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").field("file", &self.file).finish_non_exhaustive()
+    }
+}
+
+fn encode_cursor(tenant: &TenantId, pos: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{tenant}\n{pos}"))
+}
+
+fn decode_cursor(tenant: &TenantId, cursor: Option<&str>) -> Result<Option<String>, StoreError> {
+    let Some(c) = cursor else { return Ok(None) };
+    let bytes = URL_SAFE_NO_PAD.decode(c).map_err(|_| StoreError::BadCursor)?;
+    let text = String::from_utf8(bytes).map_err(|_| StoreError::BadCursor)?;
+    let (t, pos) = text.split_once('\n').ok_or(StoreError::BadCursor)?;
+    if t != tenant.as_str() {
+        return Err(StoreError::BadCursor);
+    }
+    Ok(Some(pos.to_owned()))
+}
+
+/// Pages over `(sort key, item)` pairs already in order.
+fn page<T: Clone>(
+    tenant: &TenantId,
+    items: impl Iterator<Item = (String, T)>,
+    limit: usize,
+    after: Option<String>,
+) -> Page<T> {
+    let mut out = Vec::new();
+    let mut last = None;
+    let mut more = false;
+    for (pos, item) in items.skip_while(|(pos, _)| after.as_ref().is_some_and(|a| pos <= a)) {
+        if out.len() == limit {
+            more = true;
+            break;
+        }
+        last = Some(pos);
+        out.push(item);
+    }
+    Page { items: out, next: if more { last.map(|p| encode_cursor(tenant, &p)) } else { None } }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs a write. `f` checks every condition before it changes anything,
+    /// so a refused write leaves the state as it was; the data file is saved
+    /// after a write that changed something.
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let mut state = self.lock()?;
+        let out = f(&mut state)?;
+        if let Some(path) = &self.file {
+            persist::save(path, &state).map_err(|e| {
+                StoreError::Internal(Fault::new(FaultKind::Local, "saving the data file").with_source(e))
+            })?;
+        }
+        Ok(out)
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&State) -> R) -> Result<R, StoreError> {
+        let state = self.lock()?;
+        Ok(f(&state))
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
+        self.state.lock().map_err(|_| StoreError::internal(FaultKind::Local, "store lock poisoned"))
+    }
+
+    /// A store saved to `dir/store.json` after every write and loaded from it
+    /// at start, so that a development server survives a restart.
+    pub fn open_dir(dir: &std::path::Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let file = dir.join("store.json");
+        let state = match std::fs::read(&file) {
+            Ok(bytes) => persist::load(&bytes)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(e),
+        };
+        Ok(Self { state: Mutex::new(state), file: Some(file) })
+    }
+
+    /// Every tenant id, oldest first (the dev server reuses its tenant).
+    pub fn tenants(&self) -> Vec<TenantRecord> {
+        self.read(|s| {
+            let mut t: Vec<_> = s.tenants.values().cloned().collect();
+            t.sort_by_key(|t| t.created_at);
+            t
+        })
+        .unwrap_or_default()
+    }
+}
+
+fn push_audit(s: &mut State, e: &AuditEvent) {
+    let Some(tenant) = e.tenant_id.clone() else { return };
+    s.audit.entry(tenant).or_default().insert((e.at.millis(), e.event_id.clone()), e.clone());
+}
+
+fn remove_audit(s: &mut State, e: &AuditEvent) {
+    if let Some(events) = e.tenant_id.as_ref().and_then(|t| s.audit.get_mut(t)) {
+        events.remove(&(e.at.millis(), e.event_id.clone()));
+    }
+}
+
+/// The sort position of an event in a newest-first listing: both parts
+/// inverted, so that the position grows along the page.
+fn audit_position(at: i64, event_id: &str) -> String {
+    let inverted: String = event_id.bytes().map(|b| format!("{:02x}", 255 - b)).collect();
+    format!("{:020}{inverted}", i64::MAX - at)
+}
+
+/// Counts one read on the key and the token (both present).
+fn count_read(s: &mut State, key: &KeyId, token: &TokenId, at: Timestamp) {
+    if let Some(k) = s.keys.get_mut(key) {
+        k.retrievals += 1;
+        k.last_used_at = Some(at);
+    }
+    if let Some(t) = s.tokens.get_mut(token) {
+        t.uses += 1;
+        t.last_used_at = Some(at);
+    }
+}
+
+fn key_in_tenant<'a>(s: &'a mut State, tenant: &TenantId, key: &KeyId) -> Result<&'a mut KeyRecord, StoreError> {
+    s.keys.get_mut(key).filter(|k| &k.tenant_id == tenant).ok_or(StoreError::NotFound)
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn fetch(&self, want: &Fetch) -> Result<Fetched, StoreError> {
+        self.read(|s| Fetched {
+            tokens: want.tokens.iter().filter_map(|id| s.tokens.get(id).map(|t| (id.clone(), t.clone()))).collect(),
+            keys: want.keys.iter().filter_map(|id| s.keys.get(id).map(|k| (id.clone(), k.clone()))).collect(),
+            tenant: want.tenant.as_ref().and_then(|t| s.tenants.get(t).cloned()),
+        })
+    }
+
+    async fn create_tenant(&self, tenant: &TenantRecord, root: &TokenRecord) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.tenants.contains_key(&tenant.tenant_id) || s.tokens.contains_key(&root.token_id) {
+                return Err(StoreError::Conflict(Conflict::Exists));
+            }
+            s.tenants.insert(tenant.tenant_id.clone(), tenant.clone());
+            s.purge_at.insert(root.token_id.clone(), root.grant.expires_at.ceil_seconds());
+            s.tokens.insert(root.token_id.clone(), root.clone());
+            Ok(())
+        })
+    }
+
+    async fn update_modes(
+        &self,
+        tenant: &TenantId,
+        changes: &[(Environment, Mode)],
+        audit: &AuditEvent,
+    ) -> Result<TenantModes, StoreError> {
+        self.with(|s| {
+            let t = s.tenants.get_mut(tenant).ok_or(StoreError::NotFound)?;
+            for (env, mode) in changes {
+                t.modes.set(*env, *mode);
+            }
+            let modes = t.modes;
+            if !changes.is_empty() {
+                push_audit(s, audit);
+            }
+            Ok(modes)
+        })
+    }
+
+    async fn create_key(&self, key: &KeyRecord, audit: &AuditEvent) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some(existing) = s.keys.get(&key.key_id) {
+                // A retry of this very write (its ciphertext) has landed.
+                if existing.envelope.ciphertext == key.envelope.ciphertext {
+                    return Ok(());
+                }
+                return Err(StoreError::Conflict(Conflict::Exists));
+            }
+            s.keys.insert(key.key_id.clone(), key.clone());
+            push_audit(s, audit);
+            Ok(())
+        })
+    }
+
+    async fn update_key(
+        &self,
+        tenant: &TenantId,
+        key: &KeyId,
+        change: &KeyChange,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            let k = key_in_tenant(s, tenant, key)?;
+            match change {
+                KeyChange::Value { envelope, preview } => {
+                    k.envelope = envelope.clone();
+                    k.preview = preview.clone();
+                }
+                KeyChange::Meta { name, mode_overrides } => {
+                    k.name = name.clone();
+                    k.mode_overrides = mode_overrides.clone();
+                }
+            }
+            k.updated_at = at;
+            push_audit(s, audit);
+            Ok(())
+        })
+    }
+
+    async fn delete_key(&self, tenant: &TenantId, key: &KeyId, audit: &AuditEvent) -> Result<(), StoreError> {
+        self.with(|s| {
+            // Already gone (a concurrent delete, or a retry of this one) is
+            // deleted, and its deletion wrote the event.
+            if s.keys.contains_key(key) {
+                key_in_tenant(s, tenant, key)?;
+                s.keys.remove(key);
+                push_audit(s, audit);
+            }
+            Ok(())
+        })
+    }
+
+    async fn record_read(
+        &self,
+        key: &KeyId,
+        token: &TokenId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            if !s.keys.contains_key(key) || !s.tokens.contains_key(token) {
+                return Err(StoreError::NotFound);
+            }
+            count_read(s, key, token, at);
+            push_audit(s, audit);
+            Ok(())
+        })
+    }
+
+    async fn record_expected_read(
+        &self,
+        expect: &ExpectedRead,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        self.with(|s| {
+            let token_holds = s
+                .tokens
+                .get(&expect.token_id)
+                .is_some_and(|t| t.verifier == expect.verifier && t.tenant_id == expect.tenant_id && t.is_live(at));
+            let tenant_modes = s.tenants.get(&expect.tenant_id).map(|t| t.modes).unwrap_or_default();
+            let requirement = expect.mode_requirement();
+            let key_holds = s.keys.get(&expect.key_id).is_some_and(|k| {
+                k.tenant_id == expect.tenant_id
+                    && k.name == expect.key_name
+                    && k.llm_type == expect.llm_type
+                    && expect.envelope.as_ref().is_none_or(|e| *e == k.envelope)
+                    && requirement.holds(&k.mode_overrides, &tenant_modes)
+            });
+            if !(token_holds && key_holds) {
+                return Ok(false);
+            }
+            // A retry of a write that landed finds its own event.
+            let landed = s
+                .audit
+                .get(&expect.tenant_id)
+                .is_some_and(|m| m.contains_key(&(audit.at.millis(), audit.event_id.clone())));
+            if landed {
+                return Ok(true);
+            }
+            count_read(s, &expect.key_id, &expect.token_id, at);
+            push_audit(s, audit);
+            Ok(true)
+        })
+    }
+
+    async fn unrecord_read(&self, key: &KeyId, token: &TokenId, audit: &AuditEvent) -> Result<(), StoreError> {
+        self.with(|s| {
+            remove_audit(s, audit);
+            if let Some(k) = s.keys.get_mut(key) {
+                k.retrievals = k.retrievals.saturating_sub(1);
+            }
+            if let Some(t) = s.tokens.get_mut(token) {
+                t.uses = t.uses.saturating_sub(1);
+            }
+            Ok(())
+        })
+    }
+
+    async fn create_token(&self, token: &TokenRecord, audit: &AuditEvent) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some(existing) = s.tokens.get(&token.token_id) {
+                // A retry of this very write (its verifier) has landed.
+                if existing.verifier == token.verifier {
+                    return Ok(());
+                }
+                return Err(StoreError::Conflict(Conflict::Exists));
+            }
+            if let Some(parent) = &token.issued_by {
+                if !s.tokens.get(parent).is_some_and(|p| p.is_live(token.created_at)) {
+                    return Err(StoreError::Conflict(Conflict::IssuerNotLive));
+                }
+                s.children.entry(parent.clone()).or_default().insert(token.token_id.clone());
+            }
+            s.purge_at.insert(token.token_id.clone(), token.grant.expires_at.ceil_seconds());
+            s.tokens.insert(token.token_id.clone(), token.clone());
+            push_audit(s, audit);
+            Ok(())
+        })
+    }
+
+    async fn revoke_token(
+        &self,
+        tenant: &TenantId,
+        token: &TokenId,
+        at: Timestamp,
+        revoked_grace_seconds: i64,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        self.with(|s| {
+            let t = s.tokens.get_mut(token).filter(|t| &t.tenant_id == tenant).ok_or(StoreError::NotFound)?;
+            t.revoked_at.get_or_insert(at);
+            let purge = t.purge_second(revoked_grace_seconds);
+            s.purge_at.insert(token.clone(), purge);
+            Ok(s.children.get(token).map(|c| c.iter().cloned().collect()).unwrap_or_default())
+        })
+    }
+
+    async fn list_keys(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        let after = decode_cursor(tenant, cursor)?;
+        self.read(|s| {
+            let mut keys: Vec<_> = s.keys.values().filter(|k| &k.tenant_id == tenant).collect();
+            keys.sort_by_key(|k| (k.created_at, k.key_id.clone()));
+            let items = keys.into_iter().map(|k| (format!("{:020}{}", k.created_at.millis(), k.key_id), k.clone()));
+            page(tenant, items, limit, after)
+        })
+    }
+
+    async fn list_tokens(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<TokenRecord>, StoreError> {
+        let after = decode_cursor(tenant, cursor)?;
+        self.read(|s| {
+            let mut tokens: Vec<_> = s.tokens.values().filter(|t| &t.tenant_id == tenant).collect();
+            tokens.sort_by_key(|t| (t.created_at, t.token_id.clone()));
+            let items = tokens.into_iter().map(|t| (format!("{:020}{}", t.created_at.millis(), t.token_id), t.clone()));
+            page(tenant, items, limit, after)
+        })
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.with(|s| {
+            push_audit(s, event);
+            Ok(())
+        })
+    }
+
+    async fn list_audit(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditEvent>, StoreError> {
+        let after = decode_cursor(tenant, cursor)?;
+        self.read(|s| {
+            let events = s
+                .audit
+                .get(tenant)
+                .into_iter()
+                .flat_map(|m| m.iter().rev())
+                .map(|((at, id), e)| (audit_position(*at, id), e.clone()));
+            page(tenant, events, limit, after)
+        })
+    }
+
+    async fn purge_tokens(&self, now: Timestamp) -> Result<PurgeReport, StoreError> {
+        self.with(|s| {
+            let now = now.seconds();
+            let due: Vec<TokenId> = s.purge_at.iter().filter(|(_, at)| **at <= now).map(|(id, _)| id.clone()).collect();
+            for id in &due {
+                s.purge_at.remove(id);
+                s.tokens.remove(id);
+                s.children.remove(id);
+            }
+            Ok(PurgeReport { items_read: due.len(), deleted: due.len() })
+        })
+    }
+}
+
+mod persist;

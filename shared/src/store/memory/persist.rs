@@ -1,0 +1,227 @@
+//! The data file of `ibyok dev --data-dir`: plain JSON of the records (the
+//! values inside are the envelopes, sealed under the local master key).
+use super::*;
+use crate::token::{Grant, Scope};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct TokenRow {
+    token_id: String,
+    tenant_id: String,
+    verifier: String,
+    name: String,
+    scopes: Vec<Scope>,
+    expires_at: i64,
+    key_ids: Option<Vec<String>>,
+    allowed_cidrs: Option<Vec<String>>,
+    created_at: i64,
+    issued_by: Option<String>,
+    ancestors: Vec<String>,
+    revoked_at: Option<i64>,
+    last_used_at: Option<i64>,
+    uses: u64,
+    children: Vec<String>,
+    purge_at: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyRow {
+    key_id: String,
+    tenant_id: String,
+    name: String,
+    llm_type: String,
+    preview: String,
+    mode_overrides: ModeOverrides,
+    created_at: i64,
+    updated_at: i64,
+    last_used_at: Option<i64>,
+    retrievals: u64,
+    ciphertext: String,
+    nonce: String,
+    wrapped_key: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TenantRow {
+    tenant_id: String,
+    name: String,
+    modes: TenantModes,
+    created_at: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AuditRow {
+    tenant_id: String,
+    /// Files written before event ids had a sequence number instead.
+    #[serde(default)]
+    seq: u64,
+    #[serde(default)]
+    event_id: Option<String>,
+    event: AuditEvent,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct File {
+    tokens: Vec<TokenRow>,
+    keys: Vec<KeyRow>,
+    tenants: Vec<TenantRow>,
+    audit: Vec<AuditRow>,
+}
+
+fn b64(b: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+fn unb64(s: &str) -> std::io::Result<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(s).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+pub(super) fn save(path: &std::path::Path, s: &State) -> std::io::Result<()> {
+    let file = File {
+        tokens: s
+            .tokens
+            .values()
+            .map(|t| TokenRow {
+                token_id: t.token_id.to_string(),
+                tenant_id: t.tenant_id.to_string(),
+                verifier: b64(&t.verifier),
+                name: t.name.clone(),
+                scopes: t.grant.scopes.iter().collect(),
+                expires_at: t.grant.expires_at.millis(),
+                key_ids: t.grant.key_ids.as_ref().map(|v| v.iter().map(ToString::to_string).collect()),
+                allowed_cidrs: t.grant.allowed_cidrs.as_ref().map(|v| v.iter().map(ToString::to_string).collect()),
+                created_at: t.created_at.millis(),
+                issued_by: t.issued_by.as_ref().map(ToString::to_string),
+                ancestors: t.ancestors.iter().map(ToString::to_string).collect(),
+                revoked_at: t.revoked_at.map(Timestamp::millis),
+                last_used_at: t.last_used_at.map(Timestamp::millis),
+                uses: t.uses,
+                children: s.children.get(&t.token_id).into_iter().flatten().map(ToString::to_string).collect(),
+                purge_at: s.purge_at.get(&t.token_id).copied().unwrap_or(t.grant.expires_at.ceil_seconds()) * 1000,
+            })
+            .collect(),
+        keys: s
+            .keys
+            .values()
+            .map(|k| KeyRow {
+                key_id: k.key_id.to_string(),
+                tenant_id: k.tenant_id.to_string(),
+                name: k.name.clone(),
+                llm_type: k.llm_type.clone(),
+                preview: k.preview.clone(),
+                mode_overrides: k.mode_overrides.clone(),
+                created_at: k.created_at.millis(),
+                updated_at: k.updated_at.millis(),
+                last_used_at: k.last_used_at.map(Timestamp::millis),
+                retrievals: k.retrievals,
+                ciphertext: b64(&k.envelope.ciphertext),
+                nonce: b64(&k.envelope.nonce),
+                wrapped_key: b64(&k.envelope.wrapped_key),
+            })
+            .collect(),
+        tenants: s
+            .tenants
+            .values()
+            .map(|t| TenantRow {
+                tenant_id: t.tenant_id.to_string(),
+                name: t.name.clone(),
+                modes: t.modes,
+                created_at: t.created_at.millis(),
+            })
+            .collect(),
+        audit: s
+            .audit
+            .iter()
+            .flat_map(|(tenant, events)| {
+                events.iter().map(move |((_, id), e)| AuditRow {
+                    tenant_id: tenant.to_string(),
+                    seq: 0,
+                    event_id: Some(id.clone()),
+                    event: AuditEvent { retain_until: None, tenant_id: None, ..e.clone() },
+                })
+            })
+            .collect(),
+    };
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&file)?)?;
+    std::fs::rename(tmp, path)
+}
+
+fn bad(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("data file: bad {what}"))
+}
+
+pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
+    let file: File = serde_json::from_slice(bytes)?;
+    let mut s = State::default();
+    for t in file.tokens {
+        let id = TokenId::from_stored(t.token_id);
+        let key_ids = t.key_ids.map(|v| v.into_iter().map(KeyId::from_stored).collect());
+        let allowed_cidrs = match t.allowed_cidrs {
+            None => None,
+            Some(v) => Some(v.iter().map(|c| c.parse().map_err(|_| bad("CIDR"))).collect::<Result<_, _>>()?),
+        };
+        let rec = TokenRecord {
+            token_id: id.clone(),
+            tenant_id: TenantId::from_stored(t.tenant_id),
+            verifier: unb64(&t.verifier)?,
+            name: t.name,
+            grant: Grant {
+                scopes: t.scopes.into_iter().collect::<Scopes>(),
+                expires_at: Timestamp::from_millis(t.expires_at),
+                key_ids,
+                allowed_cidrs,
+            },
+            created_at: Timestamp::from_millis(t.created_at),
+            issued_by: t.issued_by.map(TokenId::from_stored),
+            ancestors: t.ancestors.into_iter().map(TokenId::from_stored).collect(),
+            revoked_at: t.revoked_at.map(Timestamp::from_millis),
+            last_used_at: t.last_used_at.map(Timestamp::from_millis),
+            uses: t.uses,
+        };
+        if !t.children.is_empty() {
+            s.children.insert(id.clone(), t.children.into_iter().map(TokenId::from_stored).collect());
+        }
+        s.purge_at.insert(id.clone(), Timestamp::from_millis(t.purge_at).ceil_seconds());
+        s.tokens.insert(id, rec);
+    }
+    for k in file.keys {
+        let nonce: [u8; 12] = unb64(&k.nonce)?.try_into().map_err(|_| bad("nonce"))?;
+        let id = KeyId::from_stored(k.key_id);
+        s.keys.insert(
+            id.clone(),
+            KeyRecord {
+                key_id: id,
+                tenant_id: TenantId::from_stored(k.tenant_id),
+                name: k.name,
+                llm_type: k.llm_type,
+                preview: k.preview,
+                mode_overrides: k.mode_overrides,
+                created_at: Timestamp::from_millis(k.created_at),
+                updated_at: Timestamp::from_millis(k.updated_at),
+                last_used_at: k.last_used_at.map(Timestamp::from_millis),
+                retrievals: k.retrievals,
+                envelope: Envelope { ciphertext: unb64(&k.ciphertext)?, nonce, wrapped_key: unb64(&k.wrapped_key)? },
+            },
+        );
+    }
+    for t in file.tenants {
+        let id = TenantId::from_stored(t.tenant_id);
+        s.tenants.insert(
+            id.clone(),
+            TenantRecord {
+                tenant_id: id,
+                name: t.name,
+                modes: t.modes,
+                created_at: Timestamp::from_millis(t.created_at),
+            },
+        );
+    }
+    for a in file.audit {
+        let tenant = TenantId::from_stored(a.tenant_id);
+        let event_id = a.event_id.unwrap_or_else(|| format!("{:012x}", a.seq));
+        let event = AuditEvent { tenant_id: Some(tenant.clone()), event_id: event_id.clone(), ..a.event };
+        s.audit.entry(tenant).or_default().insert((event.at.millis(), event_id), event);
+    }
+    Ok(s)
+}
