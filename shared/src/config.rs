@@ -9,6 +9,7 @@ pub struct Tables {
     pub keys: String,
     pub tenants: String,
     pub audit: String,
+    pub children: String,
 }
 
 impl Tables {
@@ -19,6 +20,7 @@ impl Tables {
             keys: format!("{prefix}keys"),
             tenants: format!("{prefix}tenants"),
             audit: format!("{prefix}audit"),
+            children: format!("{prefix}children"),
         }
     }
 }
@@ -133,7 +135,8 @@ pub fn kms_key_id(
 
 impl Tables {
     /// `IBYOK_TOKENS_TABLE`, `IBYOK_KEYS_TABLE`, `IBYOK_TENANTS_TABLE`,
-    /// `IBYOK_AUDIT_TABLE`; each defaults to `ibyok-<name>`.
+    /// `IBYOK_AUDIT_TABLE`, `IBYOK_CHILDREN_TABLE`; each defaults to
+    /// `ibyok-<name>`.
     pub fn from_env() -> Self {
         let get = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.to_owned());
         Self {
@@ -141,6 +144,7 @@ impl Tables {
             keys: get("IBYOK_KEYS_TABLE", "ibyok-keys"),
             tenants: get("IBYOK_TENANTS_TABLE", "ibyok-tenants"),
             audit: get("IBYOK_AUDIT_TABLE", "ibyok-audit"),
+            children: get("IBYOK_CHILDREN_TABLE", "ibyok-children"),
         }
     }
 }

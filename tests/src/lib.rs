@@ -273,3 +273,27 @@ impl Env {
         self.store.as_ref()
     }
 }
+
+/// An item's size as DynamoDB counts it for capacity: each attribute's name
+/// plus its value (strings and binaries by length, numbers by about one byte
+/// per two digits plus one, sets and lists by their elements plus overhead).
+pub fn item_bytes(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_bytes(v)).sum()
+}
+
+fn value_bytes(v: &aws_sdk_dynamodb::types::AttributeValue) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    let number = |n: &str| n.trim_start_matches('-').replace('.', "").len().div_ceil(2) + 1;
+    match v {
+        A::S(s) => s.len(),
+        A::N(n) => number(n),
+        A::B(b) => b.as_ref().len(),
+        A::Bool(_) | A::Null(_) => 1,
+        A::Ss(v) => v.iter().map(String::len).sum(),
+        A::Ns(v) => v.iter().map(|n| number(n)).sum(),
+        A::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
+        A::L(l) => 3 + l.iter().map(|x| 1 + value_bytes(x)).sum::<usize>(),
+        A::M(m) => 3 + m.iter().map(|(k, x)| 1 + k.len() + value_bytes(x)).sum::<usize>(),
+        _ => 0,
+    }
+}

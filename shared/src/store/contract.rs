@@ -587,6 +587,31 @@ pub async fn purge_follows_the_purge_rule(store: Subject) {
     assert!(w.token(&w.root.token_id).await.is_some(), "the root token stays");
 }
 
+/// Nothing an issuer keeps grows with history: a purged child is no longer
+/// among its issuer's children, and the issuer keeps issuing.
+pub async fn a_purged_child_leaves_its_issuer(store: Subject) {
+    let w = world(store).await;
+    let issuer = w.child(&w.root, T0, 100_000);
+    w.store.create_token(&issuer, &w.event(AuditAction::TokenCreate, T0)).await.unwrap();
+    let mut live = Vec::new();
+    for round in 0..3 {
+        let at = T0.plus_seconds(round * 100);
+        for _ in 0..4 {
+            let short = w.child(&issuer, at, 60);
+            w.store.create_token(&short, &w.event(AuditAction::TokenCreate, at)).await.unwrap();
+        }
+        let kept = w.child(&issuer, at, 10_000);
+        w.store.create_token(&kept, &w.event(AuditAction::TokenCreate, at)).await.unwrap();
+        live.push(kept.token_id);
+        let report = w.store.purge_tokens(at.plus_seconds(60)).await.unwrap();
+        assert_eq!(report.deleted, 4, "round {round}: the short-lived children");
+    }
+    let mut children = w.store.revoke_token(&w.tenant, &issuer.token_id, T0.plus_seconds(400), 60).await.unwrap();
+    children.sort();
+    live.sort();
+    assert_eq!(children, live, "only the children still stored");
+}
+
 pub async fn list_tokens_pages_oldest_first(store: Subject) {
     let w = world(store).await;
     let mut ids = vec![w.root.token_id.clone()];
@@ -676,6 +701,7 @@ macro_rules! store_contract_tests {
             create_token_needs_a_live_issuer,
             revoke_keeps_the_first_revocation,
             purge_follows_the_purge_rule,
+            a_purged_child_leaves_its_issuer,
             list_tokens_pages_oldest_first,
             audit_lists_newest_first_with_cursors,
         );

@@ -62,6 +62,7 @@ pub const KEY_ID: &str = "keyId";
 pub const TENANT_ID: &str = "tenantId";
 pub const CREATED_AT: &str = "createdAt";
 pub const EVENT_KEY: &str = "eventKey";
+pub const ISSUER_ID: &str = "issuerId";
 pub const PURGE_SHARD: &str = "purgeShard";
 pub const PURGE_AT: &str = "purgeAt";
 /// The TTL attribute of the tokens and audit tables (epoch seconds).
@@ -105,7 +106,20 @@ pub const AUDIT: Table = Table {
     ttl: Some(TTL),
 };
 
-pub const ALL: [Table; 4] = [TOKENS, KEYS, TENANTS, AUDIT];
+/// One small item per token issued by another (issuer, child): what a
+/// revocation reads to cascade, with a consistent query of the issuer's
+/// partition. Nothing grows on the issuer's own item; cleanup deletes a
+/// child's entry with the child, and the TTL (the child's expiry) backs it.
+pub const CHILDREN: Table = Table {
+    logical_id: "ChildrenTable",
+    suffix: "children",
+    hash: s(ISSUER_ID),
+    range: Some(s(TOKEN_ID)),
+    indexes: &[],
+    ttl: Some(TTL),
+};
+
+pub const ALL: [Table; 5] = [TOKENS, KEYS, TENANTS, AUDIT, CHILDREN];
 
 impl Table {
     /// Every attribute that a key of the table or of an index names, once.

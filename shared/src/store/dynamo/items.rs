@@ -92,6 +92,21 @@ pub fn token_item(t: &TokenRecord) -> Item {
     item
 }
 
+/// A child's entry under its issuer. Its TTL is the child's, a backstop for
+/// cleanup, which deletes the entry with the child.
+pub(super) fn child_item(issuer: &TokenId, child: &TokenRecord) -> Item {
+    Item::from([
+        (ISSUER_ID.into(), s(issuer.as_str())),
+        (TOKEN_ID.into(), s(child.token_id.as_str())),
+        (TTL.into(), n(child.grant.expires_at.ceil_seconds() + TTL_MARGIN_SECONDS)),
+    ])
+}
+
+/// The earlier layout's set of child ids on the issuer's item (it grew with
+/// every child ever issued). Read by revocation so that those items keep
+/// working; never written.
+pub(super) const LEGACY_CHILDREN: &str = "children";
+
 /// The DynamoDB TTL deletes an item this long after cleanup should have: it
 /// is a backstop, not the mechanism.
 pub(super) const TTL_MARGIN_SECONDS: i64 = 86_400;

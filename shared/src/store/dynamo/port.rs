@@ -175,6 +175,47 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// The issuers of the tokens `ids` (those that have one).
+    async fn issuers_of(&self, ids: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let keys = ids.iter().map(|id| Item::from([(TOKEN_ID.to_owned(), s(id))])).collect();
+        let mut got = self.batch_get(HashMap::from([(self.tables.tokens.clone(), keys)])).await?;
+        Ok(got
+            .remove(&self.tables.tokens)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| Some((opt_s(i, TOKEN_ID)?, opt_s(i, "issuedBy")?)))
+            .collect())
+    }
+
+    /// The children entered under `issuer`: a consistent query of its
+    /// partition of the children table, every page.
+    async fn children_of(&self, issuer: &TokenId) -> Result<Vec<TokenId>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.tables.children)
+                .key_condition_expression(format!("{ISSUER_ID} = :issuer"))
+                .expression_attribute_values(":issuer", s(issuer.as_str()))
+                .projection_expression(TOKEN_ID)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            out.extend(resp.items().iter().filter_map(|i| opt_s(i, TOKEN_ID)).map(TokenId::from_stored));
+            start = resp.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Whether `table` holds an item under `id` whose `attr` is `value`
     /// (consistent read): to recognise one's own write after a retry.
     async fn holds(&self, table: &str, id_attr: &str, id: &str, attr: &str, value: &[u8]) -> Result<bool, StoreError> {
@@ -211,13 +252,27 @@ impl DynamoStore {
             let ids: Vec<String> =
                 resp.items().iter().filter_map(|i| i.get(TOKEN_ID).and_then(|v| v.as_s().ok()).cloned()).collect();
             report.items_read += ids.len();
-            for chunk in ids.chunks(25) {
-                let mut writes: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
+            // Each token goes with its entry under its issuer (the index
+            // holds keys only: the issuers come from a batch read).
+            let issuers = self.issuers_of(&ids).await?;
+            for chunk in ids.chunks(12) {
+                let mut writes: HashMap<String, Vec<WriteRequest>> = HashMap::new();
                 for id in chunk {
                     let del = build(DeleteRequest::builder().key(TOKEN_ID, s(id)).build())?;
-                    writes.push(WriteRequest::builder().delete_request(del).build());
+                    writes
+                        .entry(self.tables.tokens.clone())
+                        .or_default()
+                        .push(WriteRequest::builder().delete_request(del).build());
+                    if let Some(issuer) = issuers.get(id) {
+                        let del =
+                            build(DeleteRequest::builder().key(ISSUER_ID, s(issuer)).key(TOKEN_ID, s(id)).build())?;
+                        writes
+                            .entry(self.tables.children.clone())
+                            .or_default()
+                            .push(WriteRequest::builder().delete_request(del).build());
+                    }
                 }
-                let mut pending = HashMap::from([(self.tables.tokens.clone(), writes)]);
+                let mut pending = writes;
                 let mut backoff = Backoff::new(5, std::time::Duration::from_millis(20));
                 loop {
                     let out = self
@@ -635,14 +690,17 @@ impl Store for DynamoStore {
         let mut items =
             vec![self.put(&self.tables.tokens, token_item(token), Some("attribute_not_exists(tokenId)"))?];
         if let Some(parent) = &token.issued_by {
-            let u = Update::builder()
+            // The issuer must be live as the child is written, and the child
+            // is entered under it, in its own small item: nothing grows on
+            // the issuer's. A revocation sets `revokedAt` before it reads the
+            // entries, so no child can slip in between.
+            let check = ConditionCheck::builder()
                 .table_name(&self.tables.tokens)
                 .key(TOKEN_ID, s(parent.as_str()))
-                .update_expression("ADD children :child")
-                .condition_expression(format!("attribute_exists(tokenId) AND {LIVE_TOKEN}"))
-                .expression_attribute_values(":child", AttributeValue::Ss(vec![token.token_id.to_string()]))
+                .condition_expression(format!("attribute_exists({TOKEN_ID}) AND {LIVE_TOKEN}"))
                 .expression_attribute_values(":at", n(token.created_at.millis()));
-            items.push(TransactWriteItem::builder().update(build(u.build())?).build());
+            items.push(TransactWriteItem::builder().condition_check(build(check.build())?).build());
+            items.push(self.put(&self.tables.children, child_item(parent, token), None)?);
         }
         items.push(self.audit_put(audit)?);
         let outcome = self
@@ -735,10 +793,15 @@ impl Store for DynamoStore {
                 }
             }
         };
-        let children = match item.get("children") {
-            Some(AttributeValue::Ss(ids)) => ids.iter().cloned().map(TokenId::from_stored).collect(),
-            _ => Vec::new(),
-        };
+        // Read after `revokedAt` was set: every child issued before it is
+        // entered; none can be issued after it.
+        let mut children = self.children_of(token).await?;
+        // Items of the earlier layout list their children on themselves.
+        if let Some(AttributeValue::Ss(ids)) = item.get(LEGACY_CHILDREN) {
+            children.extend(ids.iter().cloned().map(TokenId::from_stored));
+            children.sort();
+            children.dedup();
+        }
         Ok(children)
     }
 

@@ -18,7 +18,7 @@ pub(super) fn key_schema(hash: schema::Attr, range: Option<schema::Attr>) -> Res
     Ok(out)
 }
 
-/// Creates the four tables (on-demand, with their indexes and TTL) from
+/// Creates the tables (on-demand, with their indexes and TTL) from
 /// [`schema`]. For tests and `ibyok dev --aws`; production tables come from
 /// the template.
 pub async fn create_tables(client: &Client, tables: &Tables) -> Result<(), StoreError> {
@@ -27,6 +27,7 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<(), Store
             "tokens" => &tables.tokens,
             "keys" => &tables.keys,
             "tenants" => &tables.tenants,
+            "children" => &tables.children,
             _ => &tables.audit,
         };
         let mut req = client

@@ -419,7 +419,11 @@ impl Store for MemoryStore {
             let due: Vec<TokenId> = s.purge_at.iter().filter(|(_, at)| **at <= now).map(|(id, _)| id.clone()).collect();
             for id in &due {
                 s.purge_at.remove(id);
-                s.tokens.remove(id);
+                if let Some(issuer) = s.tokens.remove(id).and_then(|t| t.issued_by) {
+                    if let Some(set) = s.children.get_mut(&issuer) {
+                        set.remove(id);
+                    }
+                }
                 s.children.remove(id);
             }
             Ok(PurgeReport { items_read: due.len(), deleted: due.len() })
