@@ -157,6 +157,8 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
     );
     eprintln!("==================================================================");
     println!("Root token: {token}");
+    // The console takes the token pasted into its sign-in page: never in a URL.
+    println!("Console:    http://{}/console/", listener.local_addr()?);
     if let Some(path) = &args.token_file {
         write_token_file(path, &token)?;
         eprintln!("Root token written to {}", path.display());
@@ -197,6 +199,9 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
 }
 
 async fn serve_one(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    if let Some(resp) = crate::console::serve(req.method(), req.uri().path()) {
+        return resp;
+    }
     let (parts, body) = req.into_parts();
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let resp = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
