@@ -156,9 +156,11 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
         }
     );
     eprintln!("==================================================================");
-    println!("Root token: {token}");
-    // The console takes the token pasted into its sign-in page: never in a URL.
+    // The console takes the token pasted into its sign-in page: never in a
+    // URL. Printed before the token, whose line is the last on stdout (a
+    // reader may stop at it and close the pipe).
     println!("Console:    http://{}/console/", listener.local_addr()?);
+    println!("Root token: {token}");
     if let Some(path) = &args.token_file {
         write_token_file(path, &token)?;
         eprintln!("Root token written to {}", path.display());

@@ -263,3 +263,22 @@ fn dev_with_aws_serves_the_contract_on_moto_and_bootstrap_writes_a_working_root_
     assert_eq!(code, 1);
     assert!(err.contains("404"), "{err}");
 }
+
+#[test]
+fn the_console_is_served_with_its_headers_and_root_stays_404() {
+    let dev = start_dev(&[]);
+    let r = ureq::get(&format!("{}/console/", dev.url)).call().unwrap();
+    let csp = r.header("content-security-policy").unwrap().to_owned();
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    assert!(r.into_string().unwrap().contains("js/main.js"));
+    assert_eq!(ureq::get(&format!("{}/console/js/token.js", dev.url)).call().unwrap().status(), 200);
+    match ureq::get(&format!("{}/", dev.url)).call() {
+        Err(ureq::Error::Status(404, _)) => {}
+        other => panic!("GET / answered {other:?}"),
+    }
+}
