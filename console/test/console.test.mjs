@@ -118,7 +118,7 @@ async function tab(base) {
 }
 
 /** The checks every page gets, and its screenshot. */
-async function check(t, shot) {
+async function check(t, shot, focus = null) {
   const {page, problems} = t;
   const csp = await page.evaluate(() => window.__csp);
   ok(csp.length === 0, `${shot}: CSP violations ${JSON.stringify(csp)}`);
@@ -130,7 +130,8 @@ async function check(t, shot) {
   });
   ok(axe.length === 0, `${shot}: axe ${JSON.stringify(axe, null, 1)}`);
   ok(problems.length === 0, `${shot}: ${problems.join('\n')}`);
-  await page.evaluate(() => window.scrollTo(0, 0));
+  if (focus) await page.locator(focus).scrollIntoViewIfNeeded();
+  else await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({path: path.join(OUT_DIR, `${shot}.png`), fullPage: false});
 }
 
@@ -196,6 +197,7 @@ try {
 
   await step('add a key: its value is nowhere in the DOM, storage or cookies', async () => {
     const form = root.page.locator('form.add');
+    ok(await form.isVisible(), 'the add form is open while there is no key');
     await form.getByLabel('Name').fill('OpenAI Production');
     await form.getByLabel('Type').fill('openai');
     await form.getByLabel('Value').fill(SECRET);
@@ -236,7 +238,8 @@ try {
   await step('rename, rotate and set an override per environment', async () => {
     await root.page.getByRole('button', {name: 'Manage OpenAI Production'}).click();
     await root.page.waitForSelector('.versions >> text=Rotate');
-    await check(root, 'key-detail');
+    await check(root, 'key-detail', '.detail .versions');
+    ok(await root.page.locator('form.add').count() === 1 && !(await root.page.locator('form.add').isVisible()), 'the add form is folded once keys exist');
     await root.page.getByLabel('New name').fill('OpenAI Prod');
     await root.page.getByRole('button', {name: 'Rename', exact: true}).click();
     await root.page.waitForSelector('tr[data-key] >> text=OpenAI Prod');
@@ -377,15 +380,15 @@ try {
     await root.page.getByLabel('Per page').selectOption('25');
     await root.page.waitForSelector('text=Page 1: 25 of 25');
     ok(await root.page.locator('tr.denied').count() > 0, 'denied events are marked');
-    const first = await root.page.textContent('table.audit tbody tr:first-child');
+    const first = await root.page.textContent('table.audit tbody tr:first-child td:last-child');
     await check(root, 'audit');
     await root.page.getByRole('button', {name: 'Older →'}).click();
     await root.page.waitForSelector('text=Page 2:');
-    const second = await root.page.textContent('table.audit tbody tr:first-child');
+    const second = await root.page.textContent('table.audit tbody tr:first-child td:last-child');
     ok(first !== second, 'page 2 differs');
     await root.page.getByRole('button', {name: '← Newer'}).click();
     await root.page.waitForSelector('text=Page 1:');
-    ok(await root.page.textContent('table.audit tbody tr:first-child') === first, 'back to page 1');
+    ok(await root.page.textContent('table.audit tbody tr:first-child td:last-child') === first, 'back to page 1');
     await root.page.getByLabel('Outcome').selectOption('denied');
     ok(await root.page.locator('table.audit tbody tr:not(.denied)').count() === 0, 'the outcome filter');
   });

@@ -42,12 +42,12 @@ export async function auditPage(root, {ui, stale}) {
       return h('tr', {class: denied ? 'denied' : null},
         h('td', null, when(e.at)),
         h('td', null, h('span', {class: 'mono'}, e.action)),
-        h('td', null, denied ? badge(e.action === 'auth.limited' ? '⛔ limited' : `⛔ ${e.outcome}`, 'denied') : badge(e.outcome, 'ok')),
+        h('td', null, denied ? badge(e.action === 'auth.limited' ? 'limited' : e.outcome, 'denied') : badge(e.outcome, 'ok')),
         h('td', {class: 'mono'}, e.keyId || '—'),
         h('td', {class: 'mono'}, e.tokenId || '—'),
-        h('td', null, e.environment ? `${e.environment}${e.effectiveMode ? ` · ${e.effectiveMode}` : ''}` : '—'),
+        h('td', null, e.environment ? [e.environment, e.effectiveMode ? h('div', {class: 'sub'}, e.effectiveMode) : null] : '—'),
         h('td', {class: 'mono'}, e.sourceIp || '—'),
-        h('td', {class: 'ua'}, e.userAgent || '—'),
+        h('td', {class: 'ua', title: e.userAgent || null}, e.userAgent || '—'),
         h('td', {class: 'mono sub'}, e.requestId));
     }));
     replace(info, `Page ${at + 1}: ${list.length} of ${events.length} events shown${next ? '' : ' (the oldest page)'}`);

@@ -72,7 +72,7 @@ export async function keysPage(root, {ui, stale}) {
 
   replace(root,
     reasons.map((r) => h('p', {class: 'notice readonly'}, r)),
-    writable && !restricted ? addForm() : null,
+    writable && !restricted ? h('details', {class: 'card', open: keys.length === 0}, h('summary', null, 'Add a key'), addForm()) : null,
     keys.length ? table : h('p', {class: 'empty'}, 'No keys yet.'),
     detail);
 
@@ -81,8 +81,7 @@ export async function keysPage(root, {ui, stale}) {
     const type = h('input', {type: 'text', required: true, list: 'llm-types', pattern: '[a-z0-9][a-z0-9\\-]{0,31}', autocomplete: 'off', value: 'openai'});
     const value = valueInput('Value');
     const overrides = ENVS.map(([env, short]) => [env, select([['', 'tenant default'], ['mock', 'mock'], ['live', 'live']], '', {'aria-label': `Override for ${env}`, name: short})]);
-    const form = h('form', {class: 'card add', 'aria-labelledby': 'add-key-title'},
-      h('h2', {id: 'add-key-title'}, 'Add a key'),
+    const form = h('form', {class: 'add', 'aria-label': 'Add a key'},
       h('div', {class: 'row'},
         field('Name', name),
         field('Type', type, 'openai, anthropic, google, groq, …'),
