@@ -162,6 +162,10 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
         }
     );
     eprintln!("==================================================================");
+    // The console takes the token pasted into its sign-in page: never in a
+    // URL. Printed before the token, whose line is the last on stdout (a
+    // reader may stop at it and close the pipe).
+    println!("Console:    http://{}/console/", listener.local_addr()?);
     println!("Root token: {token}");
     if let Some(path) = &args.token_file {
         write_token_file(path, &token)?;
@@ -218,6 +222,9 @@ fn spawn_maintenance(app: Arc<App>, every: Duration) {
 }
 
 async fn serve_one(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    if let Some(resp) = crate::console::serve(req.method(), req.uri().path()) {
+        return resp;
+    }
     let (parts, body) = req.into_parts();
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let resp = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {

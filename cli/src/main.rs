@@ -2,6 +2,7 @@
 //! command-line client.
 
 mod client;
+mod console;
 mod dev;
 mod output;
 

@@ -296,3 +296,22 @@ fn the_dev_server_purges_revoked_and_expired_tokens() {
     assert!(!rows.is_empty() && rows.iter().all(|t| t["token_id"] != id.as_str()), "and gone from the data file");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_console_is_served_with_its_headers_and_root_stays_404() {
+    let dev = start_dev(&[]);
+    let r = ureq::get(&format!("{}/console/", dev.url)).call().unwrap();
+    let csp = r.header("content-security-policy").unwrap().to_owned();
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    assert!(r.into_string().unwrap().contains("js/main.js"));
+    assert_eq!(ureq::get(&format!("{}/console/js/token.js", dev.url)).call().unwrap().status(), 200);
+    match ureq::get(&format!("{}/", dev.url)).call() {
+        Err(ureq::Error::Status(404, _)) => {}
+        other => panic!("GET / answered {other:?}"),
+    }
+}

@@ -30,6 +30,7 @@ async fn every_event_parses_and_reaches_its_handler() {
         ("keys.update-key", 200),
         ("account.list-tokens", 200),
         ("account.get-modes", 200),
+        ("account.get-guardrails", 200),
         ("account.put-modes", 200),
         ("account.usage", 200),
         ("account.audit", 200),

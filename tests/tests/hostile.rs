@@ -43,7 +43,7 @@ impl Caller {
     };
 }
 
-const ROUTES: [&str; 15] = [
+const ROUTES: [&str; 16] = [
     "POST /keys",
     "GET /keys",
     "GET /keys/{keyId}",
@@ -57,6 +57,7 @@ const ROUTES: [&str; 15] = [
     "DELETE /tokens/self",
     "GET /settings/modes",
     "PUT /settings/modes",
+    "GET /settings/guardrails",
     "GET /usage",
     "GET /audit",
 ];
@@ -148,7 +149,7 @@ async fn credentials(env: &Env, caller: Caller, route: &str, key_elsewhere: &str
                 r if r.contains("/keys") => &["keys:read", "keys:write"],
                 "POST /tokens" | "DELETE /tokens/{tokenId}" => &["tokens:write"],
                 "GET /tokens" => &["tokens:read", "tokens:write"],
-                "GET /settings/modes" => &["settings:read", "settings:write"],
+                "GET /settings/modes" | "GET /settings/guardrails" => &["settings:read", "settings:write"],
                 "PUT /settings/modes" => &["settings:write"],
                 "GET /usage" | "GET /audit" => &["usage:read"],
                 _ => &["tokens:write"],
@@ -199,10 +200,14 @@ async fn every_route_answers_every_hostile_caller_as_the_contract_says() {
             if want == 401 {
                 assert_eq!(r.raw.header("www-authenticate"), Some("Bearer"));
             }
+            // Only a request that a token authenticated learns its expiry.
+            let expiry = r.raw.header("ibyok-token-expires-at");
+            assert_eq!(expiry.is_some(), want != 401, "{route} × {caller:?}: Ibyok-Token-Expires-At");
+            assert!(expiry.is_none_or(|e| ibyok::clock::Timestamp::parse_rfc3339(e).is_some()), "{e:?}", e = expiry);
             cases += 1;
         }
     }
-    assert_eq!(cases, 180);
+    assert_eq!(cases, 192);
     // One 401 body for every reason.
     let unauthorized = &bodies[&401];
     assert!(unauthorized.iter().all(|(_, b)| *b == unauthorized[0].1), "{unauthorized:#?}");

@@ -1,6 +1,7 @@
 //! The External API and mock mode against moto: resolution, guardrails,
 //! fakes without KMS, usage counters, audit, settings.
 
+use ibyok::clock::Clock;
 use ibyok::config::Config;
 use ibyok::mode::{Environment, Guardrails, Mode};
 use ibyok_tests::{Env, Req, Resp};
@@ -199,4 +200,37 @@ async fn unknown_paths_and_methods_get_the_contracts_shapes() {
     let r = env.call(Req::new("PUT", "/keys").token(&env.root)).await.expect_error(405, "method_not_allowed");
     assert_eq!(r.raw.header("allow"), Some("GET, POST"));
     env.call(Req::new("POST", "/usage")).await.expect_error(405, "method_not_allowed");
+}
+
+#[tokio::test]
+async fn guardrails_show_what_the_deployment_forces() {
+    let env = Env::new().await;
+    let r = env.call(Req::get("/settings/guardrails").token(&env.root)).await.expect(200);
+    assert_eq!(r.body, json!({"development": null, "staging": null, "production": null, "prodMockAllowed": true}));
+    let mut config = Config::default();
+    config.guardrails.forced.insert(Environment::Staging, Mode::Live);
+    config.guardrails.prod_mock_allowed = false;
+    let guarded = ibyok::api::App::new(env.store.clone(), env.app.kms.clone(), config).with_clock(env.clock.clone());
+    let r = Resp::from(guarded.handle(Req::get("/settings/guardrails").token(&env.root).0).await).expect(200);
+    assert_eq!(r.body, json!({"development": null, "staging": "live", "production": "live", "prodMockAllowed": false}));
+}
+
+#[tokio::test]
+async fn every_authenticated_response_names_the_tokens_expiry() {
+    let env = Env::new().await;
+    let (_, t) = env.issue(&env.root, json!({"name": "short", "scopes": ["keys:read"], "expiresIn": 3600})).await;
+    let key = env.add_key(&env.root, "k", "openai", "sk-expiry-header-0000").await;
+    let want = env.clock.now().plus_seconds(3600).rfc3339();
+    // A read twice (the second one planned), a 403, a 404.
+    for req in [
+        Req::get(&format!("/external/keys/{key}/value")),
+        Req::get(&format!("/external/keys/{key}/value")),
+        Req::get("/audit"),
+        Req::get("/keys/key_nope"),
+    ] {
+        let r = env.call(req.token(&t)).await;
+        assert_eq!(r.raw.header("ibyok-token-expires-at"), Some(want.as_str()), "{}", r.text());
+    }
+    let r = env.call(Req::get("/keys")).await.expect_error(401, "unauthorized");
+    assert_eq!(r.raw.header("ibyok-token-expires-at"), None);
 }

@@ -280,3 +280,39 @@ fn only_submit_and_retrieve_know_the_value_key() {
     let global_env = globals.and_then(|f| field(f, "Environment")).and_then(|e| field(e, "Variables"));
     assert!(global_env.and_then(|v| field(v, "IBYOK_KMS_KEY_ID")).is_none(), "IBYOK_KMS_KEY_ID in Globals");
 }
+
+#[test]
+fn the_console_is_private_behind_cloudfront_with_the_apis_origin_and_headers() {
+    let t = template();
+    let bucket = resources(&t, "AWS::S3::Bucket")["ConsoleBucket"];
+    let block = req(req(bucket, "Properties", "ConsoleBucket"), "PublicAccessBlockConfiguration", "ConsoleBucket");
+    for k in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] {
+        assert!(is_true(block, k, "ConsoleBucket"), "ConsoleBucket: {k}");
+    }
+    let dist = resources(&t, "AWS::CloudFront::Distribution");
+    let config = req(req(dist["ConsoleDistribution"], "Properties", "dist"), "DistributionConfig", "dist");
+    let origins = seq(config, "Origins", "dist");
+    let s3 = origins.iter().find(|o| string(o, "Id", "origin") == "console").expect("the console origin");
+    assert!(field(s3, "OriginAccessControlId").is_some(), "the bucket is read through origin access control");
+    // Same origin: the default behaviour is the API, uncached.
+    let default = req(config, "DefaultCacheBehavior", "dist");
+    assert_eq!(string(default, "TargetOriginId", "default"), "api");
+    assert_eq!(string(default, "ViewerProtocolPolicy", "default"), "https-only");
+    let behaviours = seq(config, "CacheBehaviors", "dist");
+    let patterns: BTreeSet<&str> = behaviours.iter().map(|b| string(b, "PathPattern", "behaviour")).collect();
+    assert_eq!(patterns, BTreeSet::from(["/console", "/console/*"]));
+    for b in behaviours {
+        assert_eq!(string(b, "TargetOriginId", "behaviour"), "console");
+        assert!(field(b, "ResponseHeadersPolicyId").is_some(), "the console's headers policy");
+    }
+    let policy = resources(&t, "AWS::CloudFront::ResponseHeadersPolicy")["ConsoleHeadersPolicy"];
+    let headers = req(
+        req(req(policy, "Properties", "policy"), "ResponseHeadersPolicyConfig", "policy"),
+        "SecurityHeadersConfig",
+        "policy",
+    );
+    let csp = req(headers, "ContentSecurityPolicy", "policy");
+    assert_eq!(string(csp, "ContentSecurityPolicy", "policy"), ibyok::api::CONSOLE_CSP, "the dev server's CSP");
+    assert_eq!(string(req(headers, "ReferrerPolicy", "policy"), "ReferrerPolicy", "policy"), "no-referrer");
+    assert!(field(headers, "ContentTypeOptions").is_some(), "nosniff");
+}

@@ -28,6 +28,16 @@ struct TokenUsage {
     last_used_at: Option<Timestamp>,
 }
 
+/// What the deployment forces, per environment (`null` when nothing).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Guardrails {
+    development: Option<Mode>,
+    staging: Option<Mode>,
+    production: Option<Mode>,
+    prod_mock_allowed: bool,
+}
+
 impl Ctx<'_> {
     pub(crate) async fn get_modes(&mut self) -> Result<ApiResponse, ApiError> {
         let (caller, _) = self.authenticate(Fetch::default()).await?;
@@ -36,6 +46,21 @@ impl Ctx<'_> {
         let tenant = self.app.store.fetch(&want).await?.tenant;
         let modes = tenant.map(|t| t.modes).unwrap_or_default();
         Ok(ApiResponse::json(200, &modes))
+    }
+
+    pub(crate) async fn get_guardrails(&mut self) -> Result<ApiResponse, ApiError> {
+        let (caller, _) = self.authenticate(Fetch::default()).await?;
+        self.require(&caller, Scope::SettingsRead).await?;
+        let g = &self.app.config.guardrails;
+        let forced = |env| g.forced.get(&env).copied();
+        let body = Guardrails {
+            development: forced(Environment::Development),
+            staging: forced(Environment::Staging),
+            // PROD_MOCK_ALLOWED=false makes production live whatever else.
+            production: forced(Environment::Production).or((!g.prod_mock_allowed).then_some(Mode::Live)),
+            prod_mock_allowed: g.prod_mock_allowed,
+        };
+        Ok(ApiResponse::json(200, &body))
     }
 
     pub(crate) async fn put_modes(&mut self) -> Result<ApiResponse, ApiError> {

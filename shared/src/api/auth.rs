@@ -52,6 +52,7 @@ impl Ctx<'_> {
             self.deny(&caller, None).await;
             return Err(ApiError::Unauthorized);
         }
+        *self.token_expires_at = Some(caller.token.grant.expires_at);
         // The caller's own record stays in `fetched` only if the route asked
         // for it too (revoking oneself by id).
         if !extra.tokens[1..].contains(parsed.id()) {

@@ -153,6 +153,10 @@ impl Ctx<'_> {
                 (Some(opened), recorded)
             }
         };
+        if recorded.as_ref().is_ok_and(|landed| *landed) {
+            // The transaction's conditions confirmed the token.
+            *self.token_expires_at = Some(plan.grant.expires_at);
+        }
         match (recorded?, opened) {
             (false, _) => {
                 self.app.read_plans.remove(&plan_key);

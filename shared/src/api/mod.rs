@@ -86,6 +86,17 @@ impl ApiResponse {
     }
 }
 
+/// On every response to a request that a token authenticated: its expiry.
+pub const TOKEN_EXPIRES_HEADER: &str = "ibyok-token-expires-at";
+
+/// The Content-Security-Policy of the web console's files (`ibyok dev` and
+/// the deployment's CloudFront headers policy, which tests keep equal):
+/// scripts and styles from its own origin only, no inline script or style,
+/// requests to its own origin only (the API is served beside it), never
+/// framed.
+pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                               connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 /// Every route of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Route {
@@ -104,10 +115,11 @@ pub enum Route {
     PutModes,
     Usage,
     Audit,
+    GetGuardrails,
 }
 
 impl Route {
-    pub const ALL: [Route; 15] = [
+    pub const ALL: [Route; 16] = [
         Route::CreateKey,
         Route::ListKeys,
         Route::GetKey,
@@ -123,6 +135,7 @@ impl Route {
         Route::PutModes,
         Route::Usage,
         Route::Audit,
+        Route::GetGuardrails,
     ];
 
     /// Whether serving the route calls KMS (`GenerateDataKey` or `Decrypt`).
@@ -148,6 +161,7 @@ impl Route {
             Route::PutModes => "PUT /settings/modes",
             Route::Usage => "GET /usage",
             Route::Audit => "GET /audit",
+            Route::GetGuardrails => "GET /settings/guardrails",
         }
     }
 }
@@ -184,6 +198,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Matched<'a> {
         ["tokens", "self"] => pick(&[("DELETE", Route::RevokeSelf)], None),
         ["tokens", id] => pick(&[("DELETE", Route::RevokeToken)], Some(id)),
         ["settings", "modes"] => pick(&[("GET", Route::GetModes), ("PUT", Route::PutModes)], None),
+        ["settings", "guardrails"] => pick(&[("GET", Route::GetGuardrails)], None),
         ["usage"] => pick(&[("GET", Route::Usage)], None),
         ["audit"] => pick(&[("GET", Route::Audit)], None),
         _ => Matched::NotFound,
@@ -224,12 +239,19 @@ impl App {
             req.request_id = crate::ids::new_request_id();
         }
         let mut token_id = None;
+        let mut token_expires_at = None;
         let (route_name, result) = if req.body.len() > body::MAX_BODY_BYTES {
             ("-", Err(ApiError::PayloadTooLarge))
         } else {
             match route(&req.method, &req.path) {
                 Matched::Route(r, id) if served.contains(&r) => {
-                    let ctx = Ctx { app: self, req: &req, now: self.clock.now(), token_id: &mut token_id };
+                    let ctx = Ctx {
+                        app: self,
+                        req: &req,
+                        now: self.clock.now(),
+                        token_id: &mut token_id,
+                        token_expires_at: &mut token_expires_at,
+                    };
                     (r.key(), ctx.dispatch(r, id.map(str::to_owned)).await)
                 }
                 Matched::Route(..) | Matched::NotFound => ("-", Err(ApiError::NotFound("no such route"))),
@@ -254,6 +276,9 @@ impl App {
             }
         };
         resp.headers.push(("x-request-id", req.request_id.clone()));
+        if let Some(expires_at) = token_expires_at {
+            resp.headers.push((TOKEN_EXPIRES_HEADER, expires_at.rfc3339()));
+        }
         tracing::info!(
             request_id = %req.request_id,
             route = route_name,
@@ -274,6 +299,9 @@ pub(crate) struct Ctx<'a> {
     pub now: Timestamp,
     /// The caller's token id, once known, for the request's log line.
     pub token_id: &'a mut Option<crate::ids::TokenId>,
+    /// The caller's token's expiry, once the token is authenticated: sent
+    /// back as [`TOKEN_EXPIRES_HEADER`].
+    pub token_expires_at: &'a mut Option<Timestamp>,
 }
 
 impl Ctx<'_> {
@@ -295,6 +323,7 @@ impl Ctx<'_> {
             Route::PutModes => self.put_modes().await,
             Route::Usage => self.usage().await,
             Route::Audit => self.audit().await,
+            Route::GetGuardrails => self.get_guardrails().await,
         }
     }
 }
@@ -317,6 +346,10 @@ mod tests {
             ("GET", "/tokens/self", Matched::MethodNotAllowed("DELETE".into())),
             ("DELETE", "/tokens/tok_1", Matched::Route(Route::RevokeToken, Some("tok_1"))),
             ("PUT", "/settings/modes", Matched::Route(Route::PutModes, None)),
+            ("GET", "/settings/guardrails", Matched::Route(Route::GetGuardrails, None)),
+            ("PUT", "/settings/guardrails", Matched::MethodNotAllowed("GET".into())),
+            ("GET", "/console/", Matched::NotFound),
+            ("GET", "/", Matched::NotFound),
             ("GET", "/keys/", Matched::NotFound),
             ("GET", "/nope", Matched::NotFound),
             ("GET", "", Matched::NotFound),
