@@ -5,7 +5,7 @@ use super::body::{check_name, fill_page, JsonObject};
 use super::views::TokenView;
 use super::{ApiError, ApiResponse, Ctx};
 use crate::ids::{KeyId, TenantId, TokenId};
-use crate::store::{AuditAction, Conflict, Fetch, StoreError, TokenRecord};
+use crate::store::{AuditAction, Conflict, Fetch, Revocable, StoreError, TokenRecord};
 use crate::token::{derive_child, Escalation, IssueRequest, ParsedToken, Scope, Scopes};
 use futures::stream::{self, StreamExt};
 use ipnet::IpNet;
@@ -16,7 +16,7 @@ pub const MAX_EXPIRES_IN: i64 = 31_536_000;
 /// At most this many entries in `keyIds` (one batch read) and `allowedCidrs`.
 pub const MAX_LIST_ENTRIES: usize = 100;
 /// Revocations of one level of descendants run this many at a time.
-const REVOKE_CONCURRENCY: usize = 16;
+const REVOKE_CONCURRENCY: usize = 64;
 
 /// A validated issue request. `unknown_key_ids` is set when `keyIds` names a
 /// string that is not even a key id: such a key exists nowhere.
@@ -163,53 +163,57 @@ impl Ctx<'_> {
             .and_then(|id| fetched.tokens.remove(&id))
             .filter(|t| caller.token.reaches(t))
             .ok_or(NO_SUCH_TOKEN)?;
-        self.revoke_tree(&caller, &target.token_id).await?;
+        let target = Revocable { token_id: target.token_id, expires_at: Some(target.grant.expires_at) };
+        self.revoke_tree(&caller, target).await?;
         Ok(ApiResponse::no_content())
     }
 
     pub(crate) async fn revoke_self(&mut self) -> Result<ApiResponse, ApiError> {
         let (caller, _) = self.authenticate(Fetch::default()).await?;
-        let id = caller.token.token_id.clone();
-        self.revoke_tree(&caller, &id).await?;
+        let target =
+            Revocable { token_id: caller.token.token_id.clone(), expires_at: Some(caller.token.grant.expires_at) };
+        self.revoke_tree(&caller, target).await?;
         Ok(ApiResponse::no_content())
     }
 
     /// Revokes `root` and, level by level, everything issued below it. Each
-    /// revocation answers the ids its token issued, read after `revokedAt`
+    /// revocation answers the tokens its token issued, read after `revokedAt`
     /// was set, and an issue whose issuer is revoked fails: no child can
-    /// slip in between.
-    async fn revoke_tree(&self, caller: &Caller, root: &TokenId) -> Result<(), ApiError> {
+    /// slip in between. The audit event is written once the root's
+    /// revocation has landed (beside the cascade), so that it never
+    /// describes a revocation that did not happen.
+    async fn revoke_tree(&self, caller: &Caller, root: Revocable) -> Result<(), ApiError> {
         let tenant = &caller.token.tenant_id;
         let grace = self.app.config.revoked_retention_seconds;
         let mut audit = self.event(caller, AuditAction::TokenRevoke, None);
-        audit.token_id = Some(root.clone());
-        let (children, recorded) = tokio::join!(
-            self.app.store.revoke_token(tenant, root, self.now, grace),
-            self.app.store.append_audit(&audit)
-        );
-        let mut frontier = children.map_err(|e| match e {
+        audit.token_id = Some(root.token_id.clone());
+        let frontier = self.app.store.revoke_token(tenant, &root, self.now, grace).await.map_err(|e| match e {
             StoreError::NotFound => ApiError::NotFound("no such token"),
             e => e.into(),
         })?;
-        recorded?;
-        let mut seen: HashSet<TokenId> = HashSet::from([root.clone()]);
-        while !frontier.is_empty() {
-            frontier.retain(|id| seen.insert(id.clone()));
-            let results: Vec<_> = stream::iter(frontier.drain(..))
-                .map(|id| revoke_one(self, tenant, id, grace))
-                .buffer_unordered(REVOKE_CONCURRENCY)
-                .collect()
-                .await;
-            for r in results {
-                frontier.extend(r?);
+        let (recorded, cascaded) = tokio::join!(self.app.store.append_audit(&audit), async {
+            let mut frontier = frontier;
+            let mut seen: HashSet<TokenId> = HashSet::from([root.token_id.clone()]);
+            while !frontier.is_empty() {
+                frontier.retain(|t| seen.insert(t.token_id.clone()));
+                let results: Vec<_> = stream::iter(frontier.drain(..))
+                    .map(|t| revoke_one(self, tenant, t, grace))
+                    .buffer_unordered(REVOKE_CONCURRENCY)
+                    .collect()
+                    .await;
+                for r in results {
+                    frontier.extend(r?);
+                }
             }
-        }
-        Ok(())
+            Ok::<_, ApiError>(())
+        });
+        cascaded?;
+        Ok(recorded?)
     }
 }
 
-async fn revoke_one(ctx: &Ctx<'_>, tenant: &TenantId, id: TokenId, grace: i64) -> Result<Vec<TokenId>, ApiError> {
-    match ctx.app.store.revoke_token(tenant, &id, ctx.now, grace).await {
+async fn revoke_one(ctx: &Ctx<'_>, tenant: &TenantId, t: Revocable, grace: i64) -> Result<Vec<Revocable>, ApiError> {
+    match ctx.app.store.revoke_token(tenant, &t, ctx.now, grace).await {
         Ok(children) => Ok(children),
         // Already purged by cleanup: nothing below it can be live either.
         Err(StoreError::NotFound) => Ok(Vec::new()),

@@ -84,6 +84,19 @@ impl World {
         }
     }
 
+    /// Revokes `id` with no expiry given (the store finds out).
+    pub async fn revoke(&self, id: &TokenId, at: Timestamp, grace: i64) -> Result<Vec<TokenId>, StoreError> {
+        let target = Revocable { token_id: id.clone(), expires_at: None };
+        let children = self.store.revoke_token(&self.tenant, &target, at, grace).await?;
+        Ok(children.into_iter().map(|c| c.token_id).collect())
+    }
+
+    /// Revokes `t` with its expiry given, as revocation passes it down.
+    pub async fn revoke_known(&self, t: &TokenRecord, at: Timestamp, grace: i64) -> Result<Vec<Revocable>, StoreError> {
+        let target = Revocable { token_id: t.token_id.clone(), expires_at: Some(t.grant.expires_at) };
+        self.store.revoke_token(&self.tenant, &target, at, grace).await
+    }
+
     pub async fn token(&self, id: &TokenId) -> Option<TokenRecord> {
         let got = self.store.fetch(&Fetch { tokens: vec![id.clone()], ..Fetch::default() }).await.unwrap();
         got.tokens.get(id).cloned()
@@ -474,7 +487,7 @@ pub async fn expected_read_needs_a_live_token(store: Subject) {
         !w.store.record_expected_read(&holds, expiry, &w.event(AuditAction::KeyRead, expiry)).await.unwrap(),
         "expired"
     );
-    w.store.revoke_token(&w.tenant, &w.root.token_id, T0, 60).await.unwrap();
+    w.revoke(&w.root.token_id, T0, 60).await.unwrap();
     assert!(!w.store.record_expected_read(&holds, T0, &w.event(AuditAction::KeyRead, T0)).await.unwrap(), "revoked");
     assert_eq!(w.get_key(&key.key_id).await.unwrap().retrievals, 1);
 }
@@ -489,8 +502,9 @@ pub async fn create_token_records_the_child_for_its_issuer(store: Subject) {
     // A retry of the same write (same verifier) is recognised.
     w.store.create_token(&child, &w.event(AuditAction::TokenCreate, T0)).await.unwrap();
     assert_eq!(w.actions().await, vec![AuditAction::TokenCreate], "one event");
-    let children = w.store.revoke_token(&w.tenant, &w.root.token_id, T0, 60).await.unwrap();
-    assert_eq!(children, vec![child.token_id], "revocation finds the child");
+    let children = w.revoke_known(&w.root, T0, 60).await.unwrap();
+    let expected = Revocable { token_id: child.token_id.clone(), expires_at: Some(child.grant.expires_at) };
+    assert_eq!(children, vec![expected], "revocation finds the child, with its expiry");
 }
 
 pub async fn create_token_never_overwrites(store: Subject) {
@@ -513,7 +527,7 @@ pub async fn create_token_needs_a_live_issuer(store: Subject) {
     for t in [&revoked, &short] {
         w.store.create_token(t, &w.event(AuditAction::TokenCreate, T0)).await.unwrap();
     }
-    w.store.revoke_token(&w.tenant, &revoked.token_id, T0, 60).await.unwrap();
+    w.revoke_known(&revoked, T0, 60).await.unwrap();
     let missing = w.child(&w.root, T0, 3600);
     let later = T0.plus_seconds(10);
     let cases = [
@@ -534,15 +548,17 @@ pub async fn revoke_keeps_the_first_revocation(store: Subject) {
     let child = w.child(&w.root, T0, 3600);
     w.store.create_token(&child, &w.event(AuditAction::TokenCreate, T0)).await.unwrap();
     let first = T0.plus_seconds(1);
-    assert!(w.store.revoke_token(&w.tenant, &child.token_id, first, 60).await.unwrap().is_empty());
-    w.store.revoke_token(&w.tenant, &child.token_id, T0.plus_seconds(30), 60).await.unwrap();
+    assert!(w.revoke_known(&child, first, 60).await.unwrap().is_empty());
+    w.revoke(&child.token_id, T0.plus_seconds(30), 60).await.unwrap();
+    w.revoke_known(&child, T0.plus_seconds(31), 60).await.unwrap();
     assert_eq!(w.token(&child.token_id).await.unwrap().revoked_at, Some(first));
     let other = TenantId::generate();
-    let r = w.store.revoke_token(&other, &w.root.token_id, T0, 60).await;
+    let root = Revocable { token_id: w.root.token_id.clone(), expires_at: Some(w.root.grant.expires_at) };
+    let r = w.store.revoke_token(&other, &root, T0, 60).await;
     assert!(matches!(r, Err(StoreError::NotFound)), "another tenant's token: {r:?}");
     assert!(w.token(&w.root.token_id).await.unwrap().revoked_at.is_none());
     let missing = ParsedToken::generate().id().clone();
-    let r = w.store.revoke_token(&w.tenant, &missing, T0, 60).await;
+    let r = w.revoke(&missing, T0, 60).await;
     assert!(matches!(r, Err(StoreError::NotFound)), "a missing token: {r:?}");
     assert!(w.token(&missing).await.is_none(), "a revocation never creates a token");
 }
@@ -560,18 +576,20 @@ pub async fn purge_follows_the_purge_rule(store: Subject) {
     };
     // Revoked at T0 + 10 s: purged at T0 + 110 s; revoked again later.
     let revoked = w.child(&w.root, T0, 1000);
-    // Expires at T0 + 50 s, revoked at T0 + 10 s: purged at expiry.
+    // Expire at T0 + 50 s, revoked at T0 + 10 s: purged at expiry, whether
+    // the revocation is given the expiry or not.
     let expiring = w.child(&w.root, T0, 50);
-    for t in [&plain, &revoked, &expiring] {
+    let expiring_unknown = w.child(&w.root, T0, 50);
+    for t in [&plain, &revoked, &expiring, &expiring_unknown] {
         w.store.create_token(t, &w.event(AuditAction::TokenCreate, T0)).await.unwrap();
     }
-    for t in [&revoked, &expiring] {
-        w.store.revoke_token(&w.tenant, &t.token_id, T0.plus_seconds(10), grace).await.unwrap();
-    }
-    w.store.revoke_token(&w.tenant, &revoked.token_id, T0.plus_seconds(90), grace).await.unwrap();
+    w.revoke(&revoked.token_id, T0.plus_seconds(10), grace).await.unwrap();
+    w.revoke_known(&expiring, T0.plus_seconds(10), grace).await.unwrap();
+    w.revoke(&expiring_unknown.token_id, T0.plus_seconds(10), grace).await.unwrap();
+    w.revoke_known(&revoked, T0.plus_seconds(90), grace).await.unwrap();
     let due = [
         (T0.plus_seconds(49), vec![]),
-        (T0.plus_seconds(50), vec![&expiring]),
+        (T0.plus_seconds(50), vec![&expiring, &expiring_unknown]),
         (T0.plus_seconds(109), vec![]),
         (T0.plus_seconds(110), vec![&revoked]),
         (T0.plus_seconds(1000).plus_millis(500), vec![]),
@@ -606,7 +624,7 @@ pub async fn a_purged_child_leaves_its_issuer(store: Subject) {
         let report = w.store.purge_tokens(at.plus_seconds(60)).await.unwrap();
         assert_eq!(report.deleted, 4, "round {round}: the short-lived children");
     }
-    let mut children = w.store.revoke_token(&w.tenant, &issuer.token_id, T0.plus_seconds(400), 60).await.unwrap();
+    let mut children = w.revoke(&issuer.token_id, T0.plus_seconds(400), 60).await.unwrap();
     children.sort();
     live.sort();
     assert_eq!(children, live, "only the children still stored");

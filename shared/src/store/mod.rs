@@ -195,6 +195,14 @@ impl ExpectedRead {
     }
 }
 
+/// A token to revoke: its id and, when known, its expiry (from its record,
+/// or from its entry under its issuer), which spares the store a read.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Revocable {
+    pub token_id: TokenId,
+    pub expires_at: Option<Timestamp>,
+}
+
 /// A change to an existing key.
 #[derive(Clone, Debug)]
 pub enum KeyChange {
@@ -325,17 +333,18 @@ pub trait Store: Send + Sync {
     /// that a later revocation finds it.
     async fn create_token(&self, token: &TokenRecord, audit: &AuditEvent) -> Result<(), StoreError>;
 
-    /// One round trip (two when the token expires within the grace): marks
-    /// the token revoked, keeping an earlier `revokedAt`, sets its purge time
+    /// One round trip (a second, to read its children, only if it issued
+    /// any; a third when its expiry is not given and comes before the grace
+    /// ends): marks the token revoked, keeping an earlier `revokedAt`, sets its purge time
     /// by [`TokenRecord::purge_second`] (a second revocation never moves it),
     /// and answers the ids of the tokens it issued.
     async fn revoke_token(
         &self,
         tenant: &TenantId,
-        token: &TokenId,
+        token: &Revocable,
         at: Timestamp,
         revoked_grace_seconds: i64,
-    ) -> Result<Vec<TokenId>, StoreError>;
+    ) -> Result<Vec<Revocable>, StoreError>;
 
     /// Two round trips (index query, then consistent batch read), oldest first.
     async fn list_keys(

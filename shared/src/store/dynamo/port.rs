@@ -192,7 +192,7 @@ impl DynamoStore {
 
     /// The children entered under `issuer`: a consistent query of its
     /// partition of the children table, every page.
-    async fn children_of(&self, issuer: &TokenId) -> Result<Vec<TokenId>, StoreError> {
+    async fn children_of(&self, issuer: &TokenId) -> Result<Vec<Revocable>, StoreError> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
@@ -202,13 +202,15 @@ impl DynamoStore {
                 .table_name(&self.tables.children)
                 .key_condition_expression(format!("{ISSUER_ID} = :issuer"))
                 .expression_attribute_values(":issuer", s(issuer.as_str()))
-                .projection_expression(TOKEN_ID)
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(classify)?;
-            out.extend(resp.items().iter().filter_map(|i| opt_s(i, TOKEN_ID)).map(TokenId::from_stored));
+            out.extend(resp.items().iter().filter_map(|i| {
+                let token_id = TokenId::from_stored(opt_s(i, TOKEN_ID)?);
+                Some(Revocable { token_id, expires_at: opt_ts(i, "expiresAt") })
+            }));
             start = resp.last_evaluated_key;
             if start.is_none() {
                 return Ok(out);
@@ -691,15 +693,18 @@ impl Store for DynamoStore {
             vec![self.put(&self.tables.tokens, token_item(token), Some("attribute_not_exists(tokenId)"))?];
         if let Some(parent) = &token.issued_by {
             // The issuer must be live as the child is written, and the child
-            // is entered under it, in its own small item: nothing grows on
-            // the issuer's. A revocation sets `revokedAt` before it reads the
-            // entries, so no child can slip in between.
-            let check = ConditionCheck::builder()
+            // is entered under it, in its own small item: the issuer's item
+            // only gains a constant mark (`issued`) and never grows. A
+            // revocation sets `revokedAt` before it reads the entries, so
+            // no child can slip in between.
+            let issuer = Update::builder()
                 .table_name(&self.tables.tokens)
                 .key(TOKEN_ID, s(parent.as_str()))
+                .update_expression(format!("SET {ISSUED} = :yes"))
                 .condition_expression(format!("attribute_exists({TOKEN_ID}) AND {LIVE_TOKEN}"))
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
                 .expression_attribute_values(":at", n(token.created_at.millis()));
-            items.push(TransactWriteItem::builder().condition_check(build(check.build())?).build());
+            items.push(TransactWriteItem::builder().update(build(issuer.build())?).build());
             items.push(self.put(&self.tables.children, child_item(parent, token), None)?);
         }
         items.push(self.audit_put(audit)?);
@@ -725,26 +730,33 @@ impl Store for DynamoStore {
     async fn revoke_token(
         &self,
         tenant: &TenantId,
-        token: &TokenId,
+        target: &Revocable,
         at: Timestamp,
         revoked_grace_seconds: i64,
-    ) -> Result<Vec<TokenId>, StoreError> {
+    ) -> Result<Vec<Revocable>, StoreError> {
+        let token = &target.token_id;
         // The first revocation sets the purge second by the rule: the grace,
-        // unless expiry comes first (then the purge second set at creation,
-        // expiry, stays). A later revocation changes nothing.
+        // unless expiry comes first. A later revocation changes nothing.
+        // With the expiry known (and checked), the purge second is set in
+        // the same write; without it, the write assumes the grace ends
+        // first, and the rare other case takes a second write.
         let grace_end = at.plus_seconds(revoked_grace_seconds);
+        let (purge, condition) = match target.expires_at {
+            Some(exp) => (grace_end.min(exp), "expiresAt = :expiry"),
+            None => (grace_end, "expiresAt > :expiry"),
+        };
         let first = self
             .client
             .update_item()
             .table_name(&self.tables.tokens)
             .key(TOKEN_ID, s(token.as_str()))
             .update_expression("SET revokedAt = :at, purgeAt = :purge, #ttl = :ttl")
-            .condition_expression("tenantId = :tenant AND attribute_not_exists(revokedAt) AND expiresAt > :graceEnd")
+            .condition_expression(format!("tenantId = :tenant AND attribute_not_exists(revokedAt) AND {condition}"))
             .expression_attribute_names("#ttl", TTL)
             .expression_attribute_values(":at", n(at.millis()))
-            .expression_attribute_values(":graceEnd", n(grace_end.millis()))
-            .expression_attribute_values(":purge", n(grace_end.ceil_seconds()))
-            .expression_attribute_values(":ttl", n(grace_end.ceil_seconds() + TTL_MARGIN_SECONDS))
+            .expression_attribute_values(":expiry", n(target.expires_at.unwrap_or(grace_end).millis()))
+            .expression_attribute_values(":purge", n(purge.ceil_seconds()))
+            .expression_attribute_values(":ttl", n(purge.ceil_seconds() + TTL_MARGIN_SECONDS))
             .expression_attribute_values(":tenant", s(tenant.as_str()))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -774,33 +786,51 @@ impl Store for DynamoStore {
                 match old {
                     None => return Err(StoreError::NotFound),
                     Some(item) if item.contains_key("revokedAt") => item,
-                    // Expiry comes before the grace ends: only mark it.
-                    Some(_) => self
-                        .client
-                        .update_item()
-                        .table_name(&self.tables.tokens)
-                        .key(TOKEN_ID, s(token.as_str()))
-                        .update_expression("SET revokedAt = if_not_exists(revokedAt, :at)")
-                        .condition_expression("tenantId = :tenant")
-                        .expression_attribute_values(":at", n(at.millis()))
-                        .expression_attribute_values(":tenant", s(tenant.as_str()))
-                        .return_values(ReturnValue::AllNew)
-                        .send()
-                        .await
-                        .map_err(classify)?
-                        .attributes
-                        .unwrap_or_default(),
+                    // The expiry was not the given one, or comes before the
+                    // grace ends: the revocation by the record itself.
+                    Some(item) => {
+                        let record = token_from(&item)?;
+                        let revoked = TokenRecord { revoked_at: Some(at), ..record };
+                        let purge = revoked.purge_second(revoked_grace_seconds);
+                        self.client
+                            .update_item()
+                            .table_name(&self.tables.tokens)
+                            .key(TOKEN_ID, s(token.as_str()))
+                            .update_expression(
+                                "SET revokedAt = if_not_exists(revokedAt, :at), purgeAt = :purge, #ttl = :ttl",
+                            )
+                            .condition_expression("tenantId = :tenant AND attribute_not_exists(revokedAt)")
+                            .expression_attribute_names("#ttl", TTL)
+                            .expression_attribute_values(":at", n(at.millis()))
+                            .expression_attribute_values(":purge", n(purge))
+                            .expression_attribute_values(":ttl", n(purge + TTL_MARGIN_SECONDS))
+                            .expression_attribute_values(":tenant", s(tenant.as_str()))
+                            .return_values(ReturnValue::AllNew)
+                            .send()
+                            .await
+                            .map_err(classify)?
+                            .attributes
+                            .unwrap_or_default()
+                    }
                 }
             }
         };
         // Read after `revokedAt` was set: every child issued before it is
-        // entered; none can be issued after it.
-        let mut children = self.children_of(token).await?;
+        // entered; none can be issued after it. A token that never issued
+        // one (no `issued` mark) has none to read.
+        let mut children = match item.contains_key(ISSUED) {
+            true => self.children_of(token).await?,
+            false => Vec::new(),
+        };
         // Items of the earlier layout list their children on themselves.
         if let Some(AttributeValue::Ss(ids)) = item.get(LEGACY_CHILDREN) {
-            children.extend(ids.iter().cloned().map(TokenId::from_stored));
-            children.sort();
-            children.dedup();
+            let listed: std::collections::HashSet<TokenId> = children.iter().map(|c| c.token_id.clone()).collect();
+            children.extend(
+                ids.iter()
+                    .map(|id| TokenId::from_stored(id.clone()))
+                    .filter(|id| !listed.contains(id))
+                    .map(|token_id| Revocable { token_id, expires_at: None }),
+            );
         }
         Ok(children)
     }

@@ -345,16 +345,20 @@ impl Store for MemoryStore {
     async fn revoke_token(
         &self,
         tenant: &TenantId,
-        token: &TokenId,
+        token: &Revocable,
         at: Timestamp,
         revoked_grace_seconds: i64,
-    ) -> Result<Vec<TokenId>, StoreError> {
+    ) -> Result<Vec<Revocable>, StoreError> {
+        let token = &token.token_id;
         self.with(|s| {
             let t = s.tokens.get_mut(token).filter(|t| &t.tenant_id == tenant).ok_or(StoreError::NotFound)?;
             t.revoked_at.get_or_insert(at);
             let purge = t.purge_second(revoked_grace_seconds);
             s.purge_at.insert(token.clone(), purge);
-            Ok(s.children.get(token).map(|c| c.iter().cloned().collect()).unwrap_or_default())
+            let children = s.children.get(token).into_iter().flatten();
+            Ok(children
+                .map(|c| Revocable { token_id: c.clone(), expires_at: s.tokens.get(c).map(|t| t.grant.expires_at) })
+                .collect())
         })
     }
 
