@@ -9,6 +9,9 @@ use crate::store::dynamo::DynamoStore;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A failure to build the clients or read the configuration.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
 /// Timeouts and retries for Lambda, whose own timeout is short: a call that
 /// has not connected in 1 s or answered in 2 s is retried after a jittered
 /// backoff from 50 ms (at most 500 ms), at most 3 attempts in all, within
@@ -47,18 +50,31 @@ pub fn dynamo_store(sdk: &aws_config::SdkConfig) -> DynamoStore {
 /// The service with its AWS adapters, from the environment. `IBYOK_KMS_KEY_ID`
 /// names the KMS key; the functions that make no KMS call are not given it
 /// and get [`Unconfigured`] instead.
-pub async fn app() -> Result<App, Box<dyn std::error::Error + Send + Sync>> {
+pub async fn app() -> Result<App, Error> {
     let config = Config::from_env()?;
     let sdk = sdk_config().await;
     let store = dynamo_store(&sdk);
     let kms_key = std::env::var("IBYOK_KMS_KEY_ID").ok().filter(|k| !k.is_empty());
-    let kms_client = kms_key.as_ref().map(|_| aws_sdk_kms::Client::new(&sdk));
-    warm_up(&store, kms_client.clone().zip(kms_key.clone()));
-    let kms: Arc<dyn Kms> = match kms_client.zip(kms_key) {
-        Some((client, key_id)) => Arc::new(AwsKms::new(client, key_id)),
+    warm_up(&store);
+    let kms: Arc<dyn Kms> = match kms_key {
+        Some(key_id) => {
+            let client = aws_sdk_kms::Client::new(&sdk);
+            warm_up_kms(client.clone(), key_id.clone());
+            Arc::new(AwsKms::new(client, key_id))
+        }
         None => Arc::new(Unconfigured),
     };
     Ok(App::new(Arc::new(store), kms, config))
+}
+
+/// [`app`] for a function whose routes make no KMS call: no KMS client is
+/// built, so none is linked into its binary.
+pub async fn app_without_kms() -> Result<App, Error> {
+    let config = Config::from_env()?;
+    let sdk = sdk_config().await;
+    let store = dynamo_store(&sdk);
+    warm_up(&store);
+    Ok(App::new(Arc::new(store), Arc::new(Unconfigured), config))
 }
 
 /// Connections a cold read needs at once: one `BatchGetItem`, then three
@@ -71,7 +87,7 @@ const WARM_DYNAMODB_CONNECTIONS: usize = 3;
 /// (no key material, and unlike a failed `Decrypt` no tampering signal in
 /// CloudTrail). Their failures are ignored: the request path does not
 /// depend on them.
-fn warm_up(store: &DynamoStore, kms: Option<(aws_sdk_kms::Client, String)>) {
+fn warm_up(store: &DynamoStore) {
     if tokio::runtime::Handle::try_current().is_err() {
         return;
     }
@@ -86,9 +102,14 @@ fn warm_up(store: &DynamoStore, kms: Option<(aws_sdk_kms::Client, String)>) {
             let _ = client.batch_get_item().request_items(table, keys).send().await;
         });
     }
-    if let Some((client, key_id)) = kms {
-        tokio::spawn(async move {
-            let _ = client.describe_key().key_id(key_id).send().await;
-        });
+}
+
+/// [`warm_up`]'s KMS call, for the functions that have a KMS client.
+fn warm_up_kms(client: aws_sdk_kms::Client, key_id: String) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
     }
+    tokio::spawn(async move {
+        let _ = client.describe_key().key_id(key_id).send().await;
+    });
 }

@@ -214,7 +214,8 @@ pub struct Resp {
 
 impl From<ApiResponse> for Resp {
     fn from(raw: ApiResponse) -> Self {
-        let body = if raw.body.is_empty() { Value::Null } else { serde_json::from_slice(&raw.body).unwrap() };
+        let bytes = raw.body.expose();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(bytes).unwrap() };
         Resp { status: raw.status, body, raw }
     }
 }
@@ -224,7 +225,7 @@ impl Resp {
         self.body["error"]["code"].as_str().unwrap_or("")
     }
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.raw.body).into_owned()
+        String::from_utf8_lossy(self.raw.body.expose()).into_owned()
     }
     #[track_caller]
     pub fn expect(self, status: u16) -> Self {

@@ -28,7 +28,7 @@ impl Ctx<'_> {
 
     /// The request's bearer token, if it has the token's shape and checksum.
     pub(crate) fn presented_token(&self) -> Option<ParsedToken> {
-        let header = self.req.authorization.as_ref().map(|h| h.as_str());
+        let header = self.req.authorization.as_ref().map(|h| h.expose().as_str());
         bearer(header).and_then(ParsedToken::parse)
     }
 
