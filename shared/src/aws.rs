@@ -50,7 +50,7 @@ pub fn dynamo_store(sdk: &aws_config::SdkConfig) -> DynamoStore {
 /// The service with its AWS adapters, from the environment. `IBYOK_KMS_KEY_ID`
 /// names the KMS key; the functions that make no KMS call are not given it
 /// and get [`Unconfigured`] instead.
-pub async fn app() -> Result<App, Error> {
+pub async fn app() -> Result<App<DynamoStore>, Error> {
     let config = Config::from_env()?;
     let sdk = sdk_config().await;
     let store = dynamo_store(&sdk);
@@ -69,7 +69,7 @@ pub async fn app() -> Result<App, Error> {
 
 /// [`app`] for a function whose routes make no KMS call: no KMS client is
 /// built, so none is linked into its binary.
-pub async fn app_without_kms() -> Result<App, Error> {
+pub async fn app_without_kms() -> Result<App<DynamoStore>, Error> {
     let config = Config::from_env()?;
     let sdk = sdk_config().await;
     let store = dynamo_store(&sdk);

@@ -4,6 +4,8 @@
 //! zeroizing [`ApiResponse`] body (no `lambda_http::Body` copy of it).
 
 use crate::api::{body::parse_query, ApiRequest, ApiResponse, App, Route};
+use crate::store::dynamo::DynamoStore;
+use crate::store::Store;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 use lambda_http::request::{LambdaRequest, RequestContext};
 use lambda_http::{Body, Request, RequestExt};
@@ -87,7 +89,7 @@ impl Serialize for GatewayResponse {
 
 /// One invocation of a function serving the routes in the set `SERVED`
 /// (see [`Route::set`]): only their handlers are compiled into it.
-pub async fn handle<const SERVED: u32>(app: &App, req: Request) -> GatewayResponse {
+pub async fn handle<const SERVED: u32, S: Store + ?Sized>(app: &App<S>, req: Request) -> GatewayResponse {
     GatewayResponse(app.handle_set::<SERVED>(to_api_request(req)).await)
 }
 
@@ -98,7 +100,7 @@ pub async fn serve<const SERVED: u32>() -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
     // The future is chosen under a `const` condition and awaited once: an
     // `.await` in each branch would keep both (and the KMS client) linked.
-    type Built = std::pin::Pin<Box<dyn std::future::Future<Output = Result<App, crate::aws::Error>>>>;
+    type Built = std::pin::Pin<Box<dyn std::future::Future<Output = Result<App<DynamoStore>, crate::aws::Error>>>>;
     let build: Built = if const { Route::set_calls_kms(SERVED) } {
         Box::pin(crate::aws::app())
     } else {
@@ -109,7 +111,7 @@ pub async fn serve<const SERVED: u32>() -> Result<(), lambda_http::Error> {
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<LambdaRequest>| async move {
         let LambdaEvent { payload, context } = event;
         let req: Request = payload.into();
-        Ok::<_, std::convert::Infallible>(handle::<SERVED>(app, req.with_lambda_context(context)).await)
+        Ok::<_, std::convert::Infallible>(handle::<SERVED, DynamoStore>(app, req.with_lambda_context(context)).await)
     }))
     .await
 }

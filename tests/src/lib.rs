@@ -54,7 +54,7 @@ pub async fn sdk_config_at(
 }
 
 pub struct Env {
-    pub app: App,
+    pub app: App<DynamoStore>,
     pub clock: Arc<ManualClock>,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub kms: aws_sdk_kms::Client,
@@ -92,7 +92,7 @@ impl Env {
     }
 
     /// A service on the same tables and key with another configuration.
-    pub fn app_with(&self, config: Config, kms_key: &str) -> App {
+    pub fn app_with(&self, config: Config, kms_key: &str) -> App<DynamoStore> {
         App::new(self.store.clone(), Arc::new(AwsKms::new(self.kms.clone(), kms_key)), config)
             .with_clock(self.clock.clone())
     }

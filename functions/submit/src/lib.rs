@@ -2,6 +2,7 @@
 
 use ibyok::api::{App, Route};
 use ibyok::lambda::GatewayResponse;
+use ibyok::store::Store;
 use lambda_http::Request;
 
 /// The routes this function serves (its IAM policy grants only what they call).
@@ -10,6 +11,6 @@ pub const ROUTES: &[Route] = &[Route::CreateKey, Route::RotateKey];
 /// [`ROUTES`] as a route set: only these routes' handlers are compiled in.
 pub const SERVED: u32 = Route::set(ROUTES);
 
-pub async fn handler(app: &App, req: Request) -> GatewayResponse {
-    ibyok::lambda::handle::<SERVED>(app, req).await
+pub async fn handler<S: Store + ?Sized>(app: &App<S>, req: Request) -> GatewayResponse {
+    ibyok::lambda::handle::<SERVED, S>(app, req).await
 }

@@ -5,6 +5,7 @@
 use super::{ApiError, Ctx};
 use crate::ids::{KeyId, TenantId, TokenId};
 use crate::mode::{Environment, Mode};
+use crate::store::Store;
 use crate::store::{AuditAction, AuditEvent, Fetch, Fetched, KeyRecord, Outcome, TokenRecord};
 use crate::token::{ParsedToken, Scope};
 
@@ -19,7 +20,7 @@ fn bearer(header: Option<&str>) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
-impl Ctx<'_> {
+impl<S: Store + ?Sized> Ctx<'_, S> {
     /// Authenticates the caller and fetches `extra` in the same round trip.
     pub(crate) async fn authenticate(&mut self, extra: Fetch) -> Result<(Caller, Fetched), ApiError> {
         let parsed = self.presented_token();

@@ -8,6 +8,7 @@ use crate::ids::KeyId;
 use crate::kms::KeyContext;
 use crate::mode::{Environment, Mode, ModeOverrides};
 use crate::secret::SecretValue;
+use crate::store::Store;
 use crate::store::{AuditAction, Fetch, KeyChange, KeyRecord, StoreError};
 use crate::token::Scope;
 use serde_json::Value;
@@ -71,7 +72,7 @@ fn apply_overrides(current: &ModeOverrides, raw: &Value, allow_null: bool) -> Re
     Ok(out)
 }
 
-impl Ctx<'_> {
+impl<S: Store + ?Sized> Ctx<'_, S> {
     fn guard_overrides(&self, overrides: &ModeOverrides) -> Result<(), ApiError> {
         match overrides.iter().find(|(e, m)| !self.app.config.guardrails.permits(**e, **m)) {
             Some(_) => {

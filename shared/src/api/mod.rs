@@ -193,9 +193,12 @@ pub fn route<'a>(method: &str, path: &'a str) -> Matched<'a> {
     }
 }
 
-/// The service: the ports, the configuration and the clock.
-pub struct App {
-    pub store: Arc<dyn Store>,
+/// The service: the ports, the configuration and the clock. Generic over
+/// the store so that a Lambda function, on the DynamoDB store itself (not
+/// `dyn Store`), links only the store methods its routes call; everything
+/// else (the development server, the tests) uses the default, `dyn Store`.
+pub struct App<S: ?Sized = dyn Store> {
+    pub store: Arc<S>,
     pub kms: Arc<dyn Kms>,
     pub config: Config,
     pub clock: Arc<dyn Clock>,
@@ -203,8 +206,8 @@ pub struct App {
     read_plans: external::ReadPlans,
 }
 
-impl App {
-    pub fn new(store: Arc<dyn Store>, kms: Arc<dyn Kms>, config: Config) -> Self {
+impl<S: Store + ?Sized> App<S> {
+    pub fn new(store: Arc<S>, kms: Arc<dyn Kms>, config: Config) -> Self {
         Self { store, kms, config, clock: Arc::new(SystemClock), read_plans: external::ReadPlans::default() }
     }
 
@@ -271,8 +274,8 @@ impl App {
 }
 
 /// One request in flight.
-pub(crate) struct Ctx<'a> {
-    pub app: &'a App,
+pub(crate) struct Ctx<'a, S: ?Sized = dyn Store> {
+    pub app: &'a App<S>,
     pub req: &'a ApiRequest,
     pub now: Timestamp,
     /// The caller's token id, once known, for the request's log line.
@@ -281,7 +284,7 @@ pub(crate) struct Ctx<'a> {
 
 type Handled<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<ApiResponse, ApiError>> + Send + 'a>>;
 
-impl<'a> Ctx<'a> {
+impl<'a, S: Store + ?Sized> Ctx<'a, S> {
     /// The handler of `route`, if it is in `SERVED`. Not an `async fn` on
     /// purpose: an `.await` in each arm would give the state machine a state
     /// per handler, reachable whatever `SERVED` says, and keep every handler

@@ -5,6 +5,7 @@ use super::body::{check_name, fill_page, JsonObject};
 use super::views::TokenView;
 use super::{ApiError, ApiResponse, Ctx};
 use crate::ids::{KeyId, TenantId, TokenId};
+use crate::store::Store;
 use crate::store::{AuditAction, Fetch, StoreError, TokenRecord};
 use crate::token::{derive_child, Escalation, IssueRequest, ParsedToken, Scope, Scopes};
 use futures::stream::{self, StreamExt};
@@ -80,7 +81,7 @@ fn parse_issue(body: &JsonObject) -> Result<Issue, ApiError> {
     Ok(Issue { name, req, unknown_key_ids })
 }
 
-impl Ctx<'_> {
+impl<S: Store + ?Sized> Ctx<'_, S> {
     pub(crate) async fn create_token(&mut self) -> Result<ApiResponse, ApiError> {
         // The body is read before authenticating only to fetch the named
         // keys in the same round trip; its errors are reported after.
@@ -207,8 +208,8 @@ impl Ctx<'_> {
     }
 }
 
-async fn revoke_one(
-    ctx: &Ctx<'_>,
+async fn revoke_one<S: Store + ?Sized>(
+    ctx: &Ctx<'_, S>,
     tenant: &TenantId,
     id: TokenId,
     purge_at: crate::clock::Timestamp,
