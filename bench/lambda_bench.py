@@ -659,13 +659,19 @@ def trim_audit(endpoint: str, table: str, tenant: str) -> None:
     db = boto3.client(
         "dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
     )
-    pages = db.get_paginator("query").paginate(
-        TableName=table,
-        KeyConditionExpression="tenantId = :t",
-        ExpressionAttributeValues={":t": {"S": tenant}},
-        ProjectionExpression="tenantId, eventKey",
-    )
-    keys = [item for page in pages for item in page["Items"]]
+    # The tenant's audit partitions: 32 shards and the earlier layout's bare id.
+    partitions = [f"{tenant}#{i:02}" for i in range(32)] + [tenant]
+    keys = [
+        item
+        for partition in partitions
+        for page in db.get_paginator("query").paginate(
+            TableName=table,
+            KeyConditionExpression="tenantId = :t",
+            ExpressionAttributeValues={":t": {"S": partition}},
+            ProjectionExpression="tenantId, eventKey",
+        )
+        for item in page["Items"]
+    ]
     for i in range(0, len(keys), 25):
         db.batch_write_item(RequestItems={table: [{"DeleteRequest": {"Key": k}} for k in keys[i : i + 25]]})
 

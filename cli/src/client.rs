@@ -2,12 +2,17 @@
 //! by `IBYOK_URL` and `IBYOK_TOKEN` (flags override).
 
 use crate::output::{relative, table, text};
+use ibyok::api::Redacted;
+use ibyok::secret::{SecretValue, TokenSecret};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Value};
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 
+/// The token and every value stay in the zeroizing secret types; bodies that
+/// carry one are written and read through zeroizing buffers.
 pub struct Client {
     base: String,
-    token: String,
+    token: TokenSecret,
     agent: ureq::Agent,
 }
 
@@ -15,27 +20,44 @@ pub struct Client {
 pub type CliError = String;
 
 impl Client {
-    pub fn new(url: &str, token: Option<&str>) -> Result<Self, CliError> {
-        let token = token.ok_or("no token: set IBYOK_TOKEN or pass --token")?.to_owned();
+    pub fn new(url: &str, token: Option<TokenSecret>) -> Result<Self, CliError> {
+        let token = token.ok_or("no token: set IBYOK_TOKEN or pass --token")?;
         let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(30)).build();
         Ok(Self { base: url.trim_end_matches('/').to_owned(), token, agent })
     }
 
     /// Sends a request; answers the JSON body of a 2xx, or the server's
-    /// error message.
+    /// error message. For bodies that carry no secret.
     pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, CliError> {
+        let body = body.map(|b| json_bytes(&b));
+        let raw = self.send(method, path, body.as_ref())?;
+        if raw.expose().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(raw.expose()).map_err(|e| format!("unreadable response: {e}"))
+    }
+
+    /// Sends a request with an optional JSON body; answers a 2xx's body in a
+    /// zeroizing buffer (empty for a 204), or the server's error message.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Redacted<Vec<u8>>>,
+    ) -> Result<Redacted<Vec<u8>>, CliError> {
+        let authorization: Redacted = format!("Bearer {}", self.token.expose_token()).into();
         let req = self
             .agent
             .request(method, &format!("{}{path}", self.base))
-            .set("authorization", &format!("Bearer {}", self.token))
+            .set("authorization", authorization.expose())
             .set("user-agent", concat!("ibyok-cli/", env!("CARGO_PKG_VERSION")));
         let result = match body {
-            Some(b) => req.send_json(b),
+            Some(b) => req.set("content-type", "application/json").send_bytes(b.expose()),
             None => req.call(),
         };
         match result {
-            Ok(resp) if resp.status() == 204 => Ok(Value::Null),
-            Ok(resp) => resp.into_json().map_err(|e| format!("unreadable response: {e}")),
+            Ok(resp) if resp.status() == 204 => Ok(Vec::new().into()),
+            Ok(resp) => read_body(resp),
             Err(ureq::Error::Status(status, resp)) => {
                 let body: Value = resp.into_json().unwrap_or(Value::Null);
                 let code = body["error"]["code"].as_str().unwrap_or("error");
@@ -47,20 +69,82 @@ impl Client {
     }
 }
 
+/// A response body into a buffer that wipes what it outgrows.
+fn read_body(resp: ureq::Response) -> Result<Redacted<Vec<u8>>, CliError> {
+    let mut buf = Redacted::with_capacity(1024);
+    std::io::copy(&mut resp.into_reader(), &mut buf).map_err(|e| format!("unreadable response: {e}"))?;
+    Ok(buf)
+}
+
+/// JSON into a zeroizing buffer.
+fn json_bytes(v: &impl Serialize) -> Redacted<Vec<u8>> {
+    let mut buf = Redacted::with_capacity(256);
+    // Serialising our own request types cannot fail.
+    let _ = serde_json::to_writer(&mut buf, v);
+    buf
+}
+
+fn expose_value<S: Serializer>(v: &SecretValue, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.expose_value())
+}
+
+fn expose_token<S: Serializer>(t: &TokenSecret, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(t.expose_token())
+}
+
+/// Writes JSON (pretty) to stdout through a zeroizing buffer.
+fn print_secret_json(v: &impl Serialize) {
+    use std::io::Write;
+    let mut buf = Redacted::with_capacity(1024);
+    let _ = serde_json::to_writer_pretty(&mut buf, v);
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(buf.expose()).and_then(|_| out.write_all(b"\n"));
+}
+
 /// A key value from standard input (piped) or a prompt without echo —
 /// never from the command line.
-pub fn read_value() -> Result<String, CliError> {
+pub fn read_value() -> Result<SecretValue, CliError> {
     let value = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password("Value (not echoed): ").map_err(|e| format!("cannot read the value: {e}"))?
+        let typed =
+            rpassword::prompt_password("Value (not echoed): ").map_err(|e| format!("cannot read the value: {e}"))?;
+        SecretValue::new(typed)
     } else {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).map_err(|e| format!("cannot read the value from stdin: {e}"))?;
-        s.trim_end_matches(['\n', '\r']).to_owned()
+        let mut buf = Redacted::with_capacity(256);
+        std::io::copy(&mut std::io::stdin().lock(), &mut buf)
+            .map_err(|e| format!("cannot read the value from stdin: {e}"))?;
+        let bytes = buf.expose_mut();
+        while bytes.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+            bytes.pop();
+        }
+        SecretValue::from_redacted(buf).ok_or("cannot read the value from stdin: not UTF-8")?
     };
-    if value.is_empty() {
+    if value.expose_value().is_empty() {
         return Err("empty value".into());
     }
     Ok(value)
+}
+
+/// The body of `POST /keys` and `PUT /keys/{keyId}/value`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    llm_type: Option<&'a str>,
+    #[serde(serialize_with = "expose_value")]
+    value: &'a SecretValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode_overrides: Option<serde_json::Map<String, Value>>,
+}
+
+/// `PUT /keys/{keyId}/value` with a value read from stdin or a prompt.
+pub fn rotate(c: &Client, key_id: &str) -> Result<Value, CliError> {
+    let value = read_value()?;
+    let body = json_bytes(&KeyBody { name: None, llm_type: None, value: &value, mode_overrides: None });
+    drop(value);
+    let raw = c.send("PUT", &format!("/keys/{key_id}/value"), Some(&body))?;
+    serde_json::from_slice(raw.expose()).map_err(|e| format!("unreadable response: {e}"))
 }
 
 pub fn print_json(v: &Value) {
@@ -95,12 +179,12 @@ pub fn key_rows(keys: &[Value]) {
 }
 
 pub fn keys_add(c: &Client, name: &str, llm_type: &str, overrides: &[String], as_json: bool) -> Result<(), CliError> {
+    let mode_overrides = if overrides.is_empty() { None } else { Some(pairs(overrides, "--mode-override")?) };
     let value = read_value()?;
-    let mut body = json!({"name": name, "llmType": llm_type, "value": value});
-    if !overrides.is_empty() {
-        body["modeOverrides"] = Value::Object(pairs(overrides, "--mode-override")?);
-    }
-    let created = c.call("POST", "/keys", Some(body))?;
+    let body = json_bytes(&KeyBody { name: Some(name), llm_type: Some(llm_type), value: &value, mode_overrides });
+    drop(value);
+    let raw = c.send("POST", "/keys", Some(&body))?;
+    let created: Value = serde_json::from_slice(raw.expose()).map_err(|e| format!("unreadable response: {e}"))?;
     if as_json {
         print_json(&created);
     } else {
@@ -151,18 +235,53 @@ pub fn tokens_create(
     if !cidrs.is_empty() {
         body["allowedCidrs"] = json!(cidrs);
     }
-    let created = c.call("POST", "/tokens", Some(body))?;
+    let raw = c.send("POST", "/tokens", Some(&json_bytes(&body)))?;
+    let created: CreatedToken =
+        serde_json::from_slice(raw.expose()).map_err(|e| format!("unreadable response: {e}"))?;
     if as_json {
-        print_json(&created);
+        print_secret_json(&created);
     } else {
         eprintln!(
             "Token {} created, expires {}. It is shown once:",
-            text(&created["tokenId"]),
-            relative(&created["expiresAt"])
+            text(&created.token_id),
+            relative(&created.expires_at)
         );
-        println!("{}", text(&created["token"]));
+        println!("{}", created.token.expose_token());
     }
     Ok(())
+}
+
+/// `POST /tokens`'s answer, its new token held as a secret. The fields are
+/// in the order `--json` prints them (alphabetical, as for every other
+/// command).
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatedToken {
+    allowed_cidrs: Value,
+    created_at: Value,
+    expires_at: Value,
+    issued_by: Value,
+    key_ids: Value,
+    name: Value,
+    scopes: Value,
+    #[serde(serialize_with = "expose_token")]
+    token: TokenSecret,
+    token_id: Value,
+}
+
+/// What `ibyok admin bootstrap --json` prints.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bootstrapped<'a> {
+    pub expires_at: &'a ibyok::clock::Timestamp,
+    pub tenant_id: &'a ibyok::ids::TenantId,
+    #[serde(serialize_with = "expose_token")]
+    pub token: &'a TokenSecret,
+    pub token_id: &'a ibyok::ids::TokenId,
+}
+
+pub fn print_bootstrapped(b: &Bootstrapped<'_>) {
+    print_secret_json(b);
 }
 
 pub fn tokens_list(c: &Client, as_json: bool) -> Result<(), CliError> {
@@ -259,14 +378,20 @@ pub fn audit(c: &Client, limit: u32, as_json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Fetches one key's value (for `get` and `run`).
-pub fn value(c: &Client, key_id: &str, env: Option<&str>) -> Result<String, CliError> {
+/// Fetches one key's value (for `get` and `run`), straight into the
+/// secret type.
+pub fn value(c: &Client, key_id: &str, env: Option<&str>) -> Result<SecretValue, CliError> {
+    #[derive(Deserialize)]
+    struct Read {
+        value: SecretValue,
+    }
     let path = match env {
         Some(e) => format!("/external/keys/{key_id}/value?env={e}"),
         None => format!("/external/keys/{key_id}/value"),
     };
-    let v = c.call("GET", &path, None)?;
-    v["value"].as_str().map(str::to_owned).ok_or_else(|| "the response has no value".into())
+    let raw = c.send("GET", &path, None)?;
+    let read: Read = serde_json::from_slice(raw.expose()).map_err(|_| "the response has no value")?;
+    Ok(read.value)
 }
 
 /// `ibyok run`: fetch every key, then replace this process with the command
@@ -278,7 +403,7 @@ pub fn run(c: &Client, env_vars: &[String], env: Option<&str>, command: &[String
     for pair in env_vars {
         let (name, key_id) =
             pair.split_once('=').ok_or_else(|| format!("--env-var must look like NAME=key_…, not `{pair}`"))?;
-        cmd.env(name, value(c, key_id, env)?);
+        cmd.env(name, value(c, key_id, env)?.expose_value());
     }
     #[cfg(unix)]
     {

@@ -7,11 +7,12 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use ibyok::api::body::{parse_query, MAX_BODY_BYTES};
-use ibyok::api::{ApiError, ApiRequest, App};
+use ibyok::api::{ApiError, ApiRequest, App, Redacted};
 use ibyok::clock::{Clock, SystemClock};
 use ibyok::config::{Config, Tables};
 use ibyok::kms::aws::AwsKms;
 use ibyok::kms::local::LocalKms;
+use ibyok::secret::TokenSecret;
 use ibyok::store::dynamo::DynamoStore;
 use ibyok::store::memory::MemoryStore;
 use ibyok::store::Store;
@@ -76,7 +77,7 @@ async fn aws_backends(args: &DevArgs) -> Result<(Arc<dyn Store>, Arc<dyn ibyok::
 
 /// The tenant to serve and a fresh root token for it: the data dir's first
 /// tenant when there is one, else a new tenant.
-async fn root_token(store: &dyn Store, existing: Option<ibyok::store::TenantRecord>) -> Result<String, Error> {
+async fn root_token(store: &dyn Store, existing: Option<ibyok::store::TenantRecord>) -> Result<TokenSecret, Error> {
     let now = SystemClock.now();
     match existing {
         Some(tenant) => {
@@ -97,16 +98,17 @@ async fn root_token(store: &dyn Store, existing: Option<ibyok::store::TenantReco
                 retain_until: None,
             };
             store.create_token(&record, &audit).await?;
-            Ok(secret.expose_token().to_owned())
+            Ok(secret)
         }
         None => {
             let b = ibyok::bootstrap::create_tenant(store, "dev", now).await?;
-            Ok(b.token.expose_token().to_owned())
+            Ok(b.token)
         }
     }
 }
 
-fn write_token_file(path: &std::path::Path, token: &str) -> std::io::Result<()> {
+fn write_token_file(path: &std::path::Path, token: &TokenSecret) -> std::io::Result<()> {
+    let token = token.expose_token();
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -166,7 +168,7 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
     // URL. Printed before the token, whose line is the last on stdout (a
     // reader may stop at it and close the pipe).
     println!("Console:    http://{}/console/", listener.local_addr()?);
-    println!("Root token: {token}");
+    println!("Root token: {}", token.expose_token());
     if let Some(path) = &args.token_file {
         write_token_file(path, &token)?;
         eprintln!("Root token written to {}", path.display());
@@ -238,7 +240,8 @@ async fn serve_one(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Respo
                 user_agent: header("user-agent"),
                 source_ip: Some(peer.ip()),
                 request_id: String::new(),
-                body: collected.to_bytes().to_vec().into(),
+                // Without a copy when hyper hands over the only reference.
+                body: Vec::from(collected.to_bytes()).into(),
             };
             app.handle(api).await
         }
@@ -252,5 +255,16 @@ async fn serve_one(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Respo
     for (k, v) in &resp.headers {
         out = out.header(*k, v);
     }
-    out.body(Full::new(Bytes::from(resp.body.to_vec()))).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    let body = Bytes::from_owner(SentBody(resp.body));
+    out.body(Full::new(body)).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// A response body handed to hyper without a copy: the zeroizing buffer
+/// itself, wiped when hyper drops the last reference after sending it.
+struct SentBody(Redacted<Vec<u8>>);
+
+impl AsRef<[u8]> for SentBody {
+    fn as_ref(&self) -> &[u8] {
+        self.0.expose()
+    }
 }

@@ -8,6 +8,7 @@ mod output;
 
 use clap::{Parser, Subcommand};
 use client::{print_json, Client};
+use ibyok::secret::TokenSecret;
 
 #[derive(Parser, Debug)]
 #[command(name = "ibyok", version, about = "A vault for LLM provider API keys")]
@@ -144,10 +145,12 @@ async fn bootstrap(tenant: &str, as_json: bool) -> Result<(), String> {
         .await
         .map_err(|e| format!("bootstrap failed: {e}"))?;
     if as_json {
-        print_json(&serde_json::json!({
-            "tenantId": b.tenant.tenant_id, "tokenId": b.root.token_id, "token": b.token.expose_token(),
-            "expiresAt": b.root.grant.expires_at,
-        }));
+        client::print_bootstrapped(&client::Bootstrapped {
+            expires_at: &b.root.grant.expires_at,
+            tenant_id: &b.tenant.tenant_id,
+            token: &b.token,
+            token_id: &b.root.token_id,
+        });
     } else {
         eprintln!("Tenant {} created. Its root token (all scopes, one year) is shown once:", b.tenant.tenant_id);
         println!("{}", b.token.expose_token());
@@ -155,8 +158,8 @@ async fn bootstrap(tenant: &str, as_json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn client_command(cli: &Cli) -> Result<(), String> {
-    let c = Client::new(&cli.url, cli.token.as_deref())?;
+fn client_command(cli: &Cli, token: Option<TokenSecret>) -> Result<(), String> {
+    let c = Client::new(&cli.url, token)?;
     let j = cli.json;
     match &cli.command {
         Command::Keys(KeysCmd::Add { name, llm_type, mode_overrides }) => {
@@ -173,8 +176,7 @@ fn client_command(cli: &Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Keys(KeysCmd::Rotate { key_id }) => {
-            let value = client::read_value()?;
-            let k = c.call("PUT", &format!("/keys/{key_id}/value"), Some(serde_json::json!({"value": value})))?;
+            let k = client::rotate(&c, key_id)?;
             if j {
                 print_json(&k);
             } else {
@@ -184,7 +186,7 @@ fn client_command(cli: &Cli) -> Result<(), String> {
         }
         Command::Keys(KeysCmd::Rm { key_id }) => c.call("DELETE", &format!("/keys/{key_id}"), None).map(|_| ()),
         Command::Get { key_id, env } => {
-            println!("{}", client::value(&c, key_id, env.as_deref())?);
+            println!("{}", client::value(&c, key_id, env.as_deref())?.expose_value());
             Ok(())
         }
         Command::Tokens(TokensCmd::Create { name, scopes, expires_in, key_ids, cidrs }) => {
@@ -203,7 +205,9 @@ fn client_command(cli: &Cli) -> Result<(), String> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // The token moves into the secret type at once (no copy left in `cli`).
+    let token = cli.token.take().map(TokenSecret::new);
     let result: Result<(), String> = match &cli.command {
         Command::Dev(_) | Command::Admin(_) => {
             ibyok::telemetry::init();
@@ -223,7 +227,7 @@ fn main() {
                 }
             })
         }
-        _ => client_command(&cli),
+        _ => client_command(&cli, token),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

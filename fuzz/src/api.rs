@@ -170,7 +170,7 @@ pub struct World {
 }
 
 fn json(resp: &ApiResponse) -> Value {
-    serde_json::from_slice(&resp.body).unwrap_or(Value::Null)
+    serde_json::from_slice(resp.body.expose()).unwrap_or(Value::Null)
 }
 
 fn field(v: &Value, k: &str) -> String {
@@ -188,7 +188,7 @@ impl World {
             ..ApiRequest::default()
         };
         let resp = self.app.handle(req).await;
-        assert!(resp.status < 300, "fixture {method} {path}: {} {}", resp.status, String::from_utf8_lossy(&resp.body));
+        assert!(resp.status < 300, "fixture {method} {path}: {} {}", resp.status, String::from_utf8_lossy(resp.body.expose()));
         json(&resp)
     }
 
@@ -329,7 +329,7 @@ impl World {
         let resp = self.app.handle(req).await;
         let what = format!("{} {:?}", raw.method, raw.target);
         check(&resp, &what, raw.request_id.as_deref());
-        let leaked = |s: &str| !s.is_empty() && resp.body.windows(s.len()).any(|w| w == s.as_bytes());
+        let leaked = |s: &str| !s.is_empty() && resp.body.expose().windows(s.len()).any(|w| w == s.as_bytes());
         for s in &self.secrets {
             assert!(!leaked(s), "{what}: the response carries an existing token secret");
         }
@@ -373,7 +373,7 @@ fn code_for(status: u16) -> Option<&'static str> {
 
 /// The contract's rules for any response.
 pub fn check(resp: &ApiResponse, what: &str, request_id: Option<&str>) {
-    let body = String::from_utf8_lossy(&resp.body);
+    let body = String::from_utf8_lossy(resp.body.expose());
     assert!(resp.status < 500, "{what}: status {} (body {body})", resp.status);
     assert!((200..500).contains(&resp.status), "{what}: status {}", resp.status);
     let rid = resp.header("x-request-id").unwrap_or_else(|| panic!("{what}: no x-request-id"));
@@ -382,11 +382,11 @@ pub fn check(resp: &ApiResponse, what: &str, request_id: Option<&str>) {
         assert_eq!(rid, given, "{what}: x-request-id is not the request's id");
     }
     if resp.status == 204 {
-        assert!(resp.body.is_empty(), "{what}: a 204 with a body");
+        assert!(resp.body.expose().is_empty(), "{what}: a 204 with a body");
         return;
     }
     assert_eq!(resp.header("content-type"), Some("application/json"), "{what}: status {}", resp.status);
-    let v: Value = serde_json::from_slice(&resp.body)
+    let v: Value = serde_json::from_slice(resp.body.expose())
         .unwrap_or_else(|e| panic!("{what}: status {} body not JSON ({e}): {body}", resp.status));
     assert!(v.is_object(), "{what}: body is not an object: {body}");
     if resp.status >= 400 {

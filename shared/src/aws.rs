@@ -1,13 +1,16 @@
 //! The one place the AWS clients are built: for the Lambda functions, the
 //! operator's bootstrap and `ibyok dev --aws`.
 
-use crate::api::{App, Route};
+use crate::api::App;
 use crate::config::{Config, Tables};
 use crate::kms::aws::AwsKms;
 use crate::kms::{Kms, Unconfigured};
 use crate::store::dynamo::DynamoStore;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A failure to build the clients or read the configuration.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Timeouts and retries for Lambda, whose own timeout is short: a call that
 /// has not connected in 1 s or answered in 2 s is retried after a jittered
@@ -45,21 +48,28 @@ pub fn dynamo_store(sdk: &aws_config::SdkConfig) -> DynamoStore {
 }
 
 /// The service with its AWS adapters, from the environment, for a function
-/// serving `routes`. `IBYOK_KMS_KEY_ID` names the KMS key: required when a
-/// route calls KMS (else the start fails, naming it); the functions that
-/// make no KMS call get [`Unconfigured`] instead.
-pub async fn app_for(routes: &[Route]) -> Result<App, Box<dyn std::error::Error + Send + Sync>> {
+/// whose routes call KMS: `IBYOK_KMS_KEY_ID` must name the key, else the
+/// start fails, naming the variable (not the first request, with a 500).
+pub async fn app() -> Result<App<DynamoStore>, Error> {
     let config = Config::from_env()?;
-    let kms_key = crate::config::kms_key_id(routes, |k| std::env::var(k).ok())?;
+    let kms_key = crate::config::kms_key_id(|k| std::env::var(k).ok())?;
     let sdk = sdk_config().await;
     let store = dynamo_store(&sdk);
-    let kms_client = kms_key.as_ref().map(|_| aws_sdk_kms::Client::new(&sdk));
-    warm_up(&store, kms_client.clone().zip(kms_key.clone()));
-    let kms: Arc<dyn Kms> = match kms_client.zip(kms_key) {
-        Some((client, key_id)) => Arc::new(AwsKms::new(client, key_id)),
-        None => Arc::new(Unconfigured),
-    };
+    warm_up(&store);
+    let client = aws_sdk_kms::Client::new(&sdk);
+    warm_up_kms(client.clone(), kms_key.clone());
+    let kms: Arc<dyn Kms> = Arc::new(AwsKms::new(client, kms_key));
     Ok(App::new(Arc::new(store), kms, config))
+}
+
+/// [`app`] for a function whose routes make no KMS call: no KMS client is
+/// built, so none is linked into its binary.
+pub async fn app_without_kms() -> Result<App<DynamoStore>, Error> {
+    let config = Config::from_env()?;
+    let sdk = sdk_config().await;
+    let store = dynamo_store(&sdk);
+    warm_up(&store);
+    Ok(App::new(Arc::new(store), Arc::new(Unconfigured), config))
 }
 
 /// Connections a cold read needs at once: one `BatchGetItem`, then three
@@ -72,7 +82,7 @@ const WARM_DYNAMODB_CONNECTIONS: usize = 3;
 /// (no key material, and unlike a failed `Decrypt` no tampering signal in
 /// CloudTrail). Their failures are ignored: the request path does not
 /// depend on them.
-fn warm_up(store: &DynamoStore, kms: Option<(aws_sdk_kms::Client, String)>) {
+fn warm_up(store: &DynamoStore) {
     if tokio::runtime::Handle::try_current().is_err() {
         return;
     }
@@ -87,9 +97,14 @@ fn warm_up(store: &DynamoStore, kms: Option<(aws_sdk_kms::Client, String)>) {
             let _ = client.batch_get_item().request_items(table, keys).send().await;
         });
     }
-    if let Some((client, key_id)) = kms {
-        tokio::spawn(async move {
-            let _ = client.describe_key().key_id(key_id).send().await;
-        });
+}
+
+/// [`warm_up`]'s KMS call, for the functions that have a KMS client.
+fn warm_up_kms(client: aws_sdk_kms::Client, key_id: String) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
     }
+    tokio::spawn(async move {
+        let _ = client.describe_key().key_id(key_id).send().await;
+    });
 }

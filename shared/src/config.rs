@@ -114,23 +114,15 @@ impl Config {
     }
 }
 
-/// `IBYOK_KMS_KEY_ID`, for a function serving `routes`: required when one
-/// of them calls KMS (a missing key fails the start, naming the variable,
-/// rather than the first request with a 500); `None` for the others, which
-/// get no KMS client at all.
-pub fn kms_key_id(
-    routes: &[crate::api::Route],
-    get: impl Fn(&str) -> Option<String>,
-) -> Result<Option<String>, ConfigError> {
-    let key = get("IBYOK_KMS_KEY_ID").map(|k| k.trim().to_owned()).filter(|k| !k.is_empty());
-    match routes.iter().find(|r| r.needs_kms()) {
-        None => Ok(None),
-        Some(_) if key.is_some() => Ok(key),
-        Some(route) => Err(ConfigError(format!(
-            "IBYOK_KMS_KEY_ID is not set, and this function serves `{}`, which needs the envelope key",
-            route.key()
-        ))),
-    }
+/// `IBYOK_KMS_KEY_ID`, for a function whose routes call KMS: required (a
+/// missing key fails the start, naming the variable, rather than the first
+/// request with a 500). The functions that make no KMS call never read it.
+pub fn kms_key_id(get: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    get("IBYOK_KMS_KEY_ID").map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).ok_or_else(|| {
+        ConfigError(
+            "IBYOK_KMS_KEY_ID is not set, and this function serves a route that seals or opens values with it".into(),
+        )
+    })
 }
 
 impl Tables {
@@ -173,13 +165,10 @@ mod tests {
 
     #[test]
     fn a_function_that_calls_kms_refuses_to_start_without_its_key() {
-        use crate::api::Route;
-        let none = |_: &str| None;
-        let err = kms_key_id(&[Route::ReadValue], none).unwrap_err();
+        let err = kms_key_id(|_| None).unwrap_err();
         assert!(err.to_string().contains("IBYOK_KMS_KEY_ID"), "{err}");
-        assert!(kms_key_id(&[Route::CreateKey], |_| Some("  ".into())).is_err(), "blank is unset");
-        assert_eq!(kms_key_id(&[Route::ReadValue], |_| Some("k-1".into())).unwrap().as_deref(), Some("k-1"));
-        assert_eq!(kms_key_id(&[Route::ListKeys], |_| Some("k-1".into())).unwrap(), None, "no KMS, no key");
+        assert!(kms_key_id(|_| Some("  ".into())).is_err(), "blank is unset");
+        assert_eq!(kms_key_id(|_| Some("k-1".into())).unwrap(), "k-1");
     }
 
     #[test]

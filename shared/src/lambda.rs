@@ -1,10 +1,18 @@
-//! The bridge between `lambda_http` and [`crate::api`].
+//! The bridge between the Lambda runtime and [`crate::api`]: API Gateway
+//! (HTTP API, payload v2) events in, through `lambda_http`'s request parsing;
+//! responses out in the payload v2 shape, serialised straight from the
+//! zeroizing [`ApiResponse`] body (no `lambda_http::Body` copy of it).
 
 use crate::api::{body::parse_query, ApiRequest, ApiResponse, App, Route};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use crate::store::dynamo::DynamoStore;
+use crate::store::Store;
+use lambda_http::lambda_runtime::{self, LambdaEvent};
+use lambda_http::request::{LambdaRequest, RequestContext};
+use lambda_http::{Body, Request, RequestExt};
+use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 
-/// Converts an API Gateway (HTTP API, payload v2) request.
+/// Converts an API Gateway (HTTP API, payload v2) request. The body moves
+/// into the request's zeroizing buffer without a copy.
 pub fn to_api_request(req: Request) -> ApiRequest {
     let (request_id, source_ip, user_agent) = match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => (
@@ -19,41 +27,91 @@ pub fn to_api_request(req: Request) -> ApiRequest {
         "" => req.uri().path().to_owned(),
         raw => raw.to_owned(),
     };
+    let (method, query) = (req.method().as_str().to_ascii_uppercase(), parse_query(req.uri().query()));
+    let (authorization, content_type) = (header("authorization").map(Into::into), header("content-type"));
+    let user_agent = user_agent.or_else(|| header("user-agent"));
+    let body = match req.into_body() {
+        Body::Text(text) => text.into_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => Vec::new(),
+    };
     ApiRequest {
-        method: req.method().as_str().to_ascii_uppercase(),
-        query: parse_query(req.uri().query()),
-        authorization: header("authorization").map(Into::into),
-        content_type: header("content-type"),
-        user_agent: user_agent.or_else(|| header("user-agent")),
+        method,
+        query,
+        authorization,
+        content_type,
+        user_agent,
         source_ip,
         request_id,
         path,
-        body: req.body().as_ref().to_vec().into(),
+        body: body.into(),
     }
 }
 
-pub fn to_lambda_response(resp: ApiResponse) -> Response<Body> {
-    let mut builder = Response::builder().status(resp.status);
-    for (k, v) in &resp.headers {
-        builder = builder.header(*k, v);
+/// An [`ApiResponse`] in API Gateway's payload v2 response shape. Its body
+/// is serialised from the zeroizing buffer, which is wiped when the runtime
+/// drops the response after sending it.
+#[derive(Debug)]
+pub struct GatewayResponse(pub ApiResponse);
+
+impl Serialize for GatewayResponse {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Headers<'a>(&'a [(&'static str, String)]);
+        impl Serialize for Headers<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut map = s.serialize_map(Some(self.0.len()))?;
+                for (k, v) in self.0 {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+        let resp = &self.0;
+        let body = resp.body.expose();
+        let text = std::str::from_utf8(body);
+        let mut out = s.serialize_struct("GatewayResponse", 5)?;
+        out.serialize_field("statusCode", &resp.status)?;
+        out.serialize_field("headers", &Headers(&resp.headers))?;
+        if body.is_empty() {
+            out.skip_field("body")?;
+        } else if let Ok(text) = text {
+            out.serialize_field("body", text)?;
+        } else {
+            // Not produced by the API (its bodies are JSON); kept correct.
+            use base64::Engine;
+            out.serialize_field("body", &base64::engine::general_purpose::STANDARD.encode(body))?;
+        }
+        out.serialize_field("isBase64Encoded", &(!body.is_empty() && text.is_err()))?;
+        out.serialize_field("cookies", &[] as &[&str])?;
+        out.end()
     }
-    let body =
-        if resp.body.is_empty() { Body::Empty } else { Body::Text(String::from_utf8_lossy(&resp.body).into_owned()) };
-    builder.body(body).unwrap_or_else(|_| Response::new(Body::Empty))
 }
 
-/// One invocation: what each function's handler does.
-pub async fn handle(app: &App, routes: &[Route], req: Request) -> Response<Body> {
-    to_lambda_response(app.handle_routes(routes, to_api_request(req)).await)
+/// One invocation of a function serving the routes in the set `SERVED`
+/// (see [`Route::set`]): only their handlers are compiled into it.
+pub async fn handle<const SERVED: u32, S: Store + ?Sized>(app: &App<S>, req: Request) -> GatewayResponse {
+    GatewayResponse(app.handle_set::<SERVED>(to_api_request(req)).await)
 }
 
-/// Runs an HTTP function serving `routes`.
-pub async fn serve(routes: &'static [Route]) -> Result<(), lambda_http::Error> {
+/// Runs an HTTP function serving the route set `SERVED`. A set with no
+/// route that calls KMS builds no KMS client: the function's binary does
+/// not link one.
+pub async fn serve<const SERVED: u32>() -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
-    let app = crate::aws::app_for(routes).await?;
+    // The future is chosen under a `const` condition and awaited once: an
+    // `.await` in each branch would keep both (and the KMS client) linked.
+    type Built = std::pin::Pin<Box<dyn std::future::Future<Output = Result<App<DynamoStore>, crate::aws::Error>>>>;
+    let build: Built = if const { Route::set_calls_kms(SERVED) } {
+        Box::pin(crate::aws::app())
+    } else {
+        Box::pin(crate::aws::app_without_kms())
+    };
+    let app = build.await?;
     let app = &app;
-    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
-        Ok::<_, std::convert::Infallible>(handle(app, routes, req).await)
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<LambdaRequest>| async move {
+        let LambdaEvent { payload, context } = event;
+        let req: Request = payload.into();
+        Ok::<_, std::convert::Infallible>(handle::<SERVED, DynamoStore>(app, req.with_lambda_context(context)).await)
     }))
     .await
 }

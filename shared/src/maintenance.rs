@@ -11,7 +11,7 @@ pub const DEV_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60)
 /// Deletes expired tokens, and revoked ones past their grace period (the
 /// purge rule, `TokenRecord::purge_second`). It reads only the purge index
 /// entries that are due, so its reads grow with what it deletes.
-pub async fn run(store: &dyn Store, now: Timestamp) -> Result<PurgeReport, StoreError> {
+pub async fn run<S: Store + ?Sized>(store: &S, now: Timestamp) -> Result<PurgeReport, StoreError> {
     let report = store.purge_tokens(now).await?;
     tracing::info!(items_read = report.items_read, deleted = report.deleted, "cleanup");
     Ok(report)

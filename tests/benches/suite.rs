@@ -124,7 +124,7 @@ async fn handler_cost() -> (f64, f64) {
                 .0,
         )
         .await;
-    let key: serde_json::Value = serde_json::from_slice(&created.body).unwrap();
+    let key: serde_json::Value = serde_json::from_slice(created.body.expose()).unwrap();
     let path = format!("/external/keys/{}/value", key["keyId"].as_str().unwrap());
     let make = || ApiRequest { query: vec![("env".into(), "production".into())], ..Req::get(&path).token(&token).0 };
     let n = 20_000;

@@ -63,7 +63,7 @@ pub async fn fresh_store() -> Arc<DynamoStore> {
 }
 
 pub struct Env {
-    pub app: App,
+    pub app: App<DynamoStore>,
     pub clock: Arc<ManualClock>,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub kms: aws_sdk_kms::Client,
@@ -101,7 +101,7 @@ impl Env {
     }
 
     /// A service on the same tables and key with another configuration.
-    pub fn app_with(&self, config: Config, kms_key: &str) -> App {
+    pub fn app_with(&self, config: Config, kms_key: &str) -> App<DynamoStore> {
         App::new(self.store.clone(), Arc::new(AwsKms::new(self.kms.clone(), kms_key)), config)
             .with_clock(self.clock.clone())
     }
@@ -223,7 +223,8 @@ pub struct Resp {
 
 impl From<ApiResponse> for Resp {
     fn from(raw: ApiResponse) -> Self {
-        let body = if raw.body.is_empty() { Value::Null } else { serde_json::from_slice(&raw.body).unwrap() };
+        let bytes = raw.body.expose();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(bytes).unwrap() };
         Resp { status: raw.status, body, raw }
     }
 }
@@ -233,7 +234,7 @@ impl Resp {
         self.body["error"]["code"].as_str().unwrap_or("")
     }
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.raw.body).into_owned()
+        String::from_utf8_lossy(self.raw.body.expose()).into_owned()
     }
     #[track_caller]
     pub fn expect(self, status: u16) -> Self {

@@ -3,7 +3,6 @@
 //! request parsing into its function's handler, against moto.
 
 use ibyok_tests::Env;
-use lambda_http::Body;
 use serde_json::json;
 
 const TOKEN_PLACEHOLDER: &str = "ibyok_EXAMPLEtokenEXAMPLEtokenEXAMPLEt000000";
@@ -66,14 +65,20 @@ async fn every_event_parses_and_reaches_its_handler() {
             "account" => account::handler(app, req).await,
             other => panic!("no function {other}"),
         };
-        let body = match resp.body() {
-            Body::Text(t) => t.clone(),
-            Body::Empty => String::new(),
-            Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-            _ => String::new(),
-        };
-        assert_eq!(resp.status().as_u16(), status, "{name}: {body}");
-        assert_eq!(resp.headers()["x-request-id"], format!("example-{}", name.split_once('.').unwrap().1));
+        // What the runtime sends back to API Gateway: the payload v2 shape.
+        let sent = serde_json::to_value(&resp).unwrap();
+        let body = sent["body"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(sent["statusCode"], status, "{name}: {body}");
+        assert_eq!(sent["isBase64Encoded"], false, "{name}");
+        assert_eq!(resp.0.status, status, "{name}: {body}");
+        assert_eq!(
+            sent["headers"]["x-request-id"],
+            json!(format!("example-{}", name.split_once('.').unwrap().1)),
+            "{name}"
+        );
+        if !body.is_empty() {
+            serde_json::from_str::<serde_json::Value>(&body).unwrap_or_else(|e| panic!("{name}: {e}: {body}"));
+        }
     }
 }
 
@@ -97,5 +102,5 @@ async fn a_function_answers_another_functions_route_as_unknown() {
         .replace(TOKEN_PLACEHOLDER, &env.root);
     let req = lambda_http::request::from_str(&text).unwrap();
     let resp = retrieve::handler(&env.app, req).await;
-    assert_eq!(resp.status().as_u16(), 404);
+    assert_eq!(resp.0.status, 404);
 }

@@ -233,3 +233,57 @@ async fn the_earlier_layouts_child_sets_still_cascade() {
         assert!(revoked(&env, c.token_id.as_str()).await, "legacy child {}", c.token_id);
     }
 }
+
+/// Audit events spread over the tenant's partitions; those of the earlier
+/// layout (under the bare tenant id) still list, newest first, in order.
+#[tokio::test]
+async fn audit_spreads_over_partitions_and_keeps_the_earlier_layouts_events() {
+    let env = Env::new().await;
+    let old_at = env.clock.now().millis() - 1;
+    let legacy = Item::from([
+        ("tenantId".to_owned(), AttributeValue::S(env.tenant.to_string())),
+        ("eventKey".to_owned(), AttributeValue::S(format!("{old_at:015}#legacy00001"))),
+        ("at".to_owned(), AttributeValue::N(old_at.to_string())),
+        ("requestId".to_owned(), AttributeValue::S("legacy".into())),
+        ("action".to_owned(), AttributeValue::S("settings.update".into())),
+        ("outcome".to_owned(), AttributeValue::S("ok".into())),
+    ]);
+    batch_put(&env, &env.tables.audit, vec![legacy]).await;
+    for i in 0..40 {
+        env.clock.advance_seconds(1);
+        let mode = if i % 2 == 0 { "live" } else { "mock" };
+        env.call(Req::put("/settings/modes").token(&env.root).json(json!({"staging": mode}))).await.expect(200);
+    }
+    let partitions: std::collections::HashSet<String> = env
+        .dynamo
+        .scan()
+        .table_name(&env.tables.audit)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| i.get("tenantId").and_then(|v| v.as_s().ok()).cloned())
+        .collect();
+    assert!(partitions.len() > 10, "40 events over {} partitions", partitions.len());
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/audit?limit=7&cursor={c}"),
+            None => "/audit?limit=7".to_owned(),
+        };
+        let page = env.call(Req::get(&path).token(&env.root)).await.expect(200);
+        for e in page.body["events"].as_array().unwrap() {
+            seen.push((e["at"].as_str().unwrap().to_owned(), e["requestId"].as_str().unwrap().to_owned()));
+        }
+        match page.body["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 41, "every event once");
+    assert_eq!(seen.last().unwrap().1, "legacy", "the earlier layout's event, oldest, last");
+    assert!(seen.windows(2).all(|w| w[0].0 >= w[1].0), "newest first");
+}

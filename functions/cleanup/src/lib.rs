@@ -5,6 +5,9 @@
 use ibyok::clock::Clock;
 use ibyok::store::{PurgeReport, Store, StoreError};
 
-pub async fn handler(store: &dyn Store, clock: &dyn Clock) -> Result<PurgeReport, StoreError> {
+/// Generic over the store so that the binary, on the DynamoDB store itself,
+/// links only the store methods cleanup calls (a `&dyn Store` would keep
+/// every method through its vtable).
+pub async fn handler<S: Store + ?Sized>(store: &S, clock: &dyn Clock) -> Result<PurgeReport, StoreError> {
     ibyok::maintenance::run(store, clock.now()).await
 }

@@ -1,4 +1,4 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    ibyok::lambda::serve(keys::ROUTES).await
+    ibyok::lambda::serve::<{ keys::SERVED }>().await
 }

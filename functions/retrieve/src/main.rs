@@ -1,4 +1,4 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    ibyok::lambda::serve(retrieve::ROUTES).await
+    ibyok::lambda::serve::<{ retrieve::SERVED }>().await
 }

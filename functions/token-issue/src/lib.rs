@@ -1,11 +1,16 @@
 //! Issues tokens.
 
 use ibyok::api::{App, Route};
-use lambda_http::{Body, Request, Response};
+use ibyok::lambda::GatewayResponse;
+use ibyok::store::Store;
+use lambda_http::Request;
 
 /// The routes this function serves (its IAM policy grants only what they call).
 pub const ROUTES: &[Route] = &[Route::CreateToken];
 
-pub async fn handler(app: &App, req: Request) -> Response<Body> {
-    ibyok::lambda::handle(app, ROUTES, req).await
+/// [`ROUTES`] as a route set: only these routes' handlers are compiled in.
+pub const SERVED: u32 = Route::set(ROUTES);
+
+pub async fn handler<S: Store + ?Sized>(app: &App<S>, req: Request) -> GatewayResponse {
+    ibyok::lambda::handle::<SERVED, S>(app, req).await
 }

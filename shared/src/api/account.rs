@@ -5,6 +5,7 @@ use super::{ApiError, ApiResponse, Ctx};
 use crate::clock::Timestamp;
 use crate::ids::{KeyId, TokenId};
 use crate::mode::{Environment, Mode};
+use crate::store::Store;
 use crate::store::{AuditAction, Fetch};
 use crate::token::Scope;
 use serde::Serialize;
@@ -38,7 +39,7 @@ struct Guardrails {
     prod_mock_allowed: bool,
 }
 
-impl Ctx<'_> {
+impl<S: Store + ?Sized> Ctx<'_, S> {
     pub(crate) async fn get_modes(&mut self) -> Result<ApiResponse, ApiError> {
         let (caller, _) = self.authenticate(Fetch::default()).await?;
         self.require(&caller, Scope::SettingsRead).await?;

@@ -5,6 +5,7 @@
 use super::{ApiError, Ctx};
 use crate::ids::{KeyId, TenantId, TokenId};
 use crate::mode::{Environment, Mode};
+use crate::store::Store;
 use crate::store::{AuditAction, AuditEvent, Fetch, Fetched, KeyRecord, Outcome, TokenRecord};
 use crate::token::{ParsedToken, Scope};
 
@@ -19,7 +20,7 @@ fn bearer(header: Option<&str>) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
-impl Ctx<'_> {
+impl<S: Store + ?Sized> Ctx<'_, S> {
     /// Authenticates the caller and fetches `extra` in the same round trip.
     pub(crate) async fn authenticate(&mut self, extra: Fetch) -> Result<(Caller, Fetched), ApiError> {
         let parsed = self.presented_token();
@@ -28,7 +29,7 @@ impl Ctx<'_> {
 
     /// The request's bearer token, if it has the token's shape and checksum.
     pub(crate) fn presented_token(&self) -> Option<ParsedToken> {
-        let header = self.req.authorization.as_ref().map(|h| h.as_str());
+        let header = self.req.authorization.as_ref().map(|h| h.expose().as_str());
         bearer(header).and_then(ParsedToken::parse)
     }
 

@@ -22,7 +22,7 @@ use crate::envelope::{self, EnvelopeError};
 use crate::ids::{KeyId, TenantId, TokenId};
 use crate::kms::{KeyContext, KmsError};
 use crate::mode::{self, Environment, Mode, Source, TenantModes};
-use crate::store::{AuditAction, AuditEvent, ExpectedRead, Fetch};
+use crate::store::{AuditAction, AuditEvent, ExpectedRead, Fetch, Store};
 use crate::token::{Grant, ParsedToken, Scope};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -99,7 +99,7 @@ fn value_response(expect: &ExpectedRead, value: &str) -> ApiResponse {
     )
 }
 
-impl Ctx<'_> {
+impl<S: Store + ?Sized> Ctx<'_, S> {
     /// The `env` query, else the server's own environment; `None` if the
     /// query names none.
     fn environment(&self) -> Option<Environment> {

@@ -1,6 +1,6 @@
 //! `/keys`: create, list, show, update, rotate, delete.
 
-use super::body::{check_name, fill_page, JsonObject};
+use super::body::{check_name, fill_page, JsonObject, SecretField};
 use super::views::KeyView;
 use super::{ApiError, ApiResponse, Ctx};
 use crate::envelope;
@@ -8,6 +8,7 @@ use crate::ids::KeyId;
 use crate::kms::KeyContext;
 use crate::mode::{Environment, Mode, ModeOverrides};
 use crate::secret::SecretValue;
+use crate::store::Store;
 use crate::store::{AuditAction, Fetch, KeyChange, KeyRecord, StoreError};
 use crate::token::Scope;
 use serde_json::Value;
@@ -33,12 +34,17 @@ pub fn preview(value: &str) -> String {
     }
 }
 
-fn take_value(body: &JsonObject) -> Result<SecretValue, ApiError> {
-    let raw = body.str("value")?;
+fn take_value(field: SecretField) -> Result<SecretValue, ApiError> {
+    let value = match field {
+        SecretField::Absent => return Err(ApiError::bad("value", "is required")),
+        SecretField::NotString => return Err(ApiError::bad("value", "must be a string")),
+        SecretField::Value(v) => v,
+    };
+    let raw = value.expose_value();
     if raw.is_empty() || raw.len() > MAX_VALUE_BYTES || raw.trim().is_empty() {
         return Err(ApiError::bad("value", "must be 1 to 8192 bytes and not only white space"));
     }
-    Ok(SecretValue::new(raw.to_owned()))
+    Ok(value)
 }
 
 /// `modeOverrides` on top of `current`; `null` clears an environment when
@@ -66,7 +72,7 @@ fn apply_overrides(current: &ModeOverrides, raw: &Value, allow_null: bool) -> Re
     Ok(out)
 }
 
-impl Ctx<'_> {
+impl<S: Store + ?Sized> Ctx<'_, S> {
     fn guard_overrides(&self, overrides: &ModeOverrides) -> Result<(), ApiError> {
         match overrides.iter().find(|(e, m)| !self.app.config.guardrails.permits(**e, **m)) {
             Some(_) => {
@@ -82,13 +88,13 @@ impl Ctx<'_> {
         if caller.token.grant.key_ids.is_some() {
             return Err(self.forbid(&caller, "a token restricted to keyIds cannot create keys").await);
         }
-        let body = JsonObject::parse(self.req, &["name", "llmType", "value", "modeOverrides"])?;
+        let (body, value) = JsonObject::parse_with_value(self.req, &["name", "llmType", "value", "modeOverrides"])?;
         let name = check_name("name", body.str("name")?)?;
         let llm_type = body.str("llmType")?;
         if !llm_type_ok(llm_type) {
             return Err(ApiError::bad("llmType", "must match ^[a-z0-9][a-z0-9-]{0,31}$"));
         }
-        let value = take_value(&body)?;
+        let value = take_value(value)?;
         let mode_overrides = match body.raw("modeOverrides") {
             None => ModeOverrides::new(),
             Some(raw) => apply_overrides(&ModeOverrides::new(), raw, false)?,
@@ -178,8 +184,8 @@ impl Ctx<'_> {
 
     pub(crate) async fn rotate_key(&mut self, id: &str) -> Result<ApiResponse, ApiError> {
         let (caller, mut key) = self.caller_and_key(id, Scope::KeysWrite).await?;
-        let body = JsonObject::parse(self.req, &["value"])?;
-        let value = take_value(&body)?;
+        let (_, value) = JsonObject::parse_with_value(self.req, &["value"])?;
+        let value = take_value(value)?;
         let ctx = KeyContext { tenant_id: key.tenant_id.clone(), key_id: key.key_id.clone() };
         let sealed = envelope::seal(self.app.kms.as_ref(), &ctx, &value).await?;
         let change = KeyChange::Value { envelope: sealed, preview: preview(value.expose_value()) };

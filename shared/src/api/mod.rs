@@ -17,6 +17,8 @@ use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::config::Config;
 use crate::kms::Kms;
 use crate::store::Store;
+
+pub use crate::secret::Redacted;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,29 +39,6 @@ pub struct ApiRequest {
     pub body: Redacted<Vec<u8>>,
 }
 
-/// A field that may hold a secret: zeroized on drop, never printed.
-#[derive(Clone, Default)]
-pub struct Redacted<T: zeroize::Zeroize = String>(pub zeroize::Zeroizing<T>);
-
-impl<T: zeroize::Zeroize> std::fmt::Debug for Redacted<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl<T: zeroize::Zeroize> std::ops::Deref for Redacted<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T: zeroize::Zeroize> From<T> for Redacted<T> {
-    fn from(v: T) -> Self {
-        Self(zeroize::Zeroizing::new(v))
-    }
-}
-
 #[derive(Debug)]
 pub struct ApiResponse {
     pub status: u16,
@@ -71,10 +50,12 @@ pub struct ApiResponse {
 
 impl ApiResponse {
     pub fn json(status: u16, value: &impl serde::Serialize) -> Self {
-        let mut body = Vec::with_capacity(256);
+        // Into a buffer that wipes what it outgrows: the body may carry a
+        // value or a new token.
+        let mut body = Redacted::with_capacity(256);
         // Serialising our own view types cannot fail.
         let _ = serde_json::to_writer(&mut body, value);
-        Self { status, headers: vec![("content-type", "application/json".to_owned())], body: body.into() }
+        Self { status, headers: vec![("content-type", "application/json".to_owned())], body }
     }
 
     pub fn no_content() -> Self {
@@ -138,9 +119,31 @@ impl Route {
         Route::GetGuardrails,
     ];
 
-    /// Whether serving the route calls KMS (`GenerateDataKey` or `Decrypt`).
-    pub fn needs_kms(self) -> bool {
-        matches!(self, Route::CreateKey | Route::RotateKey | Route::ReadValue)
+    /// The route's bit in a route set (`u32`: one bit per route).
+    pub const fn bit(self) -> u32 {
+        1 << self as u32
+    }
+
+    /// The set of `routes`, for [`App::handle_set`] (a const generic).
+    pub const fn set(routes: &[Route]) -> u32 {
+        let (mut set, mut i) = (0, 0);
+        while i < routes.len() {
+            set |= routes[i].bit();
+            i += 1;
+        }
+        set
+    }
+
+    /// Every route.
+    pub const ALL_SET: u32 = Route::set(&Route::ALL);
+
+    pub const fn in_set(self, set: u32) -> bool {
+        set & self.bit() != 0
+    }
+
+    /// Whether any route of `set` calls KMS (sealing or opening a value).
+    pub const fn set_calls_kms(set: u32) -> bool {
+        set & (Route::CreateKey.bit() | Route::RotateKey.bit() | Route::ReadValue.bit()) != 0
     }
 
     /// The route as API Gateway names it.
@@ -205,9 +208,12 @@ pub fn route<'a>(method: &str, path: &'a str) -> Matched<'a> {
     }
 }
 
-/// The service: the ports, the configuration and the clock.
-pub struct App {
-    pub store: Arc<dyn Store>,
+/// The service: the ports, the configuration and the clock. Generic over
+/// the store so that a Lambda function, on the DynamoDB store itself (not
+/// `dyn Store`), links only the store methods its routes call; everything
+/// else (the development server, the tests) uses the default, `dyn Store`.
+pub struct App<S: ?Sized = dyn Store> {
+    pub store: Arc<S>,
     pub kms: Arc<dyn Kms>,
     pub config: Config,
     pub clock: Arc<dyn Clock>,
@@ -215,8 +221,8 @@ pub struct App {
     read_plans: external::ReadPlans,
 }
 
-impl App {
-    pub fn new(store: Arc<dyn Store>, kms: Arc<dyn Kms>, config: Config) -> Self {
+impl<S: Store + ?Sized> App<S> {
+    pub fn new(store: Arc<S>, kms: Arc<dyn Kms>, config: Config) -> Self {
         Self { store, kms, config, clock: Arc::new(SystemClock), read_plans: external::ReadPlans::default() }
     }
 
@@ -227,24 +233,26 @@ impl App {
 
     /// Serves every route.
     pub async fn handle(&self, req: ApiRequest) -> ApiResponse {
-        self.handle_routes(&Route::ALL, req).await
+        self.handle_set::<{ Route::ALL_SET }>(req).await
     }
 
-    /// Serves the routes in `served`; any other known route is answered as
-    /// an unknown path (a function only ever receives its own routes from
-    /// API Gateway, so this only guards against a wiring mistake).
-    pub async fn handle_routes(&self, served: &[Route], mut req: ApiRequest) -> ApiResponse {
+    /// Serves the routes in the set `SERVED` ([`Route::set`]); any other
+    /// known route is answered as an unknown path (a function only ever
+    /// receives its own routes from API Gateway, so this only guards
+    /// against a wiring mistake). The set is a constant so that a function
+    /// compiles, and links, only its own routes' handlers.
+    pub async fn handle_set<const SERVED: u32>(&self, mut req: ApiRequest) -> ApiResponse {
         let started = Instant::now();
         if req.request_id.is_empty() {
             req.request_id = crate::ids::new_request_id();
         }
         let mut token_id = None;
         let mut token_expires_at = None;
-        let (route_name, result) = if req.body.len() > body::MAX_BODY_BYTES {
+        let (route_name, result) = if req.body.expose().len() > body::MAX_BODY_BYTES {
             ("-", Err(ApiError::PayloadTooLarge))
         } else {
             match route(&req.method, &req.path) {
-                Matched::Route(r, id) if served.contains(&r) => {
+                Matched::Route(r, id) if r.in_set(SERVED) => {
                     let ctx = Ctx {
                         app: self,
                         req: &req,
@@ -252,7 +260,7 @@ impl App {
                         token_id: &mut token_id,
                         token_expires_at: &mut token_expires_at,
                     };
-                    (r.key(), ctx.dispatch(r, id.map(str::to_owned)).await)
+                    (r.key(), ctx.dispatch::<SERVED>(r, id.map(str::to_owned)).await)
                 }
                 Matched::Route(..) | Matched::NotFound => ("-", Err(ApiError::NotFound("no such route"))),
                 Matched::MethodNotAllowed(allow) => ("-", Err(ApiError::MethodNotAllowed(allow))),
@@ -293,8 +301,8 @@ impl App {
 }
 
 /// One request in flight.
-pub(crate) struct Ctx<'a> {
-    pub app: &'a App,
+pub(crate) struct Ctx<'a, S: ?Sized = dyn Store> {
+    pub app: &'a App<S>,
     pub req: &'a ApiRequest,
     pub now: Timestamp,
     /// The caller's token id, once known, for the request's log line.
@@ -304,26 +312,61 @@ pub(crate) struct Ctx<'a> {
     pub token_expires_at: &'a mut Option<Timestamp>,
 }
 
-impl Ctx<'_> {
-    async fn dispatch(mut self, route: Route, id: Option<String>) -> Result<ApiResponse, ApiError> {
+type Handled<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<ApiResponse, ApiError>> + Send + 'a>>;
+
+impl<'a, S: Store + ?Sized> Ctx<'a, S> {
+    /// The handler of `route`, if it is in `SERVED`. Not an `async fn` on
+    /// purpose: an `.await` in each arm would give the state machine a state
+    /// per handler, reachable whatever `SERVED` says, and keep every handler
+    /// in every binary. Here each arm builds its handler's future only under
+    /// a `const` condition, so the arms outside the set are never compiled.
+    fn dispatch<const SERVED: u32>(mut self, route: Route, id: Option<String>) -> Handled<'a> {
         let id = id.unwrap_or_default();
         match route {
-            Route::CreateKey => self.create_key().await,
-            Route::ListKeys => self.list_keys().await,
-            Route::GetKey => self.get_key(&id).await,
-            Route::UpdateKey => self.update_key(&id).await,
-            Route::RotateKey => self.rotate_key(&id).await,
-            Route::DeleteKey => self.delete_key(&id).await,
-            Route::ReadValue => self.read_value(&id).await,
-            Route::CreateToken => self.create_token().await,
-            Route::ListTokens => self.list_tokens().await,
-            Route::RevokeToken => self.revoke_token(&id).await,
-            Route::RevokeSelf => self.revoke_self().await,
-            Route::GetModes => self.get_modes().await,
-            Route::PutModes => self.put_modes().await,
-            Route::Usage => self.usage().await,
-            Route::Audit => self.audit().await,
-            Route::GetGuardrails => self.get_guardrails().await,
+            Route::CreateKey if const { Route::CreateKey.in_set(SERVED) } => {
+                Box::pin(async move { self.create_key().await })
+            }
+            Route::ListKeys if const { Route::ListKeys.in_set(SERVED) } => {
+                Box::pin(async move { self.list_keys().await })
+            }
+            Route::GetKey if const { Route::GetKey.in_set(SERVED) } => Box::pin(async move { self.get_key(&id).await }),
+            Route::UpdateKey if const { Route::UpdateKey.in_set(SERVED) } => {
+                Box::pin(async move { self.update_key(&id).await })
+            }
+            Route::RotateKey if const { Route::RotateKey.in_set(SERVED) } => {
+                Box::pin(async move { self.rotate_key(&id).await })
+            }
+            Route::DeleteKey if const { Route::DeleteKey.in_set(SERVED) } => {
+                Box::pin(async move { self.delete_key(&id).await })
+            }
+            Route::ReadValue if const { Route::ReadValue.in_set(SERVED) } => {
+                Box::pin(async move { self.read_value(&id).await })
+            }
+            Route::CreateToken if const { Route::CreateToken.in_set(SERVED) } => {
+                Box::pin(async move { self.create_token().await })
+            }
+            Route::ListTokens if const { Route::ListTokens.in_set(SERVED) } => {
+                Box::pin(async move { self.list_tokens().await })
+            }
+            Route::RevokeToken if const { Route::RevokeToken.in_set(SERVED) } => {
+                Box::pin(async move { self.revoke_token(&id).await })
+            }
+            Route::RevokeSelf if const { Route::RevokeSelf.in_set(SERVED) } => {
+                Box::pin(async move { self.revoke_self().await })
+            }
+            Route::GetModes if const { Route::GetModes.in_set(SERVED) } => {
+                Box::pin(async move { self.get_modes().await })
+            }
+            Route::PutModes if const { Route::PutModes.in_set(SERVED) } => {
+                Box::pin(async move { self.put_modes().await })
+            }
+            Route::Usage if const { Route::Usage.in_set(SERVED) } => Box::pin(async move { self.usage().await }),
+            Route::Audit if const { Route::Audit.in_set(SERVED) } => Box::pin(async move { self.audit().await }),
+            Route::GetGuardrails if const { Route::GetGuardrails.in_set(SERVED) } => {
+                Box::pin(async move { self.get_guardrails().await })
+            }
+            // Unreachable: `handle_set` checks the set first.
+            _ => Box::pin(std::future::ready(Err(ApiError::NotFound("no such route")))),
         }
     }
 }
@@ -358,5 +401,16 @@ mod tests {
         for (m, p, expected) in cases {
             assert_eq!(route(m, p), expected, "{m} {p}");
         }
+    }
+
+    #[test]
+    fn route_sets() {
+        assert_eq!(Route::ALL_SET.count_ones() as usize, Route::ALL.len());
+        let submit = Route::set(&[Route::CreateKey, Route::RotateKey]);
+        assert!(Route::CreateKey.in_set(submit) && Route::RotateKey.in_set(submit));
+        assert!(Route::ALL.iter().filter(|r| r.in_set(submit)).count() == 2);
+        assert!(Route::set_calls_kms(submit) && Route::set_calls_kms(Route::ReadValue.bit()));
+        let no_kms = Route::ALL.iter().filter(|r| !matches!(r, Route::CreateKey | Route::RotateKey | Route::ReadValue));
+        assert!(!Route::set_calls_kms(no_kms.fold(0, |s, r| s | r.bit())));
     }
 }

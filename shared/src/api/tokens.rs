@@ -5,7 +5,7 @@ use super::body::{check_name, fill_page, JsonObject};
 use super::views::TokenView;
 use super::{ApiError, ApiResponse, Ctx};
 use crate::ids::{KeyId, TenantId, TokenId};
-use crate::store::{AuditAction, Conflict, Fetch, Revocable, StoreError, TokenRecord};
+use crate::store::{AuditAction, Conflict, Fetch, Revocable, Store, StoreError, TokenRecord};
 use crate::token::{derive_child, Escalation, IssueRequest, ParsedToken, Scope, Scopes};
 use futures::stream::{self, StreamExt};
 use ipnet::IpNet;
@@ -80,7 +80,7 @@ fn parse_issue(body: &JsonObject) -> Result<Issue, ApiError> {
     Ok(Issue { name, req, unknown_key_ids })
 }
 
-impl Ctx<'_> {
+impl<S: Store + ?Sized> Ctx<'_, S> {
     pub(crate) async fn create_token(&mut self) -> Result<ApiResponse, ApiError> {
         // The body is read before authenticating only to fetch the named
         // keys in the same round trip; its errors are reported after.
@@ -212,7 +212,12 @@ impl Ctx<'_> {
     }
 }
 
-async fn revoke_one(ctx: &Ctx<'_>, tenant: &TenantId, t: Revocable, grace: i64) -> Result<Vec<Revocable>, ApiError> {
+async fn revoke_one<S: Store + ?Sized>(
+    ctx: &Ctx<'_, S>,
+    tenant: &TenantId,
+    t: Revocable,
+    grace: i64,
+) -> Result<Vec<Revocable>, ApiError> {
     match ctx.app.store.revoke_token(tenant, &t, ctx.now, grace).await {
         Ok(children) => Ok(children),
         // Already purged by cleanup: nothing below it can be live either.

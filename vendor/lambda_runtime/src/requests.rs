@@ -9,6 +9,40 @@ use serde::Serialize;
 use std::{fmt::Debug, marker::PhantomData, str::FromStr};
 use tokio_stream::{Stream, StreamExt};
 
+/// ibyok patch: a response buffer that is wiped when it grows (the old
+/// allocation) and when it is dropped.
+struct WipingBuf(Vec<u8>);
+
+impl std::io::Write for WipingBuf {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        use zeroize::Zeroize;
+        let v = &mut self.0;
+        if v.capacity() - v.len() < data.len() {
+            let mut grown = Vec::with_capacity((v.len() + data.len()).max(v.capacity() * 2));
+            grown.extend_from_slice(v);
+            v.zeroize();
+            *v = grown;
+        }
+        v.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRef<[u8]> for WipingBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for WipingBuf {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 pub(crate) trait IntoRequest {
     fn into_req(self) -> Result<Request<Body>, Error>;
 }
@@ -135,8 +169,13 @@ where
                 let uri = format!("/2018-06-01/runtime/invocation/{}/response", self.request_id);
                 let uri = Uri::from_str(&uri)?;
 
-                let body = serde_json::to_vec(&body)?;
-                let body = Body::from(body);
+                // ibyok patch: serialised into a buffer that wipes what it
+                // outgrows, handed to hyper without a copy and wiped when
+                // hyper drops it after sending (it may hold a secret value).
+                let mut buf = WipingBuf(Vec::with_capacity(512));
+                serde_json::to_writer(&mut buf, &body)?;
+                drop(body);
+                let body = Body::from(Bytes::from_owner(buf));
 
                 let mut req = build_request().method(Method::POST).uri(uri).body(body)?;
 

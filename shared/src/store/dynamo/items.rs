@@ -238,7 +238,7 @@ pub(super) fn audit_item(e: &AuditEvent) -> Result<Item, StoreError> {
     let tenant =
         e.tenant_id.as_ref().ok_or_else(|| StoreError::internal(FaultKind::Data, "audit event without tenant"))?;
     let mut item = Item::from([
-        (TENANT_ID.into(), s(tenant.as_str())),
+        (TENANT_ID.into(), s(audit_partition(tenant, e))),
         (EVENT_KEY.into(), s(event_key(e))),
         ("at".into(), n(e.at.millis())),
         ("requestId".into(), s(&e.request_id)),
@@ -262,6 +262,23 @@ pub(super) fn audit_item(e: &AuditEvent) -> Result<Item, StoreError> {
     Ok(item)
 }
 
+/// The audit partition of an event: its tenant and a shard derived from its
+/// event id (so that the key of an event is known from the event alone).
+pub(super) fn audit_partition(tenant: &TenantId, e: &AuditEvent) -> String {
+    let hash = e.event_id.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    format!("{tenant}#{:02}", hash % AUDIT_SHARDS)
+}
+
+/// Every audit partition of a tenant, the earlier layout's bare id last.
+pub(super) fn audit_partitions(tenant: &TenantId) -> Vec<String> {
+    (0..AUDIT_SHARDS).map(|i| format!("{tenant}#{i:02}")).chain(std::iter::once(tenant.to_string())).collect()
+}
+
+/// The tenant of an audit partition.
+pub(super) fn audit_tenant(partition: &str) -> &str {
+    partition.split_once('#').map_or(partition, |(t, _)| t)
+}
+
 /// The audit table's sort key: the time, then the event id (which orders
 /// the events of one millisecond and makes a retried write recognisable).
 pub(super) fn event_key(e: &AuditEvent) -> String {
@@ -283,7 +300,7 @@ pub(super) fn enum_from<T: serde::de::DeserializeOwned>(item: &Item, k: &str) ->
 
 pub(super) fn audit_from(item: &Item) -> Result<AuditEvent, StoreError> {
     Ok(AuditEvent {
-        tenant_id: Some(TenantId::from_stored(get_s(item, TENANT_ID)?.to_owned())),
+        tenant_id: Some(TenantId::from_stored(audit_tenant(get_s(item, TENANT_ID)?).to_owned())),
         at: ts(item, "at")?,
         request_id: get_s(item, "requestId")?.to_owned(),
         action: enum_from(item, "action")?,

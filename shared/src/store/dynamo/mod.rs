@@ -10,8 +10,8 @@
 //! | `tables.rs` | table creation from [`schema`] |
 
 use super::schema::{
-    self, CREATED_AT, EVENT_KEY, ISSUER_ID, KEY_ID, PURGE_AT, PURGE_INDEX, PURGE_SHARD, PURGE_SHARDS, TENANT_ID,
-    TENANT_INDEX, TOKEN_ID, TTL,
+    self, AUDIT_SHARDS, CREATED_AT, EVENT_KEY, ISSUER_ID, KEY_ID, PURGE_AT, PURGE_INDEX, PURGE_SHARD, PURGE_SHARDS,
+    TENANT_ID, TENANT_INDEX, TOKEN_ID, TTL,
 };
 use super::*;
 use crate::config::Tables;

@@ -167,7 +167,7 @@ impl DynamoStore {
         self.client
             .delete_item()
             .table_name(&self.tables.audit)
-            .key(TENANT_ID, s(tenant.as_str()))
+            .key(TENANT_ID, s(audit_partition(tenant, e)))
             .key(EVENT_KEY, s(event_key(e)))
             .send()
             .await
@@ -662,7 +662,7 @@ impl Store for DynamoStore {
                     .client
                     .get_item()
                     .table_name(&self.tables.audit)
-                    .key(TENANT_ID, s(expect.tenant_id.as_str()))
+                    .key(TENANT_ID, s(audit_partition(&expect.tenant_id, audit)))
                     .key(EVENT_KEY, s(event_key(audit)))
                     .consistent_read(true)
                     .projection_expression(EVENT_KEY)
@@ -868,27 +868,58 @@ impl Store for DynamoStore {
         Ok(())
     }
 
+    /// Newest first across the tenant's partitions: each is queried (at
+    /// once) for up to `limit` events older than the cursor, and the pages
+    /// are merged. The cursor is the last event key listed.
     async fn list_audit(
         &self,
         tenant: &TenantId,
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<AuditEvent>, StoreError> {
-        let start = decode_cursor(tenant, cursor)?;
-        let resp = self
-            .client
-            .query()
-            .table_name(&self.tables.audit)
-            .key_condition_expression("tenantId = :t")
-            .expression_attribute_values(":t", s(tenant.as_str()))
-            .scan_index_forward(false)
-            .limit(limit.clamp(1, 100) as i32)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(classify)?;
-        let items = resp.items().iter().map(audit_from).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page { items, next: resp.last_evaluated_key().and_then(encode_cursor) })
+        let limit = limit.clamp(1, 100);
+        let before = match decode_cursor(tenant, cursor)? {
+            None => None,
+            Some(item) => Some(item.get(EVENT_KEY).cloned().ok_or(StoreError::BadCursor)?),
+        };
+        let queries = audit_partitions(tenant).into_iter().map(|partition| {
+            let before = before.clone();
+            async move {
+                let mut q = self
+                    .client
+                    .query()
+                    .table_name(&self.tables.audit)
+                    .expression_attribute_values(":t", s(partition))
+                    .scan_index_forward(false)
+                    .limit(limit as i32 + 1);
+                q = match before {
+                    Some(k) => q
+                        .key_condition_expression("tenantId = :t AND eventKey < :before")
+                        .expression_attribute_values(":before", k),
+                    None => q.key_condition_expression("tenantId = :t"),
+                };
+                q.send().await.map_err(classify)
+            }
+        });
+        let mut items: Vec<Item> = Vec::new();
+        for resp in futures::future::try_join_all(queries).await? {
+            items.extend(resp.items.unwrap_or_default());
+        }
+        items.sort_by(|a, b| opt_s(b, EVENT_KEY).cmp(&opt_s(a, EVENT_KEY)));
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = match (more, items.last()) {
+            (true, Some(last)) => {
+                let key = Item::from([
+                    (TENANT_ID.to_owned(), s(tenant.as_str())),
+                    (EVENT_KEY.to_owned(), last[EVENT_KEY].clone()),
+                ]);
+                encode_cursor(&key)
+            }
+            _ => None,
+        };
+        let items = items.iter().map(audit_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, next })
     }
 
     async fn purge_tokens(&self, now: Timestamp) -> Result<PurgeReport, StoreError> {
