@@ -905,7 +905,7 @@ impl Store for DynamoStore {
         for resp in futures::future::try_join_all(queries).await? {
             items.extend(resp.items.unwrap_or_default());
         }
-        items.sort_by(|a, b| opt_s(b, EVENT_KEY).cmp(&opt_s(a, EVENT_KEY)));
+        items.sort_by_key(|i| std::cmp::Reverse(opt_s(i, EVENT_KEY)));
         let more = items.len() > limit;
         items.truncate(limit);
         let next = match (more, items.last()) {
