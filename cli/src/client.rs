@@ -284,8 +284,8 @@ pub fn print_bootstrapped(b: &Bootstrapped<'_>) {
     print_secret_json(b);
 }
 
-pub fn tokens_list(c: &Client, as_json: bool) -> Result<(), CliError> {
-    let page = c.call("GET", "/tokens?limit=100", None)?;
+pub fn tokens_list(c: &Client, query: &str, as_json: bool) -> Result<(), CliError> {
+    let page = c.call("GET", &format!("/tokens?{query}"), None)?;
     if as_json {
         print_json(&page);
         return Ok(());

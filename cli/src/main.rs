@@ -108,11 +108,20 @@ enum TokensCmd {
         #[arg(long = "cidr")]
         cidrs: Vec<String>,
     },
-    List,
-    /// Revoke a token (and its descendants); `self` revokes the one in use.
-    Revoke {
-        token_id: String,
+    /// The tokens this one reaches; filters are ANDed.
+    List {
+        /// Live tokens expiring within this long (e.g. 7d, 12h, 3600).
+        #[arg(long, value_parser = parse_duration)]
+        expiring: Option<u64>,
+        /// Live tokens not used for this long (e.g. 30d).
+        #[arg(long, value_parser = parse_duration)]
+        unused: Option<u64>,
+        /// live, revoked or expired.
+        #[arg(long, value_parser = ["live", "revoked", "expired"])]
+        state: Option<String>,
     },
+    /// Revoke a token (and its descendants); `self` revokes the one in use.
+    Revoke { token_id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -192,7 +201,19 @@ fn client_command(cli: &Cli, token: Option<TokenSecret>) -> Result<(), String> {
         Command::Tokens(TokensCmd::Create { name, scopes, expires_in, key_ids, cidrs }) => {
             client::tokens_create(&c, name, scopes, *expires_in, key_ids, cidrs, j)
         }
-        Command::Tokens(TokensCmd::List) => client::tokens_list(&c, j),
+        Command::Tokens(TokensCmd::List { expiring, unused, state }) => {
+            let mut query = String::from("limit=100");
+            for (name, v) in [
+                ("expiringWithin", expiring.map(|s| s.to_string())),
+                ("unusedFor", unused.map(|s| s.to_string())),
+                ("state", state.clone()),
+            ] {
+                if let Some(v) = v {
+                    query.push_str(&format!("&{name}={v}"));
+                }
+            }
+            client::tokens_list(&c, &query, j)
+        }
         Command::Tokens(TokensCmd::Revoke { token_id }) => {
             c.call("DELETE", &format!("/tokens/{token_id}"), None).map(|_| ())
         }
@@ -233,4 +254,21 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+}
+
+/// Seconds from `90`, `90s`, `15m`, `12h` or `7d`.
+fn parse_duration(s: &str) -> Result<u64, String> {
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("`{s}` is not a duration like 7d, 12h, 15m or 90"))?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{s}`: the unit must be s, m, h or d")),
+    };
+    n.checked_mul(unit).filter(|n| *n > 0).ok_or_else(|| format!("`{s}` is out of range"))
 }

@@ -282,8 +282,13 @@ fn the_dev_server_purges_revoked_and_expired_tokens() {
     let id = json(&out)["tokenId"].as_str().unwrap().to_owned();
     let (code, _, err) = cli(&dev, &["tokens", "revoke", &id], None);
     assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(&dev, &["tokens", "list", "--state", "revoked", "--unused", "1s", "--json"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(json(&out)["tokens"].as_array().unwrap().is_empty(), "revoked is not live: the filters AND");
+    let (code, _, err) = cli(&dev, &["tokens", "list", "--expiring", "soon"], None);
+    assert!(code != 0 && err.contains("duration"), "{err}");
     let listed = || {
-        let (_, out, _) = cli(&dev, &["tokens", "list", "--json"], None);
+        let (_, out, _) = cli(&dev, &["tokens", "list", "--state", "revoked", "--json"], None);
         out.contains(&id)
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

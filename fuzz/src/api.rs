@@ -215,7 +215,7 @@ impl World {
             config.environment = env;
         }
         config.guardrails.prod_mock_allowed = !script.strict;
-        let app = App::new(store.clone(), kms(), config).with_clock(clock.clone());
+        let app = App::new(store.clone() as Arc<dyn ibyok::store::Store>, kms(), config).with_clock(clock.clone());
         let now = Timestamp::from_millis(START_MILLIS);
         let a = ibyok::bootstrap::create_tenant(store.as_ref(), "fuzz", now).await.expect("tenant fuzz");
         let b = ibyok::bootstrap::create_tenant(store.as_ref(), "other", now).await.expect("tenant other");

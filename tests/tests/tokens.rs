@@ -352,3 +352,55 @@ async fn key_ids_restrict_every_keys_route_and_forbid_creating_keys() {
     assert_eq!(denied.len(), 3, "{denied:?}");
     assert!(denied.iter().any(|e| e["keyId"] == json!(k2) && e["outcome"] == "denied"));
 }
+
+/// `GET /tokens` filters: expiring within, unused for, state; ANDed; bad
+/// values are 400 naming the parameter.
+#[tokio::test]
+async fn token_listing_filters_by_expiry_use_and_state() {
+    let env = Env::new().await;
+    let key = env.add_key(&env.root, "k", "openai", "sk-filter").await;
+    let (soon, _) = env.issue(&env.root, json!({"name": "soon", "scopes": ["keys:read"], "expiresIn": 3600})).await;
+    let (used, used_token) =
+        env.issue(&env.root, json!({"name": "used", "scopes": ["keys:read"], "expiresIn": 864000})).await;
+    let (idle, _) = env.issue(&env.root, json!({"name": "idle", "scopes": ["keys:read"], "expiresIn": 864000})).await;
+    let (gone, _) = env.issue(&env.root, json!({"name": "gone", "scopes": ["keys:read"], "expiresIn": 864000})).await;
+    env.call(Req::delete(&format!("/tokens/{gone}")).token(&env.root)).await.expect(204);
+    env.clock.advance_seconds(7200);
+    env.call(Req::get(&format!("/external/keys/{key}/value")).token(&used_token)).await.expect(200);
+    let names = |q: &'static str| {
+        let env = &env;
+        async move {
+            let r = env.call(Req::get(&format!("/tokens?{q}")).token(&env.root)).await.expect(200);
+            let mut ids: Vec<String> = r.body["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["tokenId"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let sorted = |mut v: Vec<&String>| {
+        v.sort();
+        v.into_iter().cloned().collect::<Vec<_>>()
+    };
+    assert_eq!(names("state=expired").await, vec![soon.clone()]);
+    assert_eq!(names("state=revoked").await, vec![gone.clone()]);
+    assert_eq!(names("expiringWithin=86400").await, Vec::<String>::new(), "the expired one is not live");
+    assert_eq!(names("expiringWithin=864000").await, sorted(vec![&used, &idle]));
+    // Unused for an hour: idle (never used, created 2 h ago) and the root;
+    // `used` read just now.
+    let unused = names("unusedFor=3600").await;
+    assert!(unused.contains(&idle) && !unused.contains(&used) && !unused.contains(&gone), "{unused:?}");
+    assert_eq!(names("unusedFor=3600&expiringWithin=864000&state=live").await, vec![idle.clone()]);
+    for (q, field) in [
+        ("state=dead", "state"),
+        ("expiringWithin=0", "expiringWithin"),
+        ("expiringWithin=abc", "expiringWithin"),
+        ("unusedFor=-5", "unusedFor"),
+    ] {
+        let r = env.call(Req::get(&format!("/tokens?{q}")).token(&env.root)).await.expect_error(400, "invalid_request");
+        assert!(r.body["error"]["message"].as_str().unwrap().starts_with(field), "{q}: {}", r.text());
+    }
+}

@@ -5,7 +5,7 @@ use super::body::{check_name, fill_page, JsonObject};
 use super::views::TokenView;
 use super::{ApiError, ApiResponse, Ctx};
 use crate::ids::{KeyId, TenantId, TokenId};
-use crate::store::{AuditAction, Conflict, Fetch, Revocable, Store, StoreError, TokenRecord};
+use crate::store::{AuditAction, Conflict, Fetch, Revocable, Store, StoreError, TokenFilter, TokenRecord, TokenState};
 use crate::token::{derive_child, Escalation, IssueRequest, ParsedToken, Scope, Scopes};
 use futures::stream::{self, StreamExt};
 use ipnet::IpNet;
@@ -141,16 +141,38 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         let (caller, _) = self.authenticate(Fetch::default()).await?;
         self.require(&caller, Scope::TokensRead).await?;
         let paging = self.req.paging()?;
-        let (store, tenant) = (&self.app.store, &caller.token.tenant_id);
+        let filter = self.token_filter()?;
+        let (store, tenant, now) = (&self.app.store, &caller.token.tenant_id, self.now);
         let (tokens, cursor) = fill_page(
             paging.limit,
             paging.cursor,
             |n, c| async move { store.list_tokens(tenant, n, c.as_deref()).await },
-            |t: &TokenRecord| caller.token.reaches(t),
+            |t: &TokenRecord| caller.token.reaches(t) && filter.matches(t, now),
         )
         .await?;
         let views: Vec<TokenView> = tokens.iter().map(TokenView::listed).collect();
         Ok(ApiResponse::json(200, &serde_json::json!({"tokens": views, "nextCursor": cursor})))
+    }
+
+    /// `expiringWithin`, `unusedFor` (seconds, 1 to ten years) and `state`.
+    fn token_filter(&self) -> Result<TokenFilter, ApiError> {
+        const MAX_SECONDS: i64 = 315_360_000;
+        let seconds = |name: &str| match self.req.query_param(name) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|s| (1..=MAX_SECONDS).contains(s))
+                .map(Some)
+                .ok_or_else(|| ApiError::bad(name, "must be whole seconds from 1 to 315360000")),
+        };
+        let state = match self.req.query_param("state") {
+            None => None,
+            Some(s) => {
+                Some(TokenState::parse(s).ok_or_else(|| ApiError::bad("state", "must be live, revoked or expired"))?)
+            }
+        };
+        Ok(TokenFilter { expiring_within: seconds("expiringWithin")?, unused_for: seconds("unusedFor")?, state })
     }
 
     pub(crate) async fn revoke_token(&mut self, id: &str) -> Result<ApiResponse, ApiError> {

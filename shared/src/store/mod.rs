@@ -57,6 +57,15 @@ impl TokenRecord {
         self.revoked_at.is_none() && self.grant.unexpired_at(now)
     }
 
+    /// Live, revoked (whatever its expiry) or expired.
+    pub fn state(&self, now: Timestamp) -> TokenState {
+        match (self.revoked_at, self.grant.unexpired_at(now)) {
+            (Some(_), _) => TokenState::Revoked,
+            (None, false) => TokenState::Expired,
+            (None, true) => TokenState::Live,
+        }
+    }
+
     /// When cleanup may delete this token: at expiry, or a grace period after
     /// its (first) revocation, whichever comes first; in whole seconds,
     /// rounded up. Revoking again never moves it.
@@ -66,6 +75,44 @@ impl TokenRecord {
             None => self.grant.expires_at,
         };
         at.ceil_seconds()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenState {
+    Live,
+    Revoked,
+    Expired,
+}
+
+impl TokenState {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "live" => Some(TokenState::Live),
+            "revoked" => Some(TokenState::Revoked),
+            "expired" => Some(TokenState::Expired),
+            _ => None,
+        }
+    }
+}
+
+/// The filters of `GET /tokens`, ANDed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenFilter {
+    /// Live tokens expiring within this many seconds.
+    pub expiring_within: Option<i64>,
+    /// Live tokens not used for this many seconds (counting from creation
+    /// for a token never used).
+    pub unused_for: Option<i64>,
+    pub state: Option<TokenState>,
+}
+
+impl TokenFilter {
+    pub fn matches(&self, t: &TokenRecord, now: Timestamp) -> bool {
+        let live = t.is_live(now);
+        self.expiring_within.is_none_or(|s| live && t.grant.expires_at <= now.plus_seconds(s))
+            && self.unused_for.is_none_or(|s| live && t.last_used_at.unwrap_or(t.created_at) <= now.plus_seconds(-s))
+            && self.state.is_none_or(|s| t.state(now) == s)
     }
 }
 
