@@ -16,6 +16,8 @@ moto_log="$root/target/moto.log"
 # (waitress), for latency work: the stock server closes every connection.
 keepalive=()
 if [ "${IBYOK_MOTO_KEEPALIVE:-0}" = 1 ]; then keepalive=(--keepalive); fi
+# IBYOK_MOTO_CAPACITY=1: the capacity model (scripts/capacity.py) at /__capacity.
+if [ "${IBYOK_MOTO_CAPACITY:-0}" = 1 ]; then keepalive+=(--capacity); fi
 "$venv/bin/python" "$root/scripts/moto_server.py" "$port" "${keepalive[@]}" >"$moto_log" 2>&1 &
 moto_pid=$!
 trap 'kill $moto_pid 2>/dev/null || true; wait $moto_pid 2>/dev/null || true' EXIT

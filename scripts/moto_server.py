@@ -6,9 +6,11 @@ copy: "dictionary changed size during iteration", answered as a bare 500.
 Real DynamoDB has no such failure. DynamoDB requests are therefore served
 under one lock; KMS requests are not.
 
-Usage: moto_server.py PORT [--keepalive]
+Usage: moto_server.py PORT [--keepalive] [--capacity]
   stock: werkzeug, as `moto_server` runs it (one connection per request);
-  --keepalive: waitress, which keeps connections open (latency work).
+  --keepalive: waitress, which keeps connections open (latency work);
+  --capacity: the capacity model (scripts/capacity.py) accounts every
+  DynamoDB request's units and every KMS call, served at /__capacity.
 """
 
 import os
@@ -30,6 +32,60 @@ def app(environ, start_response):
             # The whole body is produced inside the lock.
             return [b"".join(moto(environ, start_response))]
     return moto(environ, start_response)
+
+
+def capacity_app(environ, start_response):
+    """`app`, with each request accounted by the capacity model."""
+    import io
+    import json
+
+    import capacity
+
+    if environ.get("PATH_INFO") == "/__capacity":
+        if environ["REQUEST_METHOD"] == "POST":
+            capacity.reset()
+        body = capacity.report()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target.startswith("TrentService."):
+        capacity.book_kms(target.split(".", 1)[1])
+        return moto(environ, start_response)
+    if not target.startswith("DynamoDB_"):
+        return moto(environ, start_response)
+    op = target.split(".", 1)[1]
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(raw)
+    body = json.loads(raw or b"{}")
+    status = {}
+
+    def capture(s, headers, exc_info=None):
+        status["code"] = int(s.split(" ", 1)[0])
+        return start_response(s, headers, exc_info) if exc_info else start_response(s, headers)
+
+    with dynamodb:
+        try:
+            before = capacity.before_dynamodb(op, body)
+        except Exception:
+            before = {}
+        out = b"".join(moto(environ, capture))
+        try:
+            response = json.loads(out or b"{}")
+        except ValueError:
+            response = {}
+        try:
+            capacity.after_dynamodb(op, body, response, before, status.get("code", 200))
+        except Exception:  # the model never breaks a request
+            import traceback
+
+            traceback.print_exc()
+    return [out]
+
+
+if "--capacity" in sys.argv[2:]:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    app = capacity_app  # noqa: F811
 
 
 if "--keepalive" in sys.argv[2:]:

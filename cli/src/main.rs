@@ -141,9 +141,13 @@ enum AdminCmd {
         #[arg(long)]
         tenant: String,
     },
-    /// Create the four tables from the code's schema, where missing (for a
-    /// local AWS-protocol server; production tables come from template.yaml).
+    /// Create the tables from the code's schema, where missing (for a local
+    /// AWS-protocol server; production tables come from template.yaml).
     CreateTables,
+    /// Move items of the earlier layout to the current one: issuers' child
+    /// sets to the children table, audit events to their shard partitions.
+    /// Idempotent; the earlier layout keeps working without it.
+    Migrate,
 }
 
 async fn bootstrap(tenant: &str, as_json: bool) -> Result<(), String> {
@@ -243,6 +247,13 @@ fn main() {
                         ibyok::store::dynamo::create_tables(&aws_sdk_dynamodb::Client::new(&sdk), &tables)
                             .await
                             .map_err(|e| format!("creating the tables failed: {e}"))
+                    }
+                    Command::Admin(AdminCmd::Migrate) => {
+                        let sdk = ibyok::aws::sdk_config().await;
+                        let store = ibyok::aws::dynamo_store(&sdk);
+                        let report = store.migrate().await.map_err(|e| format!("migration failed: {e}"))?;
+                        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                        Ok(())
                     }
                     _ => Ok(()),
                 }

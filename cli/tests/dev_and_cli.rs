@@ -226,6 +226,7 @@ fn aws_env(cmd: &mut Command, prefix: &str) {
         .env("IBYOK_TENANTS_TABLE", format!("{prefix}tenants"))
         .env("IBYOK_AUDIT_TABLE", format!("{prefix}audit"))
         .env("IBYOK_CHILDREN_TABLE", format!("{prefix}children"))
+        .env("IBYOK_USAGE_TABLE", format!("{prefix}usage"))
         .env_remove("IBYOK_KMS_KEY_ID")
         .env_remove("AWS_LAMBDA_FUNCTION_NAME");
 }

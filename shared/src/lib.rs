@@ -24,6 +24,8 @@
 //!   handlers and the error-to-response mapping.
 //! - [`lambda`] — the bridge from `lambda_http` to [`api`] (feature `lambda`).
 //! - [`telemetry`] — structured logging.
+//! - [`usage`] — how value reads become counters (per key, per token, per
+//!   day), aggregated from the audit events.
 
 pub mod api;
 pub mod aws;
@@ -42,3 +44,4 @@ pub mod secret;
 pub mod store;
 pub mod telemetry;
 pub mod token;
+pub mod usage;

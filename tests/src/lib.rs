@@ -5,6 +5,7 @@
 
 pub mod delay;
 pub mod faults;
+pub mod stream;
 
 use ibyok::api::{ApiRequest, ApiResponse, App};
 use ibyok::bootstrap;
@@ -62,8 +63,25 @@ pub async fn fresh_store() -> Arc<DynamoStore> {
     Arc::new(DynamoStore::new(dynamo, tables))
 }
 
+/// A fresh DynamoDB store for the store contract suite, its counters
+/// settled by draining the audit stream.
+pub async fn fresh_subject() -> ibyok::store::contract::Subject {
+    let store = fresh_store().await;
+    let sdk = sdk_config().await;
+    let usage = Arc::new(stream::UsageStream::new(&sdk, &store.tables().audit, store.clone()));
+    let settle: ibyok::store::contract::Settle = Arc::new(move || {
+        let usage = usage.clone();
+        Box::pin(async move {
+            usage.drain().await;
+        })
+    });
+    ibyok::store::contract::Subject { store, settle: Some(settle) }
+}
+
 pub struct Env {
     pub app: App<DynamoStore>,
+    /// The usage function's part: the audit stream applied to the counters.
+    pub usage: Arc<stream::UsageStream>,
     pub clock: Arc<ManualClock>,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub kms: aws_sdk_kms::Client,
@@ -143,8 +161,10 @@ impl EnvBuilder {
             }
         }
         .with_clock(clock.clone());
+        let usage = Arc::new(stream::UsageStream::new(&sdk, &tables.audit, store.clone()));
         Env {
             app,
+            usage,
             clock,
             dynamo,
             kms,
@@ -251,6 +271,12 @@ impl Resp {
 
 /// Convenience flows.
 impl Env {
+    /// Lets the counters catch up with every read so far (what the usage
+    /// function does within seconds in AWS).
+    pub async fn settle(&self) {
+        self.usage.drain().await;
+    }
+
     pub async fn add_key(&self, token: &str, name: &str, llm: &str, value: &str) -> String {
         let r = self
             .call(

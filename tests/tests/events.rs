@@ -32,6 +32,7 @@ async fn every_event_parses_and_reaches_its_handler() {
         ("account.get-guardrails", 200),
         ("account.put-modes", 200),
         ("account.usage", 200),
+        ("account.daily-usage", 200),
         ("account.audit", 200),
         ("account.unknown-path", 404),
         ("revoke.revoke-token", 204),
@@ -41,7 +42,7 @@ async fn every_event_parses_and_reaches_its_handler() {
     let mut files: Vec<String> = std::fs::read_dir(events_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".json").to_owned())
-        .filter(|n| n != "cleanup.scheduled")
+        .filter(|n| n != "cleanup.scheduled" && n != "usage.audit-stream")
         .collect();
     files.sort();
     let mut planned: Vec<String> = plan.iter().map(|(n, _)| (*n).to_owned()).collect();
@@ -103,4 +104,29 @@ async fn a_function_answers_another_functions_route_as_unknown() {
     let req = lambda_http::request::from_str(&text).unwrap();
     let resp = retrieve::handler(&env.app, req).await;
     assert_eq!(resp.0.status, 404);
+}
+
+/// The audit stream's event (`sam local invoke UsageFunction -e …`) through
+/// the usage function: the read it carries counts once, however often the
+/// batch is delivered.
+#[tokio::test]
+async fn the_audit_stream_event_counts_its_read_once() {
+    let env = Env::new().await;
+    let key = env.add_key(&env.root, "k", "openai", "sk-events-0000000").await;
+    let (reader, _) = env.issue(&env.root, json!({"name": "reader", "scopes": ["keys:read"]})).await;
+    let text = std::fs::read_to_string(events_dir().join("usage.audit-stream.json"))
+        .unwrap()
+        .replace("ten_EXAMPLEtenant", env.tenant.as_str())
+        .replace(KEY_PLACEHOLDER, &key)
+        .replace(TOKEN_ID_PLACEHOLDER, &reader);
+    let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for _ in 0..2 {
+        let applied = usage::handler(env.dyn_store(), env.clock.as_ref(), &event).await.unwrap();
+        assert_eq!((applied.records, applied.reads), (1, 1));
+    }
+    let u = env.call(ibyok_tests::Req::get("/usage").token(&env.root)).await.expect(200);
+    let k = u.body["keys"].as_array().unwrap().iter().find(|k| k["keyId"] == json!(key)).unwrap().clone();
+    assert_eq!(k["retrievals"], 1);
+    let t = u.body["tokens"].as_array().unwrap().iter().find(|t| t["tokenId"] == json!(reader)).unwrap().clone();
+    assert_eq!(t["uses"], 1);
 }

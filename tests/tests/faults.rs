@@ -266,6 +266,7 @@ async fn under_injected_faults_answers_are_right_or_503_and_state_stays_consiste
     }
     // The verification reads above counted too: add them to the root's.
     let verified = keys.iter().filter(|k| k.deleted != Fate::Yes).count() as u64;
+    env.settle().await;
     let usage = call(Req::get("/usage").token(&root)).await;
     assert_eq!(usage.status, 200);
     let key_counts: HashMap<String, u64> = usage.body["keys"]

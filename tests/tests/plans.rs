@@ -16,6 +16,7 @@ fn mode(r: &Resp) -> (String, String) {
 }
 
 async fn usage(env: &Env, token_id: &str, key: &str) -> (u64, u64) {
+    env.settle().await;
     let u = env.call(Req::get("/usage").token(&env.root)).await.expect(200);
     let find = |list: &str, field: &str, id: &str| {
         u.body[list].as_array().unwrap().iter().find(|x| x[field] == json!(id)).unwrap().clone()
@@ -42,10 +43,10 @@ async fn a_repeated_read_is_one_backend_request_plus_the_decrypt() {
         env.read(&env.root, &key, e).await.expect(200);
         sent.push(requests() - before);
     }
-    // Full path: BatchGetItem, then two counter updates and the audit put
-    // (and the Decrypt, live). Planned: one TransactWriteItems (and the
-    // Decrypt, concurrently, live).
-    assert_eq!(sent, vec![4, 1, 1, 5, 2, 2]);
+    // Full path: BatchGetItem, then the event's PutItem (and the Decrypt,
+    // live). Planned: the BatchGetItem, the PutItem (and the Decrypt, live)
+    // all at once: one round trip. No counter is written by a read.
+    assert_eq!(sent, vec![2, 2, 2, 3, 3, 3]);
     let audit = env.call(Req::get("/audit?limit=6").token(&env.root)).await.expect(200);
     let modes: Vec<_> = audit.body["events"].as_array().unwrap().iter().map(|e| e["effectiveMode"].clone()).collect();
     assert_eq!(modes, vec![json!("live"), json!("live"), json!("live"), json!("mock"), json!("mock"), json!("mock")]);

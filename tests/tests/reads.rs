@@ -140,6 +140,7 @@ async fn reads_record_usage_and_audit() {
     env.read(&t, &key, "production").await.expect(200);
     env.clock.advance_seconds(1);
     env.read(&t, &key, "development").await.expect(200);
+    env.settle().await;
     let usage = env.call(Req::get("/usage").token(&env.root)).await.expect(200);
     assert_eq!(usage.body["keys"][0]["retrievals"], 2);
     assert!(usage.body["keys"][0]["lastUsedAt"].is_string());
@@ -176,6 +177,7 @@ async fn fifty_concurrent_reads_leave_the_counters_exact() {
     for r in futures::future::join_all(reads).await {
         r.expect(200);
     }
+    env.settle().await;
     let usage = env.call(Req::get("/usage").token(&env.root)).await.expect(200);
     assert_eq!(usage.body["keys"][0]["retrievals"], 50);
     let reader = usage.body["tokens"].as_array().unwrap().iter().find(|x| x["name"] == "reader").unwrap().clone();

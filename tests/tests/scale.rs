@@ -212,22 +212,7 @@ async fn revoking_ten_thousand_descendants() {
 #[tokio::test]
 async fn the_earlier_layouts_child_sets_still_cascade() {
     let env = Env::new().await;
-    let (old_id, _) = env.issue(&env.root, json!({"name": "old", "scopes": ["tokens:write", "keys:read"]})).await;
-    let old = record(&env, &old_id).await;
-    let children: Vec<TokenRecord> = (0..3).map(|_| child_of(&env, &old)).collect();
-    batch_put(&env, &env.tables.tokens, children.iter().map(token_item).collect()).await;
-    env.dynamo
-        .update_item()
-        .table_name(&env.tables.tokens)
-        .key("tokenId", AttributeValue::S(old_id.clone()))
-        .update_expression("ADD children :c")
-        .expression_attribute_values(
-            ":c",
-            AttributeValue::Ss(children.iter().map(|c| c.token_id.to_string()).collect()),
-        )
-        .send()
-        .await
-        .unwrap();
+    let (old_id, children) = legacy_issuer(&env).await;
     env.call(Req::delete(&format!("/tokens/{old_id}")).token(&env.root)).await.expect(204);
     for c in &children {
         assert!(revoked(&env, c.token_id.as_str()).await, "legacy child {}", c.token_id);
@@ -286,4 +271,102 @@ async fn audit_spreads_over_partitions_and_keeps_the_earlier_layouts_events() {
     assert_eq!(seen.len(), 41, "every event once");
     assert_eq!(seen.last().unwrap().1, "legacy", "the earlier layout's event, oldest, last");
     assert!(seen.windows(2).all(|w| w[0].0 >= w[1].0), "newest first");
+}
+
+/// `ibyok admin migrate` (the store's `migrate`, which the command calls):
+/// items written in the earlier layout — an issuer's set of children, audit
+/// events under the bare tenant id, one of them a read — are moved; nothing
+/// is lost: the cascade, the audit listing and the counters read the same
+/// before and after, and a second run moves nothing.
+#[tokio::test]
+async fn migrate_moves_the_earlier_layout_and_loses_nothing() {
+    let env = Env::new().await;
+    let key = env.add_key(&env.root, "k", "openai", "sk-migrated-000000000").await;
+    let (old_id, children) = legacy_issuer(&env).await;
+    let old_at = env.clock.now().millis() - 5;
+    let legacy = |i: u32, action: &str| {
+        let mut item = Item::from([
+            ("tenantId".to_owned(), AttributeValue::S(env.tenant.to_string())),
+            ("eventKey".to_owned(), AttributeValue::S(format!("{:015}#legacy{i:05}", old_at + i64::from(i)))),
+            ("at".to_owned(), AttributeValue::N((old_at + i64::from(i)).to_string())),
+            ("requestId".to_owned(), AttributeValue::S(format!("legacy-{i}"))),
+            ("action".to_owned(), AttributeValue::S(action.into())),
+            ("outcome".to_owned(), AttributeValue::S("ok".into())),
+        ]);
+        if action == "key.read" {
+            item.insert("keyId".into(), AttributeValue::S(key.clone()));
+            item.insert("tokenId".into(), AttributeValue::S(ParsedToken::parse(&env.root).unwrap().id().to_string()));
+        }
+        item
+    };
+    batch_put(&env, &env.tables.audit, vec![legacy(0, "settings.update"), legacy(1, "key.read")]).await;
+    env.read(&env.root, &key, "development").await.expect(200);
+
+    let (audit_before, counts_before) = (listing(&env).await, counters(&env).await);
+
+    let report = env.store.migrate().await.unwrap();
+    assert_eq!((report.issuers, report.child_entries, report.events), (1, 3, 2), "{report:?}");
+    let again = env.store.migrate().await.unwrap();
+    assert_eq!((again.issuers, again.child_entries, again.events), (0, 0, 0), "idempotent");
+
+    let item = env
+        .dynamo
+        .get_item()
+        .table_name(&env.tables.tokens)
+        .key("tokenId", AttributeValue::S(old_id.clone()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(!item.contains_key("children") && item.contains_key("issued"), "the set became entries");
+    assert_eq!(listing(&env).await, audit_before, "the same events, in the same order");
+    assert_eq!(counters(&env).await, counts_before, "a moved read counts nothing more");
+    let bare = env
+        .dynamo
+        .query()
+        .table_name(&env.tables.audit)
+        .key_condition_expression("tenantId = :t")
+        .expression_attribute_values(":t", AttributeValue::S(env.tenant.to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.count, 0, "nothing left under the bare tenant id");
+    env.call(Req::delete(&format!("/tokens/{old_id}")).token(&env.root)).await.expect(204);
+    for c in &children {
+        assert!(revoked(&env, c.token_id.as_str()).await, "migrated child {}", c.token_id);
+    }
+}
+
+async fn listing(env: &Env) -> Vec<serde_json::Value> {
+    let page = env.call(Req::get("/audit?limit=100").token(&env.root)).await.expect(200);
+    page.body["events"].as_array().unwrap().iter().map(|e| e["requestId"].clone()).collect()
+}
+
+async fn counters(env: &Env) -> (serde_json::Value, serde_json::Value) {
+    env.settle().await;
+    let u = env.call(Req::get("/usage").token(&env.root)).await.expect(200);
+    (u.body["keys"].clone(), u.body["tokens"].clone())
+}
+
+/// An issuer in the earlier layout: three children listed in a set on its
+/// own item.
+async fn legacy_issuer(env: &Env) -> (String, Vec<TokenRecord>) {
+    let (old_id, _) = env.issue(&env.root, json!({"name": "old", "scopes": ["tokens:write", "keys:read"]})).await;
+    let old = record(env, &old_id).await;
+    let children: Vec<TokenRecord> = (0..3).map(|_| child_of(env, &old)).collect();
+    batch_put(env, &env.tables.tokens, children.iter().map(token_item).collect()).await;
+    env.dynamo
+        .update_item()
+        .table_name(&env.tables.tokens)
+        .key("tokenId", AttributeValue::S(old_id.clone()))
+        .update_expression("ADD children :c")
+        .expression_attribute_values(
+            ":c",
+            AttributeValue::Ss(children.iter().map(|c| c.token_id.to_string()).collect()),
+        )
+        .send()
+        .await
+        .unwrap();
+    (old_id, children)
 }

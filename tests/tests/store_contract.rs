@@ -2,4 +2,4 @@
 //! DynamoDB adapter on the local AWS-protocol server. The same cases run
 //! against the memory store in the `ibyok-shared` unit tests.
 
-ibyok::store_contract_tests!(async { ibyok_tests::fresh_store().await as ibyok::store::contract::Subject });
+ibyok::store_contract_tests!(ibyok_tests::fresh_subject());

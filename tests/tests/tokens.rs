@@ -367,6 +367,8 @@ async fn token_listing_filters_by_expiry_use_and_state() {
     env.call(Req::delete(&format!("/tokens/{gone}")).token(&env.root)).await.expect(204);
     env.clock.advance_seconds(7200);
     env.call(Req::get(&format!("/external/keys/{key}/value")).token(&used_token)).await.expect(200);
+    // `lastUsedAt` comes from the audit stream (the usage function).
+    env.settle().await;
     let names = |q: &'static str| {
         let env = &env;
         async move {

@@ -6,8 +6,15 @@ use ibyok::store::Store;
 use lambda_http::Request;
 
 /// The routes this function serves (its IAM policy grants only what they call).
-pub const ROUTES: &[Route] =
-    &[Route::ListTokens, Route::GetModes, Route::PutModes, Route::GetGuardrails, Route::Usage, Route::Audit];
+pub const ROUTES: &[Route] = &[
+    Route::ListTokens,
+    Route::GetModes,
+    Route::PutModes,
+    Route::GetGuardrails,
+    Route::Usage,
+    Route::DailyUsage,
+    Route::Audit,
+];
 
 /// [`ROUTES`] as a route set: only these routes' handlers are compiled in.
 pub const SERVED: u32 = Route::set(ROUTES);

@@ -8,8 +8,10 @@ use crate::mode::{Environment, Mode};
 use crate::store::Store;
 use crate::store::{AuditAction, Fetch};
 use crate::token::Scope;
+use crate::usage::{Day, Subject, DAILY_RETENTION_DAYS};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -118,6 +120,97 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
             .map(|t| TokenUsage { token_id: t.token_id, name: t.name, uses: t.uses, last_used_at: t.last_used_at })
             .collect();
         Ok(ApiResponse::json(200, &serde_json::json!({"keys": keys, "tokens": tokens})))
+    }
+
+    /// `GET /usage/daily`: reads per UTC day, per key and per token, over
+    /// at most 90 days.
+    pub(crate) async fn daily_usage(&mut self) -> Result<ApiResponse, ApiError> {
+        let (caller, _) = self.authenticate(Fetch::default()).await?;
+        self.require(&caller, Scope::UsageRead).await?;
+        let tenant = caller.token.tenant_id.clone();
+        let today = Day::of(self.now);
+        let day = |name: &str| -> Result<Option<Day>, ApiError> {
+            match self.req.query_param(name) {
+                None => Ok(None),
+                Some(v) => Day::parse(v).map(Some).ok_or_else(|| ApiError::bad(name, "must be a UTC day, YYYY-MM-DD")),
+            }
+        };
+        let (from, to) = (day("from")?, day("to")?);
+        let to_day = to.unwrap_or(today);
+        let from_day = from.unwrap_or(to_day.plus_days(-29));
+        for (name, d) in [("from", from_day), ("to", to_day)] {
+            if d > today {
+                return Err(ApiError::bad(name, "must not be in the future"));
+            }
+        }
+        if from_day > to_day {
+            return Err(ApiError::bad("from", "must not be after to"));
+        }
+        if from_day.days_until(to_day) >= DAILY_RETENTION_DAYS {
+            return Err(ApiError::bad("from", "the range is at most 90 days"));
+        }
+        let only = match (self.req.query_param("keyId"), self.req.query_param("tokenId")) {
+            (Some(_), Some(_)) => return Err(ApiError::bad("tokenId", "give keyId or tokenId, not both")),
+            (Some(k), None) => Some(Subject::Key(KeyId::from_stored(k.to_owned()))),
+            (None, Some(t)) => Some(Subject::Token(TokenId::from_stored(t.to_owned()))),
+            (None, None) => None,
+        };
+        let counts = self.app.store.daily_usage(&tenant, from_day, to_day).await?;
+        let days: Vec<Day> = Day::range(from_day, to_day).collect();
+        let index = |d: Day| from_day.days_until(d) as usize;
+        let mut total = vec![0u64; days.len()];
+        let mut series: BTreeMap<Subject, Vec<u64>> = BTreeMap::new();
+        for c in &counts {
+            if let Subject::Key(_) = c.subject {
+                total[index(c.day)] += c.reads;
+            }
+            if only.as_ref().is_none_or(|o| *o == c.subject) {
+                series.entry(c.subject.clone()).or_insert_with(|| vec![0; days.len()])[index(c.day)] = c.reads;
+            }
+        }
+        // The names, as stored now (`null` for a key deleted or a token
+        // purged since). A narrowing id must be the tenant's: stored in it,
+        // or counted in it.
+        let mut want = Fetch::default();
+        for s in series.keys().chain(only.iter()) {
+            match s {
+                Subject::Key(k) => want.keys.push(k.clone()),
+                Subject::Token(t) => want.tokens.push(t.clone()),
+            }
+        }
+        let stored = self.app.store.fetch(&want).await?;
+        let key_name = |k: &KeyId| stored.keys.get(k).filter(|r| r.tenant_id == tenant).map(|r| r.name.clone());
+        let token_name = |t: &TokenId| stored.tokens.get(t).filter(|r| r.tenant_id == tenant).map(|r| r.name.clone());
+        if let Some(o) = &only {
+            let known = series.contains_key(o)
+                || match o {
+                    Subject::Key(k) => key_name(k).is_some(),
+                    Subject::Token(t) => token_name(t).is_some(),
+                };
+            if !known {
+                return Err(ApiError::NotFound(match o {
+                    Subject::Key(_) => "no such key",
+                    Subject::Token(_) => "no such token",
+                }));
+            }
+            // Narrowed: the total is the reads of the one key or token.
+            total = series.get(o).cloned().unwrap_or_else(|| vec![0; days.len()]);
+        }
+        let mut series: Vec<(Subject, Vec<u64>)> = series.into_iter().collect();
+        // Busiest first, then by id.
+        series.sort_by_key(|(_, r)| std::cmp::Reverse(r.iter().sum::<u64>()));
+        let mut keys = Vec::new();
+        let mut tokens = Vec::new();
+        for (s, reads) in series {
+            match s {
+                Subject::Key(k) => keys.push(serde_json::json!({"keyId": k, "name": key_name(&k), "reads": reads})),
+                Subject::Token(t) => {
+                    tokens.push(serde_json::json!({"tokenId": t, "name": token_name(&t), "reads": reads}))
+                }
+            }
+        }
+        let body = serde_json::json!({"days": days, "total": total, "keys": keys, "tokens": tokens});
+        Ok(ApiResponse::json(200, &body))
     }
 
     pub(crate) async fn audit(&mut self) -> Result<ApiResponse, ApiError> {

@@ -97,10 +97,11 @@ pub enum Route {
     Usage,
     Audit,
     GetGuardrails,
+    DailyUsage,
 }
 
 impl Route {
-    pub const ALL: [Route; 16] = [
+    pub const ALL: [Route; 17] = [
         Route::CreateKey,
         Route::ListKeys,
         Route::GetKey,
@@ -117,6 +118,7 @@ impl Route {
         Route::Usage,
         Route::Audit,
         Route::GetGuardrails,
+        Route::DailyUsage,
     ];
 
     /// The route's bit in a route set (`u32`: one bit per route).
@@ -165,6 +167,7 @@ impl Route {
             Route::Usage => "GET /usage",
             Route::Audit => "GET /audit",
             Route::GetGuardrails => "GET /settings/guardrails",
+            Route::DailyUsage => "GET /usage/daily",
         }
     }
 }
@@ -203,6 +206,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Matched<'a> {
         ["settings", "modes"] => pick(&[("GET", Route::GetModes), ("PUT", Route::PutModes)], None),
         ["settings", "guardrails"] => pick(&[("GET", Route::GetGuardrails)], None),
         ["usage"] => pick(&[("GET", Route::Usage)], None),
+        ["usage", "daily"] => pick(&[("GET", Route::DailyUsage)], None),
         ["audit"] => pick(&[("GET", Route::Audit)], None),
         _ => Matched::NotFound,
     }
@@ -362,6 +366,9 @@ impl<'a, S: Store + ?Sized> Ctx<'a, S> {
             }
             Route::Usage if const { Route::Usage.in_set(SERVED) } => Box::pin(async move { self.usage().await }),
             Route::Audit if const { Route::Audit.in_set(SERVED) } => Box::pin(async move { self.audit().await }),
+            Route::DailyUsage if const { Route::DailyUsage.in_set(SERVED) } => {
+                Box::pin(async move { self.daily_usage().await })
+            }
             Route::GetGuardrails if const { Route::GetGuardrails.in_set(SERVED) } => {
                 Box::pin(async move { self.get_guardrails().await })
             }

@@ -20,6 +20,7 @@ use crate::fault::{Fault, FaultKind};
 use crate::ids::{KeyId, TenantId, TokenId};
 use crate::mode::{Environment, Mode, ModeOverrides, ModeRequirement, Source, TenantModes};
 use crate::token::Grant;
+use crate::usage::{DailyCount, Day, UsageBatch};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -240,6 +241,28 @@ impl ExpectedRead {
     pub fn mode_requirement(&self) -> ModeRequirement {
         ModeRequirement::of(self.environment, self.mode, self.source)
     }
+
+    /// Whether the stored token, key and tenant settings (`None`: not
+    /// stored) still bear the plan out at `at`: the one check both stores
+    /// make before a planned read counts.
+    pub fn holds(
+        &self,
+        token: Option<&TokenRecord>,
+        key: Option<&KeyRecord>,
+        modes: &TenantModes,
+        at: Timestamp,
+    ) -> bool {
+        let token_holds =
+            token.is_some_and(|t| t.verifier == self.verifier && t.tenant_id == self.tenant_id && t.is_live(at));
+        let key_holds = key.is_some_and(|k| {
+            k.tenant_id == self.tenant_id
+                && k.name == self.key_name
+                && k.llm_type == self.llm_type
+                && self.envelope.as_ref().is_none_or(|e| *e == k.envelope)
+                && self.mode_requirement().holds(&k.mode_overrides, modes)
+        });
+        token_holds && key_holds
+    }
 }
 
 /// A token to revoke: its id and, when known, its expiry (from its record,
@@ -345,10 +368,10 @@ pub trait Store: Send + Sync {
     /// already gone is `Ok` and writes no event (its deletion wrote one).
     async fn delete_key(&self, tenant: &TenantId, key: &KeyId, audit: &AuditEvent) -> Result<(), StoreError>;
 
-    /// One round trip (three concurrent writes): the key's and the token's
-    /// counters and `lastUsedAt`, and the audit event. `NotFound` if the key
-    /// or the token was deleted meanwhile; then nothing of the read stays
-    /// (counters taken back, event removed).
+    /// One round trip: the read's audit event, the only write of a read.
+    /// The counters follow from it ([`crate::usage`]): at once in the memory
+    /// store, from the audit stream in DynamoDB. Counts of a key or token
+    /// deleted meanwhile are dropped, never stored on a stub.
     async fn record_read(
         &self,
         key: &KeyId,
@@ -357,10 +380,12 @@ pub trait Store: Send + Sync {
         audit: &AuditEvent,
     ) -> Result<(), StoreError>;
 
-    /// One round trip, one atomic write: records a read as `record_read` does
-    /// if, and only if, everything in `expect` still holds. `Ok(false)`:
-    /// something changed (or the write met a concurrent one) and nothing was
-    /// written; the caller reads afresh.
+    /// One round trip (a consistent read of the token, the key and, where
+    /// the plan rests on it, the tenant's settings, at the same time as the
+    /// event's write): records a read as `record_read` does if, and only if,
+    /// everything in `expect` holds ([`ExpectedRead::holds`]). `Ok(false)`:
+    /// something changed, and nothing of the read stays (an event written
+    /// meanwhile is deleted before this answers); the caller reads afresh.
     async fn record_expected_read(
         &self,
         expect: &ExpectedRead,
@@ -369,9 +394,20 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     /// Takes back a read that failed after `record_read` or
-    /// `record_expected_read` answered: its counters (never below zero) and
-    /// its audit event, which must not describe a read that was not served.
+    /// `record_expected_read` answered: its audit event, which must not
+    /// describe a read that was not served, and so its counts (never below
+    /// zero).
     async fn unrecord_read(&self, key: &KeyId, token: &TokenId, audit: &AuditEvent) -> Result<(), StoreError>;
+
+    /// Adds one delivery of the audit stream to the counters. Exact: a
+    /// batch delivered again adds only what did not land the first time.
+    /// The memory store counts as it records and is given no batches by the
+    /// development server; it applies them the same way for the contract.
+    async fn apply_usage(&self, batch: &UsageBatch, now: Timestamp) -> Result<(), StoreError>;
+
+    /// The tenant's reads per key and per token on each day of `from..=to`
+    /// that has any, deleted keys and purged tokens included.
+    async fn daily_usage(&self, tenant: &TenantId, from: Day, to: Day) -> Result<Vec<DailyCount>, StoreError>;
 
     /// One round trip. `Conflict::Exists` if the id is taken (a retry of this
     /// very write, recognised by its verifier, is `Ok`). With an issuer,

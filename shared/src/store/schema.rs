@@ -46,6 +46,8 @@ pub struct Table {
     pub indexes: &'static [Index],
     /// The TTL attribute (epoch seconds), a backstop for cleanup.
     pub ttl: Option<&'static str>,
+    /// A stream of new and old images (the usage function reads it).
+    pub stream: bool,
 }
 
 const fn s(name: &'static str) -> Attr {
@@ -65,6 +67,10 @@ pub const EVENT_KEY: &str = "eventKey";
 pub const ISSUER_ID: &str = "issuerId";
 pub const PURGE_SHARD: &str = "purgeShard";
 pub const PURGE_AT: &str = "purgeAt";
+pub const USAGE_KEY: &str = "usageKey";
+/// The partition of the usage function's checkpoints (no tenant id starts
+/// with `~`).
+pub const USAGE_CHECKPOINTS: &str = "~checkpoints";
 /// The TTL attribute of the tokens and audit tables (epoch seconds).
 pub const TTL: &str = "ttl";
 
@@ -90,6 +96,7 @@ pub const TOKENS: Table = Table {
         Index { name: PURGE_INDEX, hash: s(PURGE_SHARD), range: Some(n(PURGE_AT)), keys_only: true },
     ],
     ttl: Some(TTL),
+    stream: false,
 };
 
 pub const KEYS: Table = Table {
@@ -99,10 +106,18 @@ pub const KEYS: Table = Table {
     range: None,
     indexes: &[Index { name: TENANT_INDEX, hash: s(TENANT_ID), range: Some(n(CREATED_AT)), keys_only: true }],
     ttl: None,
+    stream: false,
 };
 
-pub const TENANTS: Table =
-    Table { logical_id: "TenantsTable", suffix: "tenants", hash: s(TENANT_ID), range: None, indexes: &[], ttl: None };
+pub const TENANTS: Table = Table {
+    logical_id: "TenantsTable",
+    suffix: "tenants",
+    hash: s(TENANT_ID),
+    range: None,
+    indexes: &[],
+    ttl: None,
+    stream: false,
+};
 
 pub const AUDIT: Table = Table {
     logical_id: "AuditTable",
@@ -111,6 +126,7 @@ pub const AUDIT: Table = Table {
     range: Some(s(EVENT_KEY)),
     indexes: &[],
     ttl: Some(TTL),
+    stream: true,
 };
 
 /// One small item per token issued by another (issuer, child): what a
@@ -124,9 +140,25 @@ pub const CHILDREN: Table = Table {
     range: Some(s(TOKEN_ID)),
     indexes: &[],
     ttl: Some(TTL),
+    stream: false,
 };
 
-pub const ALL: [Table; 5] = [TOKENS, KEYS, TENANTS, AUDIT, CHILDREN];
+/// The counters aggregated from the audit stream ([`crate::usage`]): reads
+/// per UTC day per key and per token under the tenant
+/// (`<day>#k#<keyId>`, `<day>#t#<tokenId>`, dropped by the TTL after
+/// [`crate::usage::DAILY_RETENTION_DAYS`] and a margin), and the usage
+/// function's checkpoints under [`USAGE_CHECKPOINTS`] (a day's TTL).
+pub const USAGE: Table = Table {
+    logical_id: "UsageTable",
+    suffix: "usage",
+    hash: s(TENANT_ID),
+    range: Some(s(USAGE_KEY)),
+    indexes: &[],
+    ttl: Some(TTL),
+    stream: false,
+};
+
+pub const ALL: [Table; 6] = [TOKENS, KEYS, TENANTS, AUDIT, CHILDREN, USAGE];
 
 impl Table {
     /// Every attribute that a key of the table or of an index names, once.

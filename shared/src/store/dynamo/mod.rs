@@ -8,10 +8,13 @@
 //! | `cursor.rs` | page cursors bound to their tenant |
 //! | `retry.rs` | the one backoff helper for the loops the SDK does not retry |
 //! | `tables.rs` | table creation from [`schema`] |
+//! | `migrate.rs` | `ibyok admin migrate`: the earlier layout's items moved |
+//! | `stream.rs` | the audit stream's records as the usage function gets them |
+//! | `usage.rs` | the counters: batches applied exactly, daily counts read |
 
 use super::schema::{
     self, AUDIT_SHARDS, CREATED_AT, EVENT_KEY, ISSUER_ID, KEY_ID, PURGE_AT, PURGE_INDEX, PURGE_SHARD, PURGE_SHARDS,
-    TENANT_ID, TENANT_INDEX, TOKEN_ID, TTL,
+    TENANT_ID, TENANT_INDEX, TOKEN_ID, TTL, USAGE_CHECKPOINTS, USAGE_KEY,
 };
 use super::*;
 use crate::config::Tables;
@@ -19,15 +22,16 @@ use crate::envelope::{Envelope, NONCE_LEN};
 use crate::fault::{Fault, FaultKind};
 use crate::mode::ModeRequirement;
 use crate::token::{Grant, Scope, Scopes};
+use crate::usage::{DailyCount, Day, UsageBatch};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, DeleteRequest, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
-    WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, PutRequest, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification, TransactWriteItem, Update, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -37,14 +41,18 @@ use std::collections::{BTreeMap, HashMap};
 mod cursor;
 mod errors;
 mod items;
+mod migrate;
 mod port;
 mod retry;
+pub mod stream;
 mod tables;
+mod usage;
 
 use cursor::*;
 use errors::*;
 use items::*;
 pub use items::{key_from, token_from, token_item};
+pub use migrate::MigrateReport;
 use retry::Backoff;
 pub use tables::create_tables;
 

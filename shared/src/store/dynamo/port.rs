@@ -30,133 +30,20 @@ impl DynamoStore {
         }
     }
 
-    /// Adds one to a counter and sets `lastUsedAt`, at most once: the SDK
-    /// does not retry it (a retry after a lost response would count twice);
-    /// a refusal that certainly did not apply (throttling) is retried here.
-    async fn increment(
-        &self,
-        table: &str,
-        id_attr: &str,
-        id: &str,
-        counter: &str,
-        at: Timestamp,
-    ) -> Result<Option<Timestamp>, Increment> {
-        let no_retries = aws_sdk_dynamodb::config::Builder::default()
-            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled());
-        let mut backoff = Backoff::new(2, std::time::Duration::from_millis(50));
-        loop {
-            let sent = self
-                .client
-                .update_item()
-                .table_name(table)
-                .key(id_attr, s(id))
-                .update_expression(format!("ADD {counter} :one SET lastUsedAt = :at"))
-                .condition_expression(format!("attribute_exists({id_attr})"))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":at", n(at.millis()))
-                .return_values(ReturnValue::UpdatedOld)
-                .customize()
-                .config_override(no_retries.clone())
-                .send()
-                .await;
-            let err = match sent {
-                Ok(out) => return Ok(out.attributes.as_ref().and_then(|a| opt_ts(a, "lastUsedAt"))),
-                Err(e) => e,
-            };
-            // Refused by the service with a 4xx (throttling, a failed
-            // condition): nothing was written. A 5xx, a timeout or a lost
-            // connection may have come after the write.
-            let refused_by_service =
-                err.as_service_error().is_some_and(|e| e.meta().code() != Some("InternalServerError"))
-                    && err.raw_response().is_some_and(|r| r.status().is_client_error());
-            let certainly_not_applied = matches!(err, SdkError::ConstructionFailure(_)) || refused_by_service;
-            let classified = classify(err);
-            if !certainly_not_applied {
-                return Err(Increment::Unknown(classified));
-            }
-            if !matches!(classified, StoreError::Unavailable(_)) || !backoff.wait().await {
-                return Err(Increment::NotApplied(classified));
-            }
-        }
-    }
-
-    /// Takes back what an [`increment`](Self::increment) may have written.
-    async fn undo_increment(
-        &self,
-        table: &str,
-        id_attr: &str,
-        id: &str,
-        counter: &str,
-        at: Timestamp,
-        undo: Undo,
-    ) -> Result<(), StoreError> {
-        match undo {
-            Undo::Nothing => Ok(()),
-            Undo::Count => self.decrement(table, id_attr, id, counter).await,
-            Undo::CountAndLastUsed(earlier) => self.take_back(table, id_attr, id, counter, at, earlier).await,
-        }
-    }
-
-    /// Takes back an [`increment`](Self::increment) whose earlier
-    /// `lastUsedAt` is known: the count, and `lastUsedAt` unless a later
-    /// read has moved it since.
-    async fn take_back(
-        &self,
-        table: &str,
-        id_attr: &str,
-        id: &str,
-        counter: &str,
-        at: Timestamp,
-        earlier: Option<Timestamp>,
-    ) -> Result<(), StoreError> {
-        let restore = match earlier {
-            Some(_) => "SET lastUsedAt = :earlier",
-            None => "REMOVE lastUsedAt",
-        };
-        let mut update = self
+    /// Writes an audit event, once: its key is its own (time and event id),
+    /// so a retry that finds it stored finds its own write.
+    async fn put_event_once(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        let sent = self
             .client
-            .update_item()
-            .table_name(table)
-            .key(id_attr, s(id))
-            .update_expression(format!("ADD {counter} :minus {restore}"))
-            .condition_expression(format!("attribute_exists({id_attr}) AND {counter} > :zero AND lastUsedAt = :at"))
-            .expression_attribute_values(":minus", n(-1))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":at", n(at.millis()));
-        if let Some(e) = earlier {
-            update = update.expression_attribute_values(":earlier", n(e.millis()));
-        }
-        match update.send().await.map_err(classify) {
-            Ok(_) => Ok(()),
-            // Moved by a later read (or gone): the count alone.
-            Err(StoreError::NotFound) => self.decrement(table, id_attr, id, counter).await,
+            .put_item()
+            .table_name(&self.tables.audit)
+            .set_item(Some(audit_item(e)?))
+            .condition_expression(format!("attribute_not_exists({EVENT_KEY})"))
+            .send()
+            .await;
+        match sent.map_err(classify) {
+            Ok(_) | Err(StoreError::NotFound) => Ok(()),
             Err(e) => Err(e),
-        }
-    }
-
-    /// Takes one off a counter, never below zero (retried by the SDK: a
-    /// double decrement errs low, which is the safe side).
-    async fn decrement(&self, table: &str, id_attr: &str, id: &str, counter: &str) -> Result<(), StoreError> {
-        // Persist a little longer than the SDK would: a count left standing
-        // for a failed read would be one too many.
-        let mut backoff = Backoff::new(4, std::time::Duration::from_millis(50));
-        loop {
-            let out = self
-                .client
-                .update_item()
-                .table_name(table)
-                .key(id_attr, s(id))
-                .update_expression(format!("ADD {counter} :minus"))
-                .condition_expression(format!("attribute_exists({id_attr}) AND {counter} > :zero"))
-                .expression_attribute_values(":minus", n(-1))
-                .expression_attribute_values(":zero", n(0))
-                .send()
-                .await;
-            match out.map_err(classify) {
-                Ok(_) | Err(StoreError::NotFound) => return Ok(()),
-                Err(StoreError::Unavailable(_)) if backoff.wait().await => {}
-                Err(e) => return Err(e),
-            }
         }
     }
 
@@ -305,7 +192,10 @@ impl DynamoStore {
 
     /// Consistent batch read of whole items by primary key, retrying
     /// unprocessed keys. Answers items per table.
-    async fn batch_get(&self, mut want: HashMap<String, Vec<Item>>) -> Result<HashMap<String, Vec<Item>>, StoreError> {
+    pub(super) async fn batch_get(
+        &self,
+        mut want: HashMap<String, Vec<Item>>,
+    ) -> Result<HashMap<String, Vec<Item>>, StoreError> {
         let mut out: HashMap<String, Vec<Item>> = HashMap::new();
         let mut backoff = Backoff::new(5, std::time::Duration::from_millis(20));
         while want.values().any(|v| !v.is_empty()) {
@@ -528,164 +418,69 @@ impl Store for DynamoStore {
 
     async fn record_read(
         &self,
-        key: &KeyId,
-        token: &TokenId,
-        at: Timestamp,
+        _key: &KeyId,
+        _token: &TokenId,
+        _at: Timestamp,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let (k, t, a) = tokio::join!(
-            self.increment(&self.tables.keys, KEY_ID, key.as_str(), "retrievals", at),
-            self.increment(&self.tables.tokens, TOKEN_ID, token.as_str(), "uses", at),
-            self.append_audit(audit)
-        );
-        if let (Ok(_), Ok(_), Ok(())) = (&k, &t, &a) {
-            return Ok(());
+        let put = self.put_event_once(audit).await;
+        if let Err(StoreError::Unavailable(_)) = &put {
+            // No answer: the event may have landed, for a read that will not
+            // be served. It goes.
+            if let Err(e) = self.delete_event(audit).await {
+                tracing::warn!(error = %crate::fault::chain(&e), "could not take back a failed read");
+            }
         }
-        // Take back whatever may have been written: counters may come out
-        // low after a fault, never high, and no event describes a read that
-        // was not served.
-        let (undo_key, undo_token) = (Undo::of(&k), Undo::of(&t));
-        let undo_event = a.is_ok() || matches!(a, Err(StoreError::Unavailable(_)));
-        let (uk, ut, ua) = tokio::join!(
-            self.undo_increment(&self.tables.keys, KEY_ID, key.as_str(), "retrievals", at, undo_key),
-            self.undo_increment(&self.tables.tokens, TOKEN_ID, token.as_str(), "uses", at, undo_token),
-            async {
-                match undo_event {
-                    true => self.delete_event(audit).await,
-                    false => Ok(()),
-                }
-            },
-        );
-        if let Err(e) = uk.and(ut).and(ua) {
-            tracing::warn!(error = %crate::fault::chain(&e), "could not take back a failed read");
-        }
-        k.map_err(Increment::into_store)?;
-        t.map_err(Increment::into_store)?;
-        a
+        put
     }
 
+    /// The plan's items are read (consistently) while the event is written;
+    /// the event is deleted again if they no longer bear the plan out. One
+    /// round trip on the common path, at the floor's cost: a read unit per
+    /// item read and one write unit for the event, no transaction.
     async fn record_expected_read(
         &self,
         expect: &ExpectedRead,
         at: Timestamp,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let tenant = s(expect.tenant_id.as_str());
-        let token = Update::builder()
-            .table_name(&self.tables.tokens)
-            .key(TOKEN_ID, s(expect.token_id.as_str()))
-            .update_expression("ADD uses :one SET lastUsedAt = :at")
-            .condition_expression(format!("verifier = :v AND tenantId = :tenant AND {LIVE_TOKEN}"))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":at", n(at.millis()))
-            .expression_attribute_values(":v", b(&expect.verifier))
-            .expression_attribute_values(":tenant", tenant.clone());
-        let mut key_condition = String::from("tenantId = :tenant AND #name = :name AND llmType = :llm");
-        let mut key = Update::builder()
-            .table_name(&self.tables.keys)
-            .key(KEY_ID, s(expect.key_id.as_str()))
-            .update_expression("ADD retrievals :one SET lastUsedAt = :at")
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":at", n(at.millis()))
-            .expression_attribute_values(":tenant", tenant.clone())
-            .expression_attribute_values(":name", s(&expect.key_name))
-            .expression_attribute_values(":llm", s(&expect.llm_type));
-        if let Some(e) = &expect.envelope {
-            key_condition.push_str(" AND ciphertext = :c AND nonce = :nonce AND wrappedKey = :w");
-            key = key
-                .expression_attribute_values(":c", b(&e.ciphertext))
-                .expression_attribute_values(":nonce", b(&e.nonce))
-                .expression_attribute_values(":w", b(&e.wrapped_key));
-        }
-        let mut tenant_check = None;
-        match expect.mode_requirement() {
-            ModeRequirement::Nothing => {}
-            ModeRequirement::KeyOverride(env, mode) => {
-                key_condition.push_str(" AND modeOverrides.#env = :mode");
-                key = key
-                    .expression_attribute_names("#env", env.as_str())
-                    .expression_attribute_values(":mode", s(mode.as_str()));
-            }
-            ModeRequirement::TenantSetting(env, mode) => {
-                key_condition.push_str(" AND attribute_not_exists(modeOverrides.#env)");
-                key = key.expression_attribute_names("#env", env.as_str());
-                // A tenant item without the setting serves the default.
-                let condition = if TenantModes::default().get(env) == mode {
-                    "#env = :mode OR attribute_not_exists(#env)"
-                } else {
-                    "#env = :mode"
-                };
-                let check = ConditionCheck::builder()
-                    .table_name(&self.tables.tenants)
-                    .key(TENANT_ID, tenant)
-                    .condition_expression(condition)
-                    .expression_attribute_names("#env", env.as_str())
-                    .expression_attribute_values(":mode", s(mode.as_str()));
-                tenant_check = Some(TransactWriteItem::builder().condition_check(build(check.build())?).build());
-            }
-        }
-        let key = key.condition_expression(key_condition);
-        let event = audit_item(audit)?;
-        let mut items = vec![
-            TransactWriteItem::builder().update(build(token.build())?).build(),
-            TransactWriteItem::builder().update(build(key.build())?).build(),
-        ];
-        items.extend(tenant_check);
-        // The event's condition makes the transaction idempotent: a retry of
-        // an attempt that landed finds its own event.
-        items.push(self.put(&self.tables.audit, event, Some("attribute_not_exists(eventKey)"))?);
-        let event_at = items.len() - 1;
-        let sent = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .client_request_token(crate::ids::random_base62(32))
-            .send()
-            .await;
-        let err = match sent {
-            Ok(_) => return Ok(true),
-            Err(e) => e,
+        let tenant = match expect.mode_requirement() {
+            ModeRequirement::TenantSetting(..) => Some(expect.tenant_id.clone()),
+            _ => None,
         };
-        if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error() {
-            let reasons = e.cancellation_reasons();
-            let event_exists = reasons.get(event_at).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
-            // Otherwise a condition failed, or a concurrent write or
-            // throttling cancelled it: either way nothing was written.
-            return Ok(event_exists);
-        }
-        match classify(err) {
-            // No answer after the SDK's retries: the write may have landed,
-            // and then its event is there.
-            StoreError::Unavailable(cause) => {
-                let got = self
-                    .client
-                    .get_item()
-                    .table_name(&self.tables.audit)
-                    .key(TENANT_ID, s(audit_partition(&expect.tenant_id, audit)))
-                    .key(EVENT_KEY, s(event_key(audit)))
-                    .consistent_read(true)
-                    .projection_expression(EVENT_KEY)
-                    .send()
-                    .await
-                    .map_err(classify)?;
-                if got.item.is_some() {
-                    Ok(true)
-                } else {
-                    Err(StoreError::Unavailable(cause))
-                }
+        let want = Fetch { tokens: vec![expect.token_id.clone()], keys: vec![expect.key_id.clone()], tenant };
+        let (got, put) = tokio::join!(self.fetch(&want), self.put_event_once(audit));
+        let holds = got.map(|got| {
+            let modes = got.tenant.as_ref().map(|t| t.modes).unwrap_or_default();
+            expect.holds(got.tokens.get(&expect.token_id), got.keys.get(&expect.key_id), &modes, at)
+        });
+        match (holds, put) {
+            (Ok(true), Ok(())) => Ok(true),
+            (Ok(false), _) => {
+                // The write may have landed: nothing of the read may stay.
+                self.delete_event(audit).await?;
+                Ok(false)
             }
-            e => Err(e),
+            (Ok(true), Err(e)) | (Err(e), _) => {
+                // The read will not be served: its event, if it landed, goes.
+                if let Err(undo) = self.delete_event(audit).await {
+                    tracing::warn!(error = %crate::fault::chain(&undo), "could not take back a planned read");
+                }
+                Err(e)
+            }
         }
     }
 
-    async fn unrecord_read(&self, key: &KeyId, token: &TokenId, audit: &AuditEvent) -> Result<(), StoreError> {
-        let (k, t, a) = tokio::join!(
-            self.decrement(&self.tables.keys, KEY_ID, key.as_str(), "retrievals"),
-            self.decrement(&self.tables.tokens, TOKEN_ID, token.as_str(), "uses"),
-            self.delete_event(audit)
-        );
-        k.and(t).and(a)
+    async fn unrecord_read(&self, _key: &KeyId, _token: &TokenId, audit: &AuditEvent) -> Result<(), StoreError> {
+        self.delete_event(audit).await
+    }
+
+    async fn apply_usage(&self, batch: &UsageBatch, now: Timestamp) -> Result<(), StoreError> {
+        self.apply_usage_batch(batch, now).await
+    }
+
+    async fn daily_usage(&self, tenant: &TenantId, from: Day, to: Day) -> Result<Vec<DailyCount>, StoreError> {
+        self.daily_counts(tenant, from, to).await
     }
 
     async fn create_token(&self, token: &TokenRecord, audit: &AuditEvent) -> Result<(), StoreError> {
@@ -858,14 +653,7 @@ impl Store for DynamoStore {
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.tables.audit)
-            .set_item(Some(audit_item(event)?))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+        self.put_event_once(event).await
     }
 
     /// Newest first across the tenant's partitions: each is queried (at

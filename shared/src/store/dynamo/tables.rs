@@ -28,6 +28,7 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<(), Store
             "keys" => &tables.keys,
             "tenants" => &tables.tenants,
             "children" => &tables.children,
+            "usage" => &tables.usage,
             _ => &tables.audit,
         };
         let mut req = client
@@ -49,6 +50,14 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<(), Store
                     .index_name(idx.name)
                     .set_key_schema(Some(key_schema(idx.hash, idx.range)?))
                     .projection(projection)
+                    .build(),
+            )?);
+        }
+        if def.stream {
+            req = req.stream_specification(build(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
                     .build(),
             )?);
         }

@@ -6,6 +6,7 @@ use super::*;
 use crate::envelope::Envelope;
 use crate::fault::{Fault, FaultKind};
 use crate::token::Scopes;
+use crate::usage::{Count, DailyCount, Day, SeqNo, Subject as UsageSubject, Tally, UsageBatch};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,6 +23,10 @@ struct State {
     audit: BTreeMap<TenantId, BTreeMap<(i64, String), AuditEvent>>,
     /// Purge seconds (whole seconds, rounded up, as in DynamoDB).
     purge_at: BTreeMap<TokenId, i64>,
+    /// Reads per tenant, day and key or token (`GET /usage/daily`).
+    daily: BTreeMap<(TenantId, Day, UsageSubject), u64>,
+    /// How far each usage batch was applied ([`Store::apply_usage`]).
+    batches: BTreeMap<String, SeqNo>,
 }
 
 #[derive(Default)]
@@ -129,12 +134,6 @@ fn push_audit(s: &mut State, e: &AuditEvent) {
     s.audit.entry(tenant).or_default().insert((e.at.millis(), e.event_id.clone()), e.clone());
 }
 
-fn remove_audit(s: &mut State, e: &AuditEvent) {
-    if let Some(events) = e.tenant_id.as_ref().and_then(|t| s.audit.get_mut(t)) {
-        events.remove(&(e.at.millis(), e.event_id.clone()));
-    }
-}
-
 /// The sort position of an event in a newest-first listing: both parts
 /// inverted, so that the position grows along the page.
 fn audit_position(at: i64, event_id: &str) -> String {
@@ -142,15 +141,41 @@ fn audit_position(at: i64, event_id: &str) -> String {
     format!("{:020}{inverted}", i64::MAX - at)
 }
 
-/// Counts one read on the key and the token (both present).
-fn count_read(s: &mut State, key: &KeyId, token: &TokenId, at: Timestamp) {
-    if let Some(k) = s.keys.get_mut(key) {
-        k.retrievals += 1;
-        k.last_used_at = Some(at);
+/// Counts one read (or, with `delta` −1, takes one back) on the key, the
+/// token and their day; a key or token no longer stored keeps only its
+/// daily count.
+fn count_read(s: &mut State, tenant: &TenantId, key: &KeyId, token: &TokenId, at: Timestamp, delta: i64) {
+    let mut tally = Tally::default();
+    tally.add(&crate::usage::CountedRead {
+        seq: SeqNo(String::new()),
+        tenant_id: tenant.clone(),
+        key_id: key.clone(),
+        token_id: token.clone(),
+        at,
+        delta,
+    });
+    add_tally(s, &tally);
+}
+
+fn add_count(n: &mut u64, last: &mut Option<Timestamp>, c: &Count) {
+    *n = n.saturating_add_signed(c.n);
+    *last = (*last).max(c.last_at);
+}
+
+fn add_tally(s: &mut State, tally: &Tally) {
+    for (id, c) in &tally.keys {
+        if let Some(k) = s.keys.get_mut(id) {
+            add_count(&mut k.retrievals, &mut k.last_used_at, c);
+        }
     }
-    if let Some(t) = s.tokens.get_mut(token) {
-        t.uses += 1;
-        t.last_used_at = Some(at);
+    for (id, c) in &tally.tokens {
+        if let Some(t) = s.tokens.get_mut(id) {
+            add_count(&mut t.uses, &mut t.last_used_at, c);
+        }
+    }
+    for (k, n) in &tally.daily {
+        let e = s.daily.entry(k.clone()).or_default();
+        *e = e.saturating_add_signed(*n);
     }
 }
 
@@ -261,10 +286,9 @@ impl Store for MemoryStore {
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
         self.with(|s| {
-            if !s.keys.contains_key(key) || !s.tokens.contains_key(token) {
-                return Err(StoreError::NotFound);
+            if let Some(tenant) = audit.tenant_id.clone() {
+                count_read(s, &tenant, key, token, at, 1);
             }
-            count_read(s, key, token, at);
             push_audit(s, audit);
             Ok(())
         })
@@ -277,20 +301,8 @@ impl Store for MemoryStore {
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
         self.with(|s| {
-            let token_holds = s
-                .tokens
-                .get(&expect.token_id)
-                .is_some_and(|t| t.verifier == expect.verifier && t.tenant_id == expect.tenant_id && t.is_live(at));
-            let tenant_modes = s.tenants.get(&expect.tenant_id).map(|t| t.modes).unwrap_or_default();
-            let requirement = expect.mode_requirement();
-            let key_holds = s.keys.get(&expect.key_id).is_some_and(|k| {
-                k.tenant_id == expect.tenant_id
-                    && k.name == expect.key_name
-                    && k.llm_type == expect.llm_type
-                    && expect.envelope.as_ref().is_none_or(|e| *e == k.envelope)
-                    && requirement.holds(&k.mode_overrides, &tenant_modes)
-            });
-            if !(token_holds && key_holds) {
+            let modes = s.tenants.get(&expect.tenant_id).map(|t| t.modes).unwrap_or_default();
+            if !expect.holds(s.tokens.get(&expect.token_id), s.keys.get(&expect.key_id), &modes, at) {
                 return Ok(false);
             }
             // A retry of a write that landed finds its own event.
@@ -301,7 +313,7 @@ impl Store for MemoryStore {
             if landed {
                 return Ok(true);
             }
-            count_read(s, &expect.key_id, &expect.token_id, at);
+            count_read(s, &expect.tenant_id, &expect.key_id, &expect.token_id, at, 1);
             push_audit(s, audit);
             Ok(true)
         })
@@ -309,14 +321,38 @@ impl Store for MemoryStore {
 
     async fn unrecord_read(&self, key: &KeyId, token: &TokenId, audit: &AuditEvent) -> Result<(), StoreError> {
         self.with(|s| {
-            remove_audit(s, audit);
-            if let Some(k) = s.keys.get_mut(key) {
-                k.retrievals = k.retrievals.saturating_sub(1);
-            }
-            if let Some(t) = s.tokens.get_mut(token) {
-                t.uses = t.uses.saturating_sub(1);
+            let Some(tenant) = audit.tenant_id.clone() else { return Ok(()) };
+            let stored = s.audit.get_mut(&tenant).and_then(|m| m.remove(&(audit.at.millis(), audit.event_id.clone())));
+            // Only a read whose event was stored was counted.
+            if stored.is_some() {
+                count_read(s, &tenant, key, token, audit.at, -1);
             }
             Ok(())
+        })
+    }
+
+    async fn apply_usage(&self, batch: &UsageBatch, _now: Timestamp) -> Result<(), StoreError> {
+        self.with(|s| {
+            let done = s.batches.get(&batch.id).cloned();
+            let fresh: Vec<_> =
+                batch.reads.iter().filter(|r| done.as_ref().is_none_or(|d| r.seq > *d)).cloned().collect();
+            let mut tally = Tally::default();
+            for r in &fresh {
+                tally.add(r);
+            }
+            add_tally(s, &tally);
+            s.batches.insert(batch.id.clone(), batch.last_seq.clone());
+            Ok(())
+        })
+    }
+
+    async fn daily_usage(&self, tenant: &TenantId, from: Day, to: Day) -> Result<Vec<DailyCount>, StoreError> {
+        self.read(|s| {
+            s.daily
+                .iter()
+                .filter(|((t, day, _), n)| t == tenant && (from..=to).contains(day) && **n > 0)
+                .map(|((_, day, subject), n)| DailyCount { day: *day, subject: subject.clone(), reads: *n })
+                .collect()
         })
     }
 

@@ -60,12 +60,24 @@ struct AuditRow {
     event: AuditEvent,
 }
 
+/// One day's reads of one key (`key_…`) or token (`tok_…`).
+#[derive(Serialize, Deserialize)]
+struct DailyRow {
+    tenant_id: String,
+    day: String,
+    id: String,
+    reads: u64,
+}
+
 #[derive(Serialize, Deserialize, Default)]
 struct File {
     tokens: Vec<TokenRow>,
     keys: Vec<KeyRow>,
     tenants: Vec<TenantRow>,
     audit: Vec<AuditRow>,
+    /// Files written before daily counts have none.
+    #[serde(default)]
+    daily: Vec<DailyRow>,
 }
 
 fn b64(b: &[u8]) -> String {
@@ -139,6 +151,19 @@ pub(super) fn save(path: &std::path::Path, s: &State) -> std::io::Result<()> {
                     event_id: Some(id.clone()),
                     event: AuditEvent { retain_until: None, tenant_id: None, ..e.clone() },
                 })
+            })
+            .collect(),
+        daily: s
+            .daily
+            .iter()
+            .map(|((tenant, day, subject), reads)| DailyRow {
+                tenant_id: tenant.to_string(),
+                day: day.to_string(),
+                id: match subject {
+                    UsageSubject::Key(k) => k.to_string(),
+                    UsageSubject::Token(t) => t.to_string(),
+                },
+                reads: *reads,
             })
             .collect(),
     };
@@ -222,6 +247,15 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
         let event_id = a.event_id.unwrap_or_else(|| format!("{:012x}", a.seq));
         let event = AuditEvent { tenant_id: Some(tenant.clone()), event_id: event_id.clone(), ..a.event };
         s.audit.entry(tenant).or_default().insert((event.at.millis(), event_id), event);
+    }
+    for d in file.daily {
+        let day = Day::parse(&d.day).ok_or_else(|| bad("day"))?;
+        let subject = if d.id.starts_with("tok_") {
+            UsageSubject::Token(TokenId::from_stored(d.id))
+        } else {
+            UsageSubject::Key(KeyId::from_stored(d.id))
+        };
+        s.daily.insert((TenantId::from_stored(d.tenant_id), day, subject), d.reads);
     }
     Ok(s)
 }

@@ -1,0 +1,144 @@
+//! `ibyok admin migrate`: moves items of the earlier layout to the current
+//! one. Everything keeps working without it (the earlier layout is still
+//! read); it shrinks the items and retires the fallbacks' reads.
+//!
+//! - An issuer's set of child ids on its own item (`children`) becomes one
+//!   entry per child in the children table, then the issuer gets its
+//!   constant `issued` mark and loses the set. Entries first: a revocation
+//!   meanwhile finds the children one way or the other.
+//! - Audit events under the bare tenant id move to their shard partition
+//!   (written, then the old one deleted). A moved `key.read` event is an
+//!   insert and a removal on the stream: its counts net to zero.
+//!
+//! Idempotent: a second run finds nothing to move.
+
+use super::*;
+
+/// What a run moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrateReport {
+    /// Issuers whose child sets became entries.
+    pub issuers: usize,
+    /// Entries written (children purged since are skipped).
+    pub child_entries: usize,
+    /// Audit events moved to their shard partition.
+    pub events: usize,
+}
+
+impl DynamoStore {
+    /// Every item of `table` that `filter` keeps, every page.
+    async fn scan_all(&self, table: &str, filter: &str, values: &[(&str, &str)]) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let resp = self
+                .client
+                .scan()
+                .table_name(table)
+                .filter_expression(filter)
+                .set_expression_attribute_values(
+                    (!values.is_empty()).then(|| values.iter().map(|(k, v)| ((*k).to_owned(), s(*v))).collect()),
+                )
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            out.extend(resp.items.unwrap_or_default());
+            start = resp.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Writes `items` in batches of 25, retrying what comes back unprocessed.
+    async fn batch_write(&self, table: &str, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for chunk in requests.chunks(25) {
+            let mut pending = chunk.to_vec();
+            let mut backoff = Backoff::new(6, std::time::Duration::from_millis(50));
+            while !pending.is_empty() {
+                let resp =
+                    self.client.batch_write_item().request_items(table, pending).send().await.map_err(classify)?;
+                pending = resp.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
+                if !pending.is_empty() && !backoff.wait().await {
+                    let f = Fault::new(FaultKind::Throttled, "DynamoDB BatchWriteItem kept unprocessed items");
+                    return Err(StoreError::Unavailable(f));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn migrate(&self) -> Result<MigrateReport, StoreError> {
+        let mut report = MigrateReport::default();
+        let issuers = self.scan_all(&self.tables.tokens, &format!("attribute_exists({LEGACY_CHILDREN})"), &[]).await?;
+        for issuer in issuers {
+            let issuer_id = TokenId::from_stored(get_s(&issuer, TOKEN_ID)?.to_owned());
+            let ids = match issuer.get(LEGACY_CHILDREN) {
+                Some(AttributeValue::Ss(ids)) => ids.clone(),
+                _ => Vec::new(),
+            };
+            let keys = ids.iter().map(|id| Item::from([(TOKEN_ID.to_owned(), s(id))])).collect();
+            let got = self.batch_get(HashMap::from([(self.tables.tokens.clone(), keys)])).await?;
+            let children =
+                got.get(&self.tables.tokens).into_iter().flatten().map(token_from).collect::<Result<Vec<_>, _>>()?;
+            let puts = children
+                .iter()
+                .map(|c| {
+                    let put = build(PutRequest::builder().set_item(Some(child_item(&issuer_id, c))).build())?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            report.child_entries += puts.len();
+            self.batch_write(&self.tables.children, puts).await?;
+            let marked = self
+                .client
+                .update_item()
+                .table_name(&self.tables.tokens)
+                .key(TOKEN_ID, s(issuer_id.as_str()))
+                .update_expression(format!("SET {ISSUED} = :yes REMOVE {LEGACY_CHILDREN}"))
+                .condition_expression(format!("attribute_exists({TOKEN_ID})"))
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .send()
+                .await
+                .map_err(classify);
+            // Purged meanwhile: nothing left to mark.
+            match marked {
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+            report.issuers += 1;
+        }
+        // Events of the earlier layout: a partition key without a shard.
+        let events =
+            self.scan_all(&self.tables.audit, &format!("NOT contains({TENANT_ID}, :hash)"), &[(":hash", "#")]).await?;
+        let mut puts = Vec::new();
+        let mut deletes = Vec::new();
+        for old in events {
+            let event = audit_from(&old)?;
+            let tenant = TenantId::from_stored(get_s(&old, TENANT_ID)?.to_owned());
+            let event_id =
+                get_s(&old, EVENT_KEY)?.split_once('#').map(|(_, id)| id.to_owned()).ok_or_else(|| bad(EVENT_KEY))?;
+            let moved = AuditEvent { tenant_id: Some(tenant.clone()), event_id, ..event };
+            let mut item = old.clone();
+            item.insert(TENANT_ID.to_owned(), s(audit_partition(&tenant, &moved)));
+            puts.push(
+                WriteRequest::builder().put_request(build(PutRequest::builder().set_item(Some(item)).build())?).build(),
+            );
+            let key = Item::from([
+                (TENANT_ID.to_owned(), old[TENANT_ID].clone()),
+                (EVENT_KEY.to_owned(), old[EVENT_KEY].clone()),
+            ]);
+            deletes.push(
+                WriteRequest::builder()
+                    .delete_request(build(DeleteRequest::builder().set_key(Some(key)).build())?)
+                    .build(),
+            );
+        }
+        report.events = puts.len();
+        self.batch_write(&self.tables.audit, puts).await?;
+        self.batch_write(&self.tables.audit, deletes).await?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,218 @@
+//! The capacity model: what each route would consume on DynamoDB, KMS, the
+//! HTTP API and Lambda, per million requests, and the load on the busiest
+//! partition key under many readers of one key by one token. The units come
+//! from `scripts/capacity.py` (AWS's rules, applied to the items moto holds);
+//! run with `scripts/capacity`, which starts moto with the model. Under plain
+//! `scripts/test` (no model) this test says so and does nothing.
+//!
+//! Prices (us-east-1, on-demand): $0.625 per million write units, $0.125 per
+//! million read units, KMS $0.03 per 10,000 requests, HTTP API $1.00 per
+//! million, Lambda ~$0.25 per million at 256 MB.
+
+use ibyok_tests::{endpoint, Env, Req};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+
+const WRU: f64 = 0.625;
+const RRU: f64 = 0.125;
+const KMS: f64 = 3.00;
+const API: f64 = 1.00;
+const LAMBDA: f64 = 0.25;
+
+fn capacity(method: &str) -> Option<Value> {
+    let host = endpoint().trim_start_matches("http://").to_owned();
+    let mut s = std::net::TcpStream::connect(&host).ok()?;
+    write!(s, "{method} /__capacity HTTP/1.0\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    if !head.contains(" 200 ") {
+        return None;
+    }
+    serde_json::from_str(body).ok()
+}
+
+struct Measured {
+    name: String,
+    rcu: f64,
+    wcu: f64,
+    kms: f64,
+    /// Units per request on the busiest partition key: (partition, rcu, wcu).
+    busiest: (String, f64, f64),
+    dollars: f64,
+}
+
+fn measure(name: &str, n: usize, ledger: &Value, http: bool) -> Measured {
+    let n = n as f64;
+    let rcu = ledger["rcu"].as_f64().unwrap_or(0.0) / n;
+    let wcu = ledger["wcu"].as_f64().unwrap_or(0.0) / n;
+    let kms = ledger["kms"].as_object().map_or(0.0, |m| m.values().filter_map(Value::as_f64).sum()) / n;
+    let mut busiest = (String::new(), 0.0, 0.0);
+    for (p, u) in ledger["partitions"].as_object().into_iter().flatten() {
+        let (r, w) = (u["rcu"].as_f64().unwrap_or(0.0) / n, u["wcu"].as_f64().unwrap_or(0.0) / n);
+        // Against DynamoDB's per-partition limits (3,000 reads, 1,000 writes).
+        if r / 3000.0 + w / 1000.0 > busiest.1 / 3000.0 + busiest.2 / 1000.0 {
+            busiest = (p.clone(), r, w);
+        }
+    }
+    let fixed = if http { API + LAMBDA } else { 0.0 };
+    let dollars = rcu * RRU + wcu * WRU + kms * KMS + fixed;
+    Measured { name: name.to_owned(), rcu, wcu, kms, busiest, dollars }
+}
+
+fn print(rows: &[Measured]) {
+    println!(
+        "\n| route | read units | write units | KMS calls | $ per million | busiest partition key: units per request |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for m in rows {
+        let table = m.busiest.0.split('|').next().unwrap_or("");
+        let table = table.rsplit('-').next().unwrap_or(table);
+        println!(
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {} ({:.2} r, {:.2} w) |",
+            m.name, m.rcu, m.wcu, m.kms, m.dollars, table, m.busiest.1, m.busiest.2
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_cost_of_every_route_and_the_busiest_partition() {
+    if capacity("GET").is_none() {
+        println!("no capacity model at {}: run scripts/capacity", endpoint());
+        return;
+    }
+    let env = Env::new().await;
+    let key = env.add_key(&env.root, "k", "openai", "sk-capacity-model-0000000000").await;
+    let (token_id, t) = env.issue(&env.root, json!({"name": "fleet", "scopes": ["keys:read"]})).await;
+    // Plans: one read of each environment first.
+    env.read(&t, &key, "production").await.expect(200);
+    env.read(&t, &key, "development").await.expect(200);
+    env.settle().await;
+    let mut rows = Vec::new();
+
+    // Many readers of one key by one token, concurrently.
+    const READS: usize = 400;
+    const READERS: usize = 16;
+    for (name, environment) in [("read, live, planned", "production"), ("read, mock, planned", "development")] {
+        capacity("POST");
+        let mut done = 0;
+        while done < READS {
+            let batch = (0..READERS).map(|_| env.read(&t, &key, environment));
+            for r in futures::future::join_all(batch).await {
+                r.expect(200);
+            }
+            done += READERS;
+        }
+        rows.push(measure(name, done, &capacity("GET").unwrap(), true));
+        // The usage function's share: its writes per read counted.
+        capacity("POST");
+        env.settle().await;
+        let mut agg = measure(
+            &format!("  usage function, per {name} (batches of ≤ 500)"),
+            done,
+            &capacity("GET").unwrap(),
+            false,
+        );
+        agg.dollars += LAMBDA / 500.0;
+        rows.push(agg);
+    }
+
+    // A token's first read (the full path): a fresh token per read.
+    const FIRST: usize = 40;
+    let mut fresh = Vec::new();
+    for i in 0..FIRST {
+        fresh.push(env.issue(&env.root, json!({"name": format!("f{i}"), "scopes": ["keys:read"]})).await.1);
+    }
+    for (name, environment) in
+        [("read, live, a token's first", "staging"), ("read, mock, a token's first", "development")]
+    {
+        env.call(Req::put("/settings/modes").token(&env.root).json(json!({"staging": "live"}))).await.expect(200);
+        capacity("POST");
+        for f in &fresh {
+            env.read(f, &key, environment).await.expect(200);
+        }
+        rows.push(measure(name, FIRST, &capacity("GET").unwrap(), true));
+    }
+
+    // The other routes, a few times each.
+    let other = |name: &'static str, reqs: Vec<Req>| (name, reqs);
+    let k = key.clone();
+    let cases = vec![
+        other(
+            "POST /keys",
+            (0..10)
+                .map(|i| {
+                    Req::post("/keys")
+                        .json(json!({"name": format!("n{i}"), "llmType": "openai", "value": "sk-another-value-000000"}))
+                })
+                .collect(),
+        ),
+        other(
+            "PUT /keys/{id}/value",
+            (0..10)
+                .map(|_| Req::put(&format!("/keys/{k}/value")).json(json!({"value": "sk-capacity-model-0000000000"})))
+                .collect(),
+        ),
+        other("GET /keys/{id}", (0..10).map(|_| Req::get(&format!("/keys/{k}"))).collect()),
+        other("GET /keys", (0..10).map(|_| Req::get("/keys")).collect()),
+        other(
+            "POST /tokens",
+            (0..10)
+                .map(|i| Req::post("/tokens").json(json!({"name": format!("c{i}"), "scopes": ["keys:read"]})))
+                .collect(),
+        ),
+        other("GET /tokens", (0..10).map(|_| Req::get("/tokens")).collect()),
+        other("GET /usage", (0..10).map(|_| Req::get("/usage")).collect()),
+        other("GET /usage/daily", (0..10).map(|_| Req::get("/usage/daily")).collect()),
+        other("GET /audit", (0..10).map(|_| Req::get("/audit")).collect()),
+        other(
+            "PUT /settings/modes",
+            (0..10)
+                .map(|i| Req::put("/settings/modes").json(json!({"staging": if i % 2 == 0 { "mock" } else { "live" }})))
+                .collect(),
+        ),
+    ];
+    for (name, reqs) in cases {
+        let n = reqs.len();
+        capacity("POST");
+        for r in reqs {
+            let r = env.call(r.token(&env.root)).await;
+            assert!(r.status < 300, "{name}: {}", r.text());
+        }
+        rows.push(measure(name, n, &capacity("GET").unwrap(), true));
+    }
+    capacity("POST");
+    for _ in 0..10 {
+        let (id, _) = env.issue(&env.root, json!({"name": "gone", "scopes": ["keys:read"]})).await;
+        capacity("POST");
+        env.call(Req::delete(&format!("/tokens/{id}")).token(&env.root)).await.expect(204);
+        let m = measure("DELETE /tokens/{id}", 1, &capacity("GET").unwrap(), true);
+        if rows.last().is_none_or(|r: &Measured| r.name != m.name) {
+            rows.push(m);
+        }
+    }
+    print(&rows);
+
+    let live = &rows[0];
+    let mock = &rows[2];
+    let live_total = live.dollars + rows[1].dollars;
+    let mock_total = mock.dollars + rows[3].dollars;
+    println!("\nper million planned reads, all included: live ${live_total:.2}, mock ${mock_total:.2}");
+    for (m, total) in [(live, live_total), (mock, mock_total)] {
+        let (p, r, w) = &m.busiest;
+        println!(
+            "{}: busiest partition {p}: {r:.2} read / {w:.2} write units a read; at 10,000 reads/s {:.0} / {:.0} units/s \
+             (limits 3,000 / 1,000) — {} reads/s of one key by one token",
+            m.name,
+            r * 10_000.0,
+            w * 10_000.0,
+            ((3000.0 / r.max(1e-9)).min(1000.0 / w.max(1e-9))).floor(),
+        );
+        let _ = total;
+    }
+    // The contract's budget: at most 8% above the floor.
+    assert!(live_total <= 5.50, "live read ${live_total:.2} per million");
+    assert!(mock_total <= 2.50, "mock read ${mock_total:.2} per million");
+    assert!(live.kms == 1.0 && mock.kms == 0.0, "one Decrypt a live read, none a mock one");
+    let _ = token_id;
+}
