@@ -72,7 +72,21 @@ async fn aws_backends(args: &DevArgs) -> Result<(Arc<dyn Store>, Arc<dyn ibyok::
         }
         Err(_) => return Err("IBYOK_KMS_KEY_ID is not set (or pass --create-kms-key)".into()),
     };
-    Ok((Arc::new(DynamoStore::new(dynamo, tables)), Arc::new(AwsKms::new(kms_client, key_id))))
+    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(dynamo, tables.clone()));
+    // What the usage function does in AWS: the audit stream into the
+    // counters, here every second.
+    let usage = ibyok::store::dynamo::consumer::UsageStream::new(&sdk, &tables.audit, store.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = usage.drain().await {
+                tracing::warn!(error = %e, "applying the audit stream failed; retrying");
+            }
+        }
+    });
+    Ok((store, Arc::new(AwsKms::new(kms_client, key_id))))
 }
 
 /// The tenant to serve and a fresh root token for it: the data dir's first

@@ -253,6 +253,17 @@ fn dev_with_aws_serves_the_contract_on_moto_and_bootstrap_writes_a_working_root_
     assert_eq!(code, 0, "{err}");
     let key = json(&out)["keyId"].as_str().unwrap().to_owned();
     assert_eq!(cli(&dev, &["get", &key, "--env", "prod"], None).1.trim(), "sk-on-moto-123456");
+    // The counters come from the audit stream, which the dev server applies
+    // every second (what the usage function does in AWS).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, out, _) = cli(&dev, &["usage", "--json"], None);
+        if json(&out)["keys"][0]["retrievals"] == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the read is not counted after 10 s: {out}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     // The operator's bootstrap writes a second tenant straight to the tables.
     let mut cmd = Command::new(BIN);

@@ -5,7 +5,6 @@
 
 pub mod delay;
 pub mod faults;
-pub mod stream;
 
 use ibyok::api::{ApiRequest, ApiResponse, App};
 use ibyok::bootstrap;
@@ -68,11 +67,11 @@ pub async fn fresh_store() -> Arc<DynamoStore> {
 pub async fn fresh_subject() -> ibyok::store::contract::Subject {
     let store = fresh_store().await;
     let sdk = sdk_config().await;
-    let usage = Arc::new(stream::UsageStream::new(&sdk, &store.tables().audit, store.clone()));
+    let usage = Arc::new(ibyok::store::dynamo::consumer::UsageStream::new(&sdk, &store.tables().audit, store.clone()));
     let settle: ibyok::store::contract::Settle = Arc::new(move || {
         let usage = usage.clone();
         Box::pin(async move {
-            usage.drain().await;
+            usage.drain().await.expect("the audit stream applied");
         })
     });
     ibyok::store::contract::Subject { store, settle: Some(settle) }
@@ -81,7 +80,7 @@ pub async fn fresh_subject() -> ibyok::store::contract::Subject {
 pub struct Env {
     pub app: App<DynamoStore>,
     /// The usage function's part: the audit stream applied to the counters.
-    pub usage: Arc<stream::UsageStream>,
+    pub usage: Arc<ibyok::store::dynamo::consumer::UsageStream>,
     pub clock: Arc<ManualClock>,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub kms: aws_sdk_kms::Client,
@@ -161,7 +160,7 @@ impl EnvBuilder {
             }
         }
         .with_clock(clock.clone());
-        let usage = Arc::new(stream::UsageStream::new(&sdk, &tables.audit, store.clone()));
+        let usage = Arc::new(ibyok::store::dynamo::consumer::UsageStream::new(&sdk, &tables.audit, store.clone()));
         Env {
             app,
             usage,
@@ -274,7 +273,7 @@ impl Env {
     /// Lets the counters catch up with every read so far (what the usage
     /// function does within seconds in AWS).
     pub async fn settle(&self) {
-        self.usage.drain().await;
+        self.usage.drain().await.expect("the audit stream applied");
     }
 
     pub async fn add_key(&self, token: &str, name: &str, llm: &str, value: &str) -> String {

@@ -24,8 +24,8 @@ async fn daily_usage_counts_reads_per_day_key_and_token() {
     // The last batch delivered again, with a read written since: each read
     // counts once.
     env.read(&t, &b, "development").await.expect(200);
-    env.usage.redeliver_last().await;
-    env.usage.redeliver_last().await;
+    env.usage.redeliver_last().await.unwrap();
+    env.usage.redeliver_last().await.unwrap();
     env.settle().await;
 
     let q = format!("/usage/daily?from={day1}&to={day2}");

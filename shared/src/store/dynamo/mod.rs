@@ -9,7 +9,8 @@
 //! | `retry.rs` | the one backoff helper for the loops the SDK does not retry |
 //! | `tables.rs` | table creation from [`schema`] |
 //! | `migrate.rs` | `ibyok admin migrate`: the earlier layout's items moved |
-//! | `stream.rs` | the audit stream's records as the usage function gets them |
+//! | `stream.rs` | the audit stream's records as the usage function gets them, and what it does with them |
+//! | `consumer.rs` | the stream read where no event source mapping does it (tests, `ibyok dev --aws`) |
 //! | `usage.rs` | the counters: batches applied exactly, daily counts read |
 
 use super::schema::{
@@ -38,6 +39,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use std::collections::{BTreeMap, HashMap};
 
+#[cfg(feature = "stream-consumer")]
+pub mod consumer;
 mod cursor;
 mod errors;
 mod items;

@@ -6,6 +6,7 @@
 use super::{audit_tenant, KEY_ID, TENANT_ID, TOKEN_ID};
 use crate::clock::Timestamp;
 use crate::ids::{KeyId, TenantId, TokenId};
+use crate::store::{Store, StoreError};
 use crate::usage::{CountedRead, SeqNo, UsageBatch};
 use serde_json::Value;
 
@@ -67,6 +68,38 @@ pub fn batch_from_event(event: &Value) -> Result<Option<UsageBatch>, StreamError
     }
     let last_seq = last_seq.ok_or_else(|| StreamError("no records".into()))?;
     Ok(Some(UsageBatch { id, last_seq, reads }))
+}
+
+/// What one delivery counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    /// Records in the delivery.
+    pub records: usize,
+    /// Reads (and take-backs) among them.
+    pub reads: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Event(#[from] StreamError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The usage function's work on one delivery of the audit stream: its batch
+/// added to the counters ([`Store::apply_usage`]). An error fails the
+/// delivery, which comes again; the store's checkpoint makes that exact.
+pub async fn apply_stream_event<S: Store + ?Sized>(
+    store: &S,
+    now: Timestamp,
+    event: &Value,
+) -> Result<Applied, ApplyError> {
+    let records = event.get("Records").and_then(Value::as_array).map_or(0, Vec::len);
+    let Some(batch) = batch_from_event(event)? else { return Ok(Applied { records, reads: 0 }) };
+    store.apply_usage(&batch, now).await?;
+    Ok(Applied { records, reads: batch.reads.len() })
 }
 
 fn read(

@@ -1,11 +1,13 @@
-//! What the usage function's event source mapping does in AWS, done by the
-//! tests on moto: read the audit table's stream in order, hand each page of
-//! records, as the Lambda event's JSON, to the usage function's handler,
-//! and move on only once it succeeded.
+//! What the usage function's event source mapping does in AWS, for where
+//! there is none (the tests on moto, `ibyok dev --aws`): read the audit
+//! table's stream in order, hand each page of records, as the Lambda event's
+//! JSON, to the code the usage function runs ([`apply_stream_event`]), and
+//! move on only once it succeeded. Feature `stream-consumer`.
 
+use super::stream::{apply_stream_event, ApplyError};
+use crate::clock::{Clock, SystemClock};
+use crate::store::Store;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
-use ibyok::clock::SystemClock;
-use ibyok::store::Store;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,45 +75,46 @@ impl UsageStream {
         }
     }
 
-    async fn stream(&self) -> (String, Vec<String>) {
-        let table = self.dynamo.describe_table().table_name(&self.audit_table).send().await.expect("describe table");
-        let arn = table.table().and_then(|t| t.latest_stream_arn()).expect("the audit table has a stream").to_owned();
-        let stream = self.streams.describe_stream().stream_arn(&arn).send().await.expect("describe stream");
+    async fn stream(&self) -> Result<(String, Vec<String>), ConsumerError> {
+        let table =
+            self.dynamo.describe_table().table_name(&self.audit_table).send().await.map_err(ConsumerError::sdk)?;
+        let arn = table.table().and_then(|t| t.latest_stream_arn()).ok_or(ConsumerError::NoStream)?.to_owned();
+        let stream = self.streams.describe_stream().stream_arn(&arn).send().await.map_err(ConsumerError::sdk)?;
         let shards = stream
             .stream_description()
             .map(|d| d.shards().iter().filter_map(|s| s.shard_id().map(str::to_owned)).collect())
             .unwrap_or_default();
-        (arn, shards)
+        Ok((arn, shards))
     }
 
     /// Applies every record written so far; answers how many records it read.
-    pub async fn drain(&self) -> usize {
+    pub async fn drain(&self) -> Result<usize, ConsumerError> {
         let mut positions = self.positions.lock().await;
-        let (arn, shards) = self.stream().await;
+        let (arn, shards) = self.stream().await?;
         let mut read = 0;
         for shard in shards {
             let from = match positions.get(&shard) {
                 Some(p) => (ShardIteratorType::AfterSequenceNumber, Some(p.applied.clone())),
                 None => (ShardIteratorType::TrimHorizon, None),
             };
-            read += self.apply_from(&arn, &shard, from, &mut positions).await;
+            read += self.apply_from(&arn, &shard, from, &mut positions).await?;
         }
-        read
+        Ok(read)
     }
 
     /// What the event source mapping does when a batch succeeded but its
     /// progress was lost: delivers it again from its first record, with
     /// whatever was written since.
-    pub async fn redeliver_last(&self) -> usize {
+    pub async fn redeliver_last(&self) -> Result<usize, ConsumerError> {
         let mut positions = self.positions.lock().await;
-        let (arn, shards) = self.stream().await;
+        let (arn, shards) = self.stream().await?;
         let mut read = 0;
         for shard in shards {
             let Some(start) = positions.get(&shard).map(|p| p.last_batch_start.clone()) else { continue };
             let from = (ShardIteratorType::AtSequenceNumber, Some(start));
-            read += self.apply_from(&arn, &shard, from, &mut positions).await;
+            read += self.apply_from(&arn, &shard, from, &mut positions).await?;
         }
-        read
+        Ok(read)
     }
 
     async fn apply_from(
@@ -120,21 +123,44 @@ impl UsageStream {
         shard: &str,
         (kind, seq): (ShardIteratorType, Option<String>),
         positions: &mut HashMap<String, Position>,
-    ) -> usize {
+    ) -> Result<usize, ConsumerError> {
         let it = self.streams.get_shard_iterator().stream_arn(arn).shard_id(shard).shard_iterator_type(kind);
-        let mut iterator = it.set_sequence_number(seq).send().await.expect("shard iterator").shard_iterator;
+        let mut iterator = it.set_sequence_number(seq).send().await.map_err(ConsumerError::sdk)?.shard_iterator;
         let mut read = 0;
         while let Some(current) = iterator.take() {
-            let page = self.streams.get_records().shard_iterator(current).limit(500).send().await.expect("get records");
+            let page = self
+                .streams
+                .get_records()
+                .shard_iterator(current)
+                .limit(500)
+                .send()
+                .await
+                .map_err(ConsumerError::sdk)?;
             let seq =
                 |r: Option<&Record>| r.and_then(|r| r.dynamodb()).and_then(|d| d.sequence_number()).map(str::to_owned);
             let (Some(first), Some(last)) = (seq(page.records().first()), seq(page.records().last())) else { break };
             let event = json!({ "Records": page.records().iter().map(record_json).collect::<Vec<_>>() });
-            usage::handler(self.store.as_ref(), &SystemClock, &event).await.expect("the usage function");
+            apply_stream_event(self.store.as_ref(), SystemClock.now(), &event).await?;
             positions.insert(shard.to_owned(), Position { applied: last, last_batch_start: first });
             read += page.records().len();
             iterator = page.next_shard_iterator;
         }
-        read
+        Ok(read)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error("the audit table has no stream")]
+    NoStream,
+    #[error("reading the audit stream failed: {0}")]
+    Sdk(String),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+impl ConsumerError {
+    fn sdk(e: impl std::error::Error + 'static) -> Self {
+        ConsumerError::Sdk(crate::fault::chain(&e))
     }
 }
