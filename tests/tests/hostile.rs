@@ -43,7 +43,7 @@ impl Caller {
     };
 }
 
-const ROUTES: [&str; 16] = [
+const ROUTES: [&str; 17] = [
     "POST /keys",
     "GET /keys",
     "GET /keys/{keyId}",
@@ -59,6 +59,7 @@ const ROUTES: [&str; 16] = [
     "PUT /settings/modes",
     "GET /settings/guardrails",
     "GET /usage",
+    "GET /usage/daily",
     "GET /audit",
 ];
 
@@ -151,7 +152,7 @@ async fn credentials(env: &Env, caller: Caller, route: &str, key_elsewhere: &str
                 "GET /tokens" => &["tokens:read", "tokens:write"],
                 "GET /settings/modes" | "GET /settings/guardrails" => &["settings:read", "settings:write"],
                 "PUT /settings/modes" => &["settings:write"],
-                "GET /usage" | "GET /audit" => &["usage:read"],
+                "GET /usage" | "GET /usage/daily" | "GET /audit" => &["usage:read"],
                 _ => &["tokens:write"],
             };
             let scopes: Vec<&str> = ALL_SCOPES.iter().copied().filter(|s| !needed.contains(s)).collect();
@@ -207,7 +208,7 @@ async fn every_route_answers_every_hostile_caller_as_the_contract_says() {
             cases += 1;
         }
     }
-    assert_eq!(cases, 192);
+    assert_eq!(cases, ROUTES.len() * 12);
     // One 401 body for every reason.
     let unauthorized = &bodies[&401];
     assert!(unauthorized.iter().all(|(_, b)| *b == unauthorized[0].1), "{unauthorized:#?}");
