@@ -91,7 +91,7 @@ async fn the_scheduled_event_runs_cleanup() {
     env.issue(&env.root, json!({"name": "short", "scopes": ["keys:read"], "expiresIn": 60})).await;
     env.clock.advance_seconds(61);
     let report = cleanup::handler(env.dyn_store(), env.clock.as_ref()).await.unwrap();
-    assert_eq!((report.items_read, report.deleted), (1, 1));
+    assert_eq!((report.tokens.items_read, report.tokens.deleted), (1, 1));
 }
 
 #[tokio::test]

@@ -65,6 +65,10 @@ pub const EVENT_KEY: &str = "eventKey";
 pub const ISSUER_ID: &str = "issuerId";
 pub const PURGE_SHARD: &str = "purgeShard";
 pub const PURGE_AT: &str = "purgeAt";
+/// On a key item while it holds a previous version: the shard and the
+/// second its window closes, for cleanup to find it (sparse).
+pub const RETIRE_SHARD: &str = "retireShard";
+pub const RETIRE_AT: &str = "retireAt";
 /// The TTL attribute of the tokens and audit tables (epoch seconds).
 pub const TTL: &str = "ttl";
 
@@ -79,6 +83,11 @@ pub const TENANT_INDEX: &str = "by-tenant";
 pub const PURGE_INDEX: &str = "by-purge";
 /// Purge index partitions, so that token writes spread over several.
 pub const PURGE_SHARDS: u8 = 8;
+/// The keys whose previous version is to be destroyed (sparse: only keys
+/// holding a previous version are in it).
+pub const RETIRE_INDEX: &str = "by-retire";
+/// Retire index partitions, as for the purge index.
+pub const RETIRE_SHARDS: u8 = 8;
 
 pub const TOKENS: Table = Table {
     logical_id: "TokensTable",
@@ -97,7 +106,10 @@ pub const KEYS: Table = Table {
     suffix: "keys",
     hash: s(KEY_ID),
     range: None,
-    indexes: &[Index { name: TENANT_INDEX, hash: s(TENANT_ID), range: Some(n(CREATED_AT)), keys_only: true }],
+    indexes: &[
+        Index { name: TENANT_INDEX, hash: s(TENANT_ID), range: Some(n(CREATED_AT)), keys_only: true },
+        Index { name: RETIRE_INDEX, hash: s(RETIRE_SHARD), range: Some(n(RETIRE_AT)), keys_only: true },
+    ],
     ttl: None,
 };
 
