@@ -275,7 +275,7 @@ impl KeyRecord {
 
     /// The next version number.
     pub fn next_version(&self) -> u64 {
-        self.last_version.max(self.current.number) + 1
+        self.last_version.max(self.current.number).saturating_add(1)
     }
 
     fn demoted(&self, previous_valid_for: i64, now: Timestamp) -> Slot {
