@@ -162,7 +162,9 @@ async fn bad_version_input_is_400_naming_the_field() {
     env.call(put(&key, json!({"value": "sk-x-new-value-0002", "previousValidFor": 2_592_000})).token(&env.root))
         .await
         .expect(200);
-    env.call(put(&key, json!({"value": "sk-x-new-value-0003", "stage": "pending"})).token(&env.root)).await.expect(200);
+    // A window of 0 with pending means what it means at promote: accepted.
+    let pending = json!({"value": "sk-x-new-value-0003", "stage": "pending", "previousValidFor": 0});
+    env.call(put(&key, pending).token(&env.root)).await.expect(200);
     for (body, field) in [
         (json!({"previousValidFor": 2_592_001}), "previousValidFor"),
         (json!({"previousValidFor": null}), "previousValidFor"),

@@ -213,7 +213,9 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
             Some(_) => return Err(ApiError::bad("stage", "must be current or pending")),
         };
         let valid_for = previous_valid_for(&body)?;
-        if pending && body.has("previousValidFor") {
+        // The window is the promote's to give; 0 (nothing kept) is the only
+        // value that means the same here.
+        if pending && valid_for != 0 {
             return Err(ApiError::bad(
                 "previousValidFor",
                 "applies when a version becomes current: give it to promote",
