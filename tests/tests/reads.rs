@@ -90,7 +90,8 @@ async fn the_servers_environment_applies_without_env_and_bad_env_is_400() {
         env.read(&env.root, &key, bad).await.expect_error(400, "invalid_request");
     }
     let r = env.call(Req::get(&format!("/external/keys/{key}/value")).token(&env.root)).await.expect(200);
-    assert_eq!(r.body.as_object().unwrap().len(), 5);
+    assert_eq!(r.body["version"], 1, "the answer names the version read");
+    assert_eq!(r.body.as_object().unwrap().len(), 6);
 }
 
 #[tokio::test]

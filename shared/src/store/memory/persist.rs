@@ -291,3 +291,41 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
     }
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::contract::{version, world, T0};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn versions_survive_a_restart_and_an_earlier_file_reads_as_version_one() {
+        let dir = std::env::temp_dir().join(format!("ibyok-persist-{}", crate::ids::random_base62(12)));
+        let store = Arc::new(MemoryStore::open_dir(&dir).unwrap());
+        let w = world(store.clone()).await;
+        let key = w.key("k", T0);
+        w.store.create_key(&key, &w.event(AuditAction::KeyCreate, T0)).await.unwrap();
+        let rotate = key.rotation(version(2, T0), 60, T0);
+        w.store.update_key(&w.tenant, &key.key_id, &rotate, T0, &w.event(AuditAction::KeyRotate, T0)).await.unwrap();
+        let got = w.get_key(&key.key_id).await.unwrap();
+        let stage = got.staging(version(3, T0));
+        w.store.update_key(&w.tenant, &key.key_id, &stage, T0, &w.event(AuditAction::KeyRotate, T0)).await.unwrap();
+        let before = w.get_key(&key.key_id).await.unwrap();
+        let reopened = MemoryStore::open_dir(&dir).unwrap();
+        let after = reopened.read(|s| s.keys.get(&key.key_id).cloned()).unwrap().unwrap();
+        assert_eq!(after, before);
+        // A file written before versions: no version fields on its keys.
+        let path = dir.join("store.json");
+        let mut file: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        for k in file["keys"].as_array_mut().unwrap() {
+            for field in ["version", "version_created_at", "last_version", "previous", "pending"] {
+                k.as_object_mut().unwrap().remove(field);
+            }
+        }
+        let earlier = load(&serde_json::to_vec(&file).unwrap()).unwrap();
+        let k = &earlier.keys[&key.key_id];
+        assert_eq!((k.current.number, k.last_version, k.previous.is_none(), k.pending.is_none()), (1, 1, true, true));
+        assert_eq!((k.current.created_at, &k.current.envelope), (k.created_at, &before.current.envelope));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
