@@ -128,6 +128,26 @@ impl World {
         self.audit().await.iter().map(|e| e.action).collect()
     }
 
+    /// A key stored with three versions at `T0`: v1 previous for 60 s, v2
+    /// current, v3 pending. Answers the key as created and as stored.
+    pub async fn three_versions(&self) -> (KeyRecord, KeyRecord) {
+        let key = self.key("k", T0);
+        self.store.create_key(&key, &self.event(AuditAction::KeyCreate, T0)).await.unwrap();
+        let rotate = key.rotation(version(2, T0), 60, T0);
+        self.store
+            .update_key(&self.tenant, &key.key_id, &rotate, T0, &self.event(AuditAction::KeyRotate, T0))
+            .await
+            .unwrap();
+        let got = self.get_key(&key.key_id).await.unwrap();
+        let stage = got.staging(version(3, T0));
+        self.store
+            .update_key(&self.tenant, &key.key_id, &stage, T0, &self.event(AuditAction::KeyRotate, T0))
+            .await
+            .unwrap();
+        let got = self.get_key(&key.key_id).await.unwrap();
+        (key, got)
+    }
+
     /// An expected read of `key` by the root token that holds right now.
     pub fn expect_read(&self, key: &KeyRecord) -> ExpectedRead {
         ExpectedRead {
@@ -814,14 +834,7 @@ pub async fn retire_versions_destroys_due_previous_versions_only(store: Subject)
 /// version stands where it stood and is readable.
 pub async fn expected_read_follows_the_version(store: Subject) {
     let w = world(store).await;
-    let key = w.key("k", T0);
-    w.store.create_key(&key, &w.event(AuditAction::KeyCreate, T0)).await.unwrap();
-    let rotate = key.rotation(version(2, T0), 60, T0);
-    w.store.update_key(&w.tenant, &key.key_id, &rotate, T0, &w.event(AuditAction::KeyRotate, T0)).await.unwrap();
-    let got = w.get_key(&key.key_id).await.unwrap();
-    let stage = got.staging(version(3, T0));
-    w.store.update_key(&w.tenant, &key.key_id, &stage, T0, &w.event(AuditAction::KeyRotate, T0)).await.unwrap();
-    let got = w.get_key(&key.key_id).await.unwrap();
+    let (key, got) = w.three_versions().await;
     let plan = |number, stage, envelope: &Envelope| ExpectedRead {
         version: PlannedVersion { number, stage },
         envelope: Some(envelope.clone()),

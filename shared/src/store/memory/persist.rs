@@ -295,7 +295,7 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::contract::{version, world, T0};
+    use crate::store::contract::world;
     use std::sync::Arc;
 
     #[tokio::test]
@@ -303,14 +303,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ibyok-persist-{}", crate::ids::random_base62(12)));
         let store = Arc::new(MemoryStore::open_dir(&dir).unwrap());
         let w = world(store.clone()).await;
-        let key = w.key("k", T0);
-        w.store.create_key(&key, &w.event(AuditAction::KeyCreate, T0)).await.unwrap();
-        let rotate = key.rotation(version(2, T0), 60, T0);
-        w.store.update_key(&w.tenant, &key.key_id, &rotate, T0, &w.event(AuditAction::KeyRotate, T0)).await.unwrap();
-        let got = w.get_key(&key.key_id).await.unwrap();
-        let stage = got.staging(version(3, T0));
-        w.store.update_key(&w.tenant, &key.key_id, &stage, T0, &w.event(AuditAction::KeyRotate, T0)).await.unwrap();
-        let before = w.get_key(&key.key_id).await.unwrap();
+        let (key, before) = w.three_versions().await;
         let reopened = MemoryStore::open_dir(&dir).unwrap();
         let after = reopened.read(|s| s.keys.get(&key.key_id).cloned()).unwrap().unwrap();
         assert_eq!(after, before);
