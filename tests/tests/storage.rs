@@ -378,3 +378,46 @@ async fn cleanup_destroys_a_retired_versions_ciphertext_and_wrapped_key() {
     env.call(Req::delete(&format!("/keys/{key}")).token(&env.root)).await.expect(204);
     assert!(scan(&env, &env.tables.keys).await.iter().all(|i| i["keyId"] != AttributeValue::S(key.clone())));
 }
+
+/// Every envelope an item holds: the top-level one and one per version map.
+fn envelopes(item: &Item) -> usize {
+    let maps = ["previous", "pending"].iter().filter(|m| item.get(**m).is_some_and(|v| v.as_m().is_ok())).count();
+    usize::from(item.contains_key("ciphertext")) + maps
+}
+
+#[tokio::test]
+async fn a_key_item_holds_at_most_three_envelopes_however_often_it_rotates() {
+    let env = Env::new().await;
+    let value = |i: usize| format!("sk-{i:04}-{}", "x".repeat(8184));
+    let key = env.add_key(&env.root, "big", "openai", &value(0)).await;
+    let one = ibyok_tests::item_bytes(&raw_key(&env, &key).await);
+    let mut staged = Vec::new();
+    let mut promoted = Vec::new();
+    for round in 1..=12 {
+        let stage = json!({"value": value(2 * round - 1), "stage": "pending"});
+        env.call(put_req(&key, stage).token(&env.root)).await.expect(200);
+        // A second pending version replaces the first.
+        let replaced = json!({"value": value(2 * round), "stage": "pending"});
+        env.call(put_req(&key, replaced).token(&env.root)).await.expect(200);
+        let item = raw_key(&env, &key).await;
+        assert!(envelopes(&item) <= 3, "round {round}");
+        staged.push(ibyok_tests::item_bytes(&item));
+        let promote =
+            Req::post(&format!("/keys/{key}/promote")).token(&env.root).json(json!({"previousValidFor": 3600}));
+        env.call(promote).await.expect(200);
+        let item = raw_key(&env, &key).await;
+        assert_eq!(envelopes(&item), 2, "round {round}: current and previous");
+        promoted.push(ibyok_tests::item_bytes(&item));
+    }
+    println!("key item with 8 KiB values: {one} bytes with one version; {staged:?} with three; {promoted:?} with two");
+    let spread = |v: &[usize]| v.iter().max().unwrap() - v.iter().min().unwrap();
+    // Only the version numbers' digits may grow (by a byte or two).
+    assert!(spread(&staged[1..]) <= 8 && spread(&promoted[1..]) <= 8, "{staged:?} {promoted:?}");
+    assert!(*staged.iter().max().unwrap() < 3 * one + 1024, "three versions cost about three values");
+    assert_eq!(versions_listed(&env, &key).await, 2);
+}
+
+async fn versions_listed(env: &Env, key: &str) -> usize {
+    let r = env.call(Req::get(&format!("/keys/{key}/versions")).token(&env.root)).await.expect(200);
+    r.body["versions"].as_array().unwrap().len()
+}
