@@ -9,14 +9,14 @@
 //!
 //! The planned path, one round trip: a successful read leaves a [`ReadPlan`]
 //! for its token, key, environment and version asked for (what it found: no
-//! value, no data key, no token). The next such read sends the `Decrypt` of the planned envelope
-//! (live) and [`Store::record_expected_read`] at once; the store writes the
-//! counters and the audit event only if everything the plan assumed still
-//! holds at that moment — the token stored, unrevoked and unexpired, the
-//! key's name, type, envelope and override, the version still where it was
-//! and readable, the tenant's setting — and
-//! otherwise writes nothing, and the read takes the full path. A plan can
-//! cost a round trip, never a wrong answer.
+//! value, no data key, no token). The next such read sends the `Decrypt` of
+//! the planned envelope (live) and [`Store::record_expected_read`] at once;
+//! the store writes the counters and the audit event only if everything the
+//! plan assumed still holds at that moment — the token stored, unrevoked and
+//! unexpired, the key's name, type, envelope and override, the version still
+//! where it was and readable, the tenant's setting — and otherwise writes
+//! nothing, and the read takes the full path. A plan can cost a round trip,
+//! never a wrong answer.
 //!
 //! [`Store::record_expected_read`]: crate::store::Store::record_expected_read
 
