@@ -136,12 +136,25 @@ struct KeyBody<'a> {
     value: &'a SecretValue,
     #[serde(skip_serializing_if = "Option::is_none")]
     mode_overrides: Option<serde_json::Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stage: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_valid_for: Option<u64>,
 }
 
-/// `PUT /keys/{keyId}/value` with a value read from stdin or a prompt.
-pub fn rotate(c: &Client, key_id: &str) -> Result<Value, CliError> {
+/// `PUT /keys/{keyId}/value` with a value read from stdin or a prompt: a
+/// new current version (the one it replaces readable for
+/// `previous_valid_for` seconds), or a pending one.
+pub fn rotate(c: &Client, key_id: &str, pending: bool, previous_valid_for: Option<u64>) -> Result<Value, CliError> {
     let value = read_value()?;
-    let body = json_bytes(&KeyBody { name: None, llm_type: None, value: &value, mode_overrides: None });
+    let body = json_bytes(&KeyBody {
+        name: None,
+        llm_type: None,
+        value: &value,
+        mode_overrides: None,
+        stage: pending.then_some("pending"),
+        previous_valid_for,
+    });
     drop(value);
     let raw = c.send("PUT", &format!("/keys/{key_id}/value"), Some(&body))?;
     serde_json::from_slice(raw.expose()).map_err(|e| format!("unreadable response: {e}"))
@@ -169,19 +182,62 @@ pub fn key_rows(keys: &[Value]) {
                 text(&k["keyId"]),
                 text(&k["name"]),
                 text(&k["llmType"]),
+                text(&k["version"]),
                 text(&k["preview"]),
                 relative(&k["lastUsedAt"]),
                 relative(&k["updatedAt"]),
             ]
         })
         .collect();
-    table(&["KEY ID", "NAME", "TYPE", "PREVIEW", "LAST USED", "UPDATED"], rows);
+    table(&["KEY ID", "NAME", "TYPE", "VERSION", "PREVIEW", "LAST USED", "UPDATED"], rows);
+}
+
+/// One key's metadata, as JSON or a one-row table.
+pub fn print_key(k: &Value, as_json: bool) {
+    if as_json {
+        print_json(k);
+    } else {
+        key_rows(std::slice::from_ref(k));
+    }
+}
+
+/// `GET /keys/{keyId}/versions`.
+pub fn versions(c: &Client, key_id: &str, as_json: bool) -> Result<(), CliError> {
+    let listed = c.call("GET", &format!("/keys/{key_id}/versions"), None)?;
+    if as_json {
+        print_json(&listed);
+        return Ok(());
+    }
+    let rows = listed["versions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            vec![
+                text(&v["version"]),
+                text(&v["stage"]),
+                relative(&v["createdAt"]),
+                relative(&v["retiresAt"]),
+                text(&v["preview"]),
+            ]
+        })
+        .collect();
+    table(&["VERSION", "STAGE", "CREATED", "RETIRES", "PREVIEW"], rows);
+    Ok(())
 }
 
 pub fn keys_add(c: &Client, name: &str, llm_type: &str, overrides: &[String], as_json: bool) -> Result<(), CliError> {
     let mode_overrides = if overrides.is_empty() { None } else { Some(pairs(overrides, "--mode-override")?) };
     let value = read_value()?;
-    let body = json_bytes(&KeyBody { name: Some(name), llm_type: Some(llm_type), value: &value, mode_overrides });
+    let body = json_bytes(&KeyBody {
+        name: Some(name),
+        llm_type: Some(llm_type),
+        value: &value,
+        mode_overrides,
+        stage: None,
+        previous_valid_for: None,
+    });
     drop(value);
     let raw = c.send("POST", "/keys", Some(&body))?;
     let created: Value = serde_json::from_slice(raw.expose()).map_err(|e| format!("unreadable response: {e}"))?;
@@ -378,16 +434,23 @@ pub fn audit(c: &Client, limit: u32, as_json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Fetches one key's value (for `get` and `run`), straight into the
-/// secret type.
+/// Fetches one key's current value (for `run`), straight into the secret
+/// type.
 pub fn value(c: &Client, key_id: &str, env: Option<&str>) -> Result<SecretValue, CliError> {
+    value_of(c, key_id, env, None)
+}
+
+/// Fetches one version of a key's value (`current` when `None`).
+pub fn value_of(c: &Client, key_id: &str, env: Option<&str>, version: Option<&str>) -> Result<SecretValue, CliError> {
     #[derive(Deserialize)]
     struct Read {
         value: SecretValue,
     }
-    let path = match env {
-        Some(e) => format!("/external/keys/{key_id}/value?env={e}"),
-        None => format!("/external/keys/{key_id}/value"),
+    let query: Vec<String> =
+        [("env", env), ("version", version)].iter().filter_map(|(k, v)| v.map(|v| format!("{k}={v}"))).collect();
+    let path = match query.is_empty() {
+        true => format!("/external/keys/{key_id}/value"),
+        false => format!("/external/keys/{key_id}/value?{}", query.join("&")),
     };
     let raw = c.send("GET", &path, None)?;
     let read: Read = serde_json::from_slice(raw.expose()).map_err(|_| "the response has no value")?;

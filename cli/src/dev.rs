@@ -103,6 +103,7 @@ async fn root_token(store: &dyn Store, existing: Option<ibyok::store::TenantReco
                 action: ibyok::store::AuditAction::TokenCreate,
                 token_id: Some(record.token_id.clone()),
                 key_id: None,
+                version: None,
                 environment: None,
                 effective_mode: None,
                 outcome: ibyok::store::Outcome::Ok,

@@ -7,7 +7,7 @@ mod dev;
 mod output;
 
 use clap::{Parser, Subcommand};
-use client::{print_json, Client};
+use client::Client;
 use ibyok::secret::TokenSecret;
 
 #[derive(Parser, Debug)]
@@ -39,6 +39,9 @@ enum Command {
         /// dev, development, staging, prod or production.
         #[arg(long)]
         env: Option<String>,
+        /// current (default), previous, pending or a version number.
+        #[arg(long)]
+        version: Option<String>,
     },
     /// Manage tokens.
     #[command(subcommand)]
@@ -84,8 +87,26 @@ enum KeysCmd {
     Show {
         key_id: String,
     },
-    /// Replace a key's value (read from stdin or a prompt).
+    /// Store a new version of a key's value (read from stdin or a prompt):
+    /// current at once, or pending until promoted.
     Rotate {
+        key_id: String,
+        /// Store it as the pending version (read only when asked for).
+        #[arg(long)]
+        pending: bool,
+        /// Keep the version it replaces readable this long (e.g. 1h, 7d).
+        #[arg(long = "previous-valid-for", value_parser = parse_duration_or_zero, conflicts_with = "pending")]
+        previous_valid_for: Option<u64>,
+    },
+    /// Make the pending version current.
+    Promote {
+        key_id: String,
+        /// Keep the version it replaces readable this long (e.g. 1h, 7d).
+        #[arg(long = "previous-valid-for", value_parser = parse_duration_or_zero)]
+        previous_valid_for: Option<u64>,
+    },
+    /// A key's versions, newest first.
+    Versions {
         key_id: String,
     },
     Rm {
@@ -181,25 +202,27 @@ fn client_command(cli: &Cli, token: Option<TokenSecret>) -> Result<(), String> {
         Command::Keys(KeysCmd::List) => client::keys_list(&c, j),
         Command::Keys(KeysCmd::Show { key_id }) => {
             let k = c.call("GET", &format!("/keys/{key_id}"), None)?;
-            if j {
-                print_json(&k);
-            } else {
-                client::key_rows(std::slice::from_ref(&k));
-            }
+            client::print_key(&k, j);
             Ok(())
         }
-        Command::Keys(KeysCmd::Rotate { key_id }) => {
-            let k = client::rotate(&c, key_id)?;
-            if j {
-                print_json(&k);
-            } else {
-                client::key_rows(std::slice::from_ref(&k));
-            }
+        Command::Keys(KeysCmd::Rotate { key_id, pending, previous_valid_for }) => {
+            let k = client::rotate(&c, key_id, *pending, *previous_valid_for)?;
+            client::print_key(&k, j);
             Ok(())
         }
+        Command::Keys(KeysCmd::Promote { key_id, previous_valid_for }) => {
+            let body = match previous_valid_for {
+                Some(s) => serde_json::json!({ "previousValidFor": s }),
+                None => serde_json::json!({}),
+            };
+            let k = c.call("POST", &format!("/keys/{key_id}/promote"), Some(body))?;
+            client::print_key(&k, j);
+            Ok(())
+        }
+        Command::Keys(KeysCmd::Versions { key_id }) => client::versions(&c, key_id, j),
         Command::Keys(KeysCmd::Rm { key_id }) => c.call("DELETE", &format!("/keys/{key_id}"), None).map(|_| ()),
-        Command::Get { key_id, env } => {
-            println!("{}", client::value(&c, key_id, env.as_deref())?.expose_value());
+        Command::Get { key_id, env, version } => {
+            println!("{}", client::value_of(&c, key_id, env.as_deref(), version.as_deref())?.expose_value());
             Ok(())
         }
         Command::Tokens(TokensCmd::Create { name, scopes, expires_in, key_ids, cidrs }) => {
@@ -264,6 +287,14 @@ fn main() {
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
+    }
+}
+
+/// As [`parse_duration`], and `0` (no window) too.
+fn parse_duration_or_zero(s: &str) -> Result<u64, String> {
+    match s.trim_end_matches(['s', 'm', 'h', 'd']) {
+        d if !d.is_empty() && d.bytes().all(|b| b == b'0') => Ok(0),
+        _ => parse_duration(s),
     }
 }
 

@@ -135,6 +135,49 @@ fn a_full_flow_through_the_cli() {
 }
 
 #[test]
+fn versions_through_the_cli() {
+    let dev = start_dev(&[]);
+    let add = ["keys", "add", "--name", "Rotating", "--llm-type", "openai", "--json"];
+    let key = json(&cli(&dev, &add, Some("sk-cli-version-one-01\n")).1)["keyId"].as_str().unwrap().to_owned();
+    // A pending version, then promoted with the old one kept for an hour.
+    let (code, out, _) = cli(&dev, &["keys", "rotate", &key, "--pending", "--json"], Some("sk-cli-version-two-02\n"));
+    assert_eq!((code, json(&out)["version"].as_u64()), (0, Some(1)), "current unchanged");
+    assert!(!out.contains("sk-cli-version"));
+    let get = |version: &str| cli(&dev, &["get", &key, "--env", "prod", "--version", version], None);
+    assert_eq!(get("pending").1, "sk-cli-version-two-02\n");
+    assert_eq!(get("current").1, "sk-cli-version-one-01\n");
+    let (code, out, _) = cli(&dev, &["keys", "promote", &key, "--previous-valid-for", "1h", "--json"], None);
+    assert_eq!((code, json(&out)["version"].as_u64()), (0, Some(2)));
+    assert_eq!(get("previous").1, "sk-cli-version-one-01\n");
+    assert_eq!(get("2").1, "sk-cli-version-two-02\n");
+    assert_eq!(cli(&dev, &["get", &key, "--env", "prod"], None).1, "sk-cli-version-two-02\n");
+    let (code, _, err) = cli(&dev, &["keys", "promote", &key], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("conflict") && err.contains("409"), "{err}");
+    // A straight rotation keeping v2 for a day.
+    let rotate = ["keys", "rotate", &key, "--previous-valid-for", "1d", "--json"];
+    let (code, out, _) = cli(&dev, &rotate, Some("sk-cli-version-three-3\n"));
+    assert_eq!((code, json(&out)["version"].as_u64()), (0, Some(3)));
+    let (_, out, _) = cli(&dev, &["keys", "versions", &key, "--json"], None);
+    let listed: Vec<_> = json(&out)["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].as_u64().unwrap(), v["stage"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(listed, vec![(3, "current".to_owned()), (2, "previous".to_owned())]);
+    let (_, out, _) = cli(&dev, &["keys", "versions", &key], None);
+    assert!(
+        out.lines().next().unwrap().starts_with("VERSION") && out.contains("previous") && out.contains("in 1 day"),
+        "{out}"
+    );
+    assert!(!out.contains("sk-cli-version"));
+    assert_eq!(get("1").0, 1, "v1 is gone");
+    let (code, _, err) = cli(&dev, &["keys", "rotate", &key, "--pending", "--previous-valid-for", "1h"], None);
+    assert_ne!(code, 0, "{err}");
+}
+
+#[test]
 fn the_dev_server_speaks_the_contract_over_http() {
     let dev = start_dev(&[]);
     let agent = ureq::agent();

@@ -75,6 +75,17 @@ GET /keys\nauth: none\n\n---\n\
 GET /keys\nauth: Bearer ibyok_0000000000000000000000000000000000000\n",
     ),
     (
+        "versions",
+        "PUT /keys/{key}/value\ncontent-type: application/json\n\n{\"value\": \"sk-next-version-0123456789\", \"stage\": \"pending\"}\n---\n\
+GET /external/keys/{key}/value?env=prod&version=pending\n\n---\n\
+POST /keys/{key}/promote\ncontent-type: application/json\n\n{\"previousValidFor\": 3600}\n---\n\
+GET /external/keys/{key}/value?env=prod&version=previous\n\n---\n\
+GET /external/keys/{key}/value?env=dev&version=1\nauth: child\n\n---\n\
+GET /keys/{key}/versions\n\n---\n\
+POST /keys/{key}/promote\n\n---\n\
+PUT /keys/{key2}/value\ncontent-type: application/json\n\n{\"value\": \"sk-next-version-0123456789\", \"stage\": \"later\", \"previousValidFor\": -1}\n",
+    ),
+    (
         "denied",
         "GET /keys\nauth: expired\n\n---\nGET /keys\nauth: revoked\n\n---\nGET /keys/{other-key}\n\n---\n\
 GET /keys/{key}\nauth: other\n\n---\nGET /external/keys/{key2}/value\nauth: child\n\n---\n\

@@ -27,6 +27,8 @@ enum Segment {
     Modes,
     Usage,
     Audit,
+    Promote,
+    Versions,
     Empty,
     Id(String),
 }
@@ -68,6 +70,8 @@ fn segment(s: &Segment) -> &str {
         Segment::Modes => "modes",
         Segment::Usage => "usage",
         Segment::Audit => "audit",
+        Segment::Promote => "promote",
+        Segment::Versions => "versions",
         Segment::Empty => "",
         Segment::Id(s) => s,
     }

@@ -2,12 +2,15 @@
 //! attribute maps built from the input, and `envelope::open` over every key
 //! that decodes.
 //!
-//! An input starts from an empty item, a well-formed key item (with a real
-//! envelope sealed under the fuzzer's ids and value) or a well-formed token
-//! item, then applies edits: set any attribute to any value (S, N, B, L, M,
-//! SS, NS, BS, BOOL, NULL), remove one, or flip, cut or extend the bytes of a
-//! binary one. Both decoders see every item. They must not panic; a key that
-//! decodes must either open to exactly the sealed value (when the envelope
+//! An input starts from an empty item, a well-formed key item (with real
+//! envelopes sealed under the fuzzer's ids and values: the earlier layout's
+//! single value, or a versioned item with a previous and a pending version
+//! beside the current one) or a well-formed token item, then applies edits:
+//! set any attribute to any value (S, N, B, L, M, SS, NS, BS, BOOL, NULL),
+//! remove one, or flip, cut or extend the bytes of a binary one (inside the
+//! `previous` and `pending` maps too). Both decoders see every item. They
+//! must not panic; every version of a key that decodes must either open to
+//! exactly the value sealed as that version (when its envelope, its number
 //! and the ids it is bound to are untouched) or fail cleanly.
 #![no_main]
 
@@ -15,6 +18,7 @@ use arbitrary::Arbitrary;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use ibyok::envelope;
+use ibyok::envelope::Envelope;
 use ibyok::ids::{KeyId, TenantId};
 use ibyok::kms::local::LocalKms;
 use ibyok::kms::KeyContext;
@@ -24,7 +28,7 @@ use libfuzzer_sys::fuzz_target;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-const NAMES: [&str; 26] = [
+const NAMES: [&str; 34] = [
     "keyId",
     "tenantId",
     "name",
@@ -51,10 +55,27 @@ const NAMES: [&str; 26] = [
     "purgeShard",
     "purgeAt",
     "ttl",
+    "version",
+    "versionCreatedAt",
+    "lastVersion",
+    "previous",
+    "pending",
+    "retireShard",
+    "retireAt",
+    "retiresAt",
 ];
-const BINARY: [&str; 4] = ["ciphertext", "nonce", "wrappedKey", "verifier"];
-/// What the envelope is bound to: a change to any of them must make `open` fail.
-const SEALED: [&str; 5] = ["ciphertext", "nonce", "wrappedKey", "keyId", "tenantId"];
+/// Binary attributes to flip, cut or extend; `map/attr` inside a version map.
+const BINARY: [&str; 9] = [
+    "ciphertext",
+    "nonce",
+    "wrappedKey",
+    "verifier",
+    "previous/ciphertext",
+    "previous/nonce",
+    "previous/wrappedKey",
+    "pending/ciphertext",
+    "pending/wrappedKey",
+];
 const MAX_DEPTH: usize = 4;
 
 #[derive(Arbitrary, Debug)]
@@ -180,6 +201,9 @@ enum Base {
         value: String,
         overrides: Vec<(Str, Str)>,
         times: [i32; 3],
+        /// 0: the earlier layout (one value, version 1); 1: version 2
+        /// current, 1 previous; 2: version 3 current, 2 previous, 4 pending.
+        versions: u8,
     },
     /// A token item as `DynamoStore` writes it.
     Token {
@@ -222,18 +246,51 @@ fn list(v: impl IntoIterator<Item = String>) -> AttributeValue {
     AttributeValue::L(v.into_iter().map(AttributeValue::S).collect())
 }
 
-/// The item, and the value sealed into it if it is a key item.
-fn base_item(base: &Base) -> (Item, Option<String>) {
+/// A version sealed into the base item: its number, envelope and value.
+struct Sealed {
+    number: u64,
+    envelope: Envelope,
+    value: String,
+}
+
+fn seal(tenant: &TenantId, key: &KeyId, number: u64, value: String) -> Sealed {
+    let ctx = KeyContext::new(tenant, key, number);
+    let envelope = runtime()
+        .block_on(envelope::seal(kms(), &ctx, &SecretValue::new(value.clone())))
+        .expect("LocalKms seals anything");
+    Sealed { number, envelope, value }
+}
+
+/// A version map as `DynamoStore` writes it.
+fn version_map(v: &Sealed, retires_at: Option<i64>) -> AttributeValue {
+    let mut m = Item::from([
+        ("version".into(), n(v.number)),
+        ("createdAt".into(), n(T0)),
+        ("preview".into(), s("…")),
+        ("ciphertext".into(), b(&v.envelope.ciphertext)),
+        ("nonce".into(), b(&v.envelope.nonce)),
+        ("wrappedKey".into(), b(&v.envelope.wrapped_key)),
+    ]);
+    if let Some(r) = retires_at {
+        m.insert("retiresAt".into(), n(r));
+    }
+    AttributeValue::M(m)
+}
+
+/// The item, and the versions sealed into it if it is a key item.
+fn base_item(base: &Base) -> (Item, Vec<Sealed>) {
     match base {
-        Base::Empty => (Item::new(), None),
-        Base::Key { name, llm_type, value, overrides, times } => {
+        Base::Empty => (Item::new(), Vec::new()),
+        Base::Key { name, llm_type, value, overrides, times, versions } => {
             let tenant = TenantId::generate();
             let key = KeyId::generate(&tenant);
-            let ctx = KeyContext { tenant_id: tenant.clone(), key_id: key.clone() };
-            let sealed = runtime()
-                .block_on(envelope::seal(kms(), &ctx, &SecretValue::new(value.clone())))
-                .expect("LocalKms seals anything");
-            let item = Item::from([
+            let current_number = match versions % 3 {
+                0 => 1,
+                1 => 2,
+                _ => 3,
+            };
+            let current = seal(&tenant, &key, current_number, value.clone());
+            let mut item = Item::from([
                 ("keyId".into(), s(key.as_str())),
                 ("tenantId".into(), s(tenant.as_str())),
                 ("name".into(), s(name)),
@@ -246,11 +303,29 @@ fn base_item(base: &Base) -> (Item, Option<String>) {
                 ("createdAt".into(), n(T0 + i64::from(times[0]))),
                 ("updatedAt".into(), n(T0 + i64::from(times[1]))),
                 ("retrievals".into(), n(times[2].unsigned_abs())),
-                ("ciphertext".into(), b(&sealed.ciphertext)),
-                ("nonce".into(), b(&sealed.nonce)),
-                ("wrappedKey".into(), b(&sealed.wrapped_key)),
+                ("ciphertext".into(), b(&current.envelope.ciphertext)),
+                ("nonce".into(), b(&current.envelope.nonce)),
+                ("wrappedKey".into(), b(&current.envelope.wrapped_key)),
             ]);
-            (item, Some(value.clone()))
+            let mut sealed = vec![current];
+            if versions % 3 != 0 {
+                item.insert("version".into(), n(current_number));
+                item.insert("versionCreatedAt".into(), n(T0));
+                let previous = seal(&tenant, &key, current_number - 1, format!("{value}-previous"));
+                item.insert("previous".into(), version_map(&previous, Some(T0 + 3_600_000)));
+                item.insert("retireShard".into(), s("0"));
+                item.insert("retireAt".into(), n(T0 / 1000 + 3600));
+                sealed.push(previous);
+                let mut last = current_number;
+                if versions % 3 == 2 {
+                    let pending = seal(&tenant, &key, current_number + 1, format!("{value}-pending"));
+                    item.insert("pending".into(), version_map(&pending, None));
+                    last = pending.number;
+                    sealed.push(pending);
+                }
+                item.insert("lastVersion".into(), n(last));
+            }
+            (item, sealed)
         }
         Base::Token { name, scopes, key_ids, cidrs, times } => {
             let parsed = ibyok::token::ParsedToken::generate();
@@ -271,22 +346,41 @@ fn base_item(base: &Base) -> (Item, Option<String>) {
             if let Some(c) = cidrs {
                 item.insert("allowedCidrs".into(), list(c.iter().map(Str::text)));
             }
-            (item, None)
+            (item, Vec::new())
         }
     }
 }
 
+/// The bytes of a binary attribute (top level, or `map/attr`).
 fn blob_mut(item: &mut Item, attr: u8) -> Option<(&'static str, Vec<u8>)> {
     let name = BINARY[attr as usize % BINARY.len()];
-    match item.get(name) {
+    let found = match name.split_once('/') {
+        None => item.get(name),
+        Some((map, inner)) => item.get(map).and_then(|m| m.as_m().ok()).and_then(|m| m.get(inner)),
+    };
+    match found {
         Some(AttributeValue::B(blob)) => Some((name, blob.as_ref().to_vec())),
         _ => None,
     }
 }
 
+fn set_blob(item: &mut Item, name: &str, bytes: &[u8]) {
+    match name.split_once('/') {
+        None => {
+            item.insert(name.into(), b(bytes));
+        }
+        Some((map, inner)) => {
+            if let Some(AttributeValue::M(m)) = item.get_mut(map) {
+                m.insert(inner.into(), b(bytes));
+            }
+        }
+    }
+}
+
 fuzz_target!(|input: Input| {
-    let (mut item, sealed_value) = base_item(&input.base);
-    let original: HashMap<&str, Option<AttributeValue>> = SEALED.iter().map(|k| (*k, item.get(*k).cloned())).collect();
+    let (mut item, sealed) = base_item(&input.base);
+    let ids: HashMap<&str, Option<AttributeValue>> =
+        ["keyId", "tenantId"].iter().map(|k| (*k, item.get(*k).cloned())).collect();
     for edit in input.edits.iter().take(32) {
         match edit {
             Edit::Set(name, v) => {
@@ -301,19 +395,19 @@ fuzz_target!(|input: Input| {
                         let i = *at as usize % bytes.len();
                         bytes[i] ^= xor;
                     }
-                    item.insert(name.into(), b(&bytes));
+                    set_blob(&mut item, name, &bytes);
                 }
             }
             Edit::Cut { attr, len } => {
                 if let Some((name, mut bytes)) = blob_mut(&mut item, *attr) {
                     bytes.truncate(*len as usize);
-                    item.insert(name.into(), b(&bytes));
+                    set_blob(&mut item, name, &bytes);
                 }
             }
             Edit::Extend { attr, bytes: more } => {
                 if let Some((name, mut bytes)) = blob_mut(&mut item, *attr) {
                     bytes.extend_from_slice(more);
-                    item.insert(name.into(), b(&bytes));
+                    set_blob(&mut item, name, &bytes);
                 }
             }
         }
@@ -326,26 +420,32 @@ fuzz_target!(|input: Input| {
     }
 
     let Ok(record) = key_from(&item) else { return };
-    assert_eq!(record.envelope.nonce.len(), ibyok::envelope::NONCE_LEN);
     let _ = format!("{record:?}");
-    let ctx = KeyContext { tenant_id: record.tenant_id.clone(), key_id: record.key_id.clone() };
-    let untouched = sealed_value.is_some() && SEALED.iter().all(|k| original[k].as_ref() == item.get(*k));
-    let opened = runtime().block_on(envelope::open(kms(), &ctx, &record.envelope));
-    match (&opened, &sealed_value) {
-        (Ok(v), Some(sealed)) => {
-            assert!(untouched, "an envelope opened after its bytes or its ids were changed");
-            assert_eq!(v.expose_value(), sealed, "opened to another value");
-        }
-        (Ok(_), None) => panic!("an envelope the fuzzer made up opened"),
-        (Err(e), _) => {
-            assert!(!untouched, "an untouched envelope failed to open: {e}");
-            let _ = e.to_string();
-        }
-    }
-    // The same envelope under another key's context never opens.
-    // (`KeyId::generate` slices the tag out of a well-formed tenant id; a
-    // stored one may be any string.)
+    let ids_untouched = ["keyId", "tenantId"].iter().all(|k| ids[k].as_ref() == item.get(*k));
     let tenant = TenantId::parse(record.tenant_id.as_str()).unwrap_or_else(TenantId::generate);
-    let moved = KeyContext { key_id: KeyId::generate(&tenant), ..ctx };
-    assert!(runtime().block_on(envelope::open(kms(), &moved, &record.envelope)).is_err());
+    let versions = [Some(&record.current), record.previous.as_ref(), record.pending.as_ref()];
+    for v in versions.into_iter().flatten() {
+        assert_eq!(v.envelope.nonce.len(), ibyok::envelope::NONCE_LEN);
+        assert!(v.number >= 1 && v.number <= record.last_version, "version {} of {}", v.number, record.last_version);
+        let ctx = KeyContext::new(&record.tenant_id, &record.key_id, v.number);
+        // Untouched: this very envelope, sealed as this very number, under
+        // the ids it was sealed with.
+        let origin = sealed.iter().find(|s| s.envelope == v.envelope && s.number == v.number).filter(|_| ids_untouched);
+        let opened = runtime().block_on(envelope::open(kms(), &ctx, &v.envelope));
+        match (&opened, origin) {
+            (Ok(got), Some(s)) => assert_eq!(got.expose_value(), s.value, "opened to another value"),
+            (Ok(_), None) => panic!("an envelope opened after its bytes, its number or its ids were changed"),
+            (Err(e), Some(_)) => panic!("an untouched envelope failed to open: {e}"),
+            (Err(e), None) => {
+                let _ = e.to_string();
+            }
+        }
+        // The same envelope as another version, or under another key's
+        // context, never opens. (`KeyId::generate` slices the tag out of a
+        // well-formed tenant id; a stored one may be any string.)
+        let renumbered = KeyContext { version: v.number ^ 1, ..ctx.clone() };
+        assert!(runtime().block_on(envelope::open(kms(), &renumbered, &v.envelope)).is_err());
+        let moved = KeyContext { key_id: KeyId::generate(&tenant), ..ctx };
+        assert!(runtime().block_on(envelope::open(kms(), &moved, &v.envelope)).is_err());
+    }
 });

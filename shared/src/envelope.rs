@@ -1,7 +1,8 @@
-//! Envelope encryption: each value is sealed with AES-256-GCM under its own
-//! data key from KMS; the tenant and key ids are bound both as the AEAD's
-//! associated data and as the KMS encryption context, so an envelope moved to
-//! another item or tenant fails to open.
+//! Envelope encryption: each value (each version of a key's value) is sealed
+//! with AES-256-GCM under its own data key from KMS; the tenant id, the key
+//! id and the version number are bound both as the AEAD's associated data
+//! and as the KMS encryption context, so an envelope moved to another
+//! version, key or tenant fails to open.
 
 use crate::kms::{KeyContext, Kms, KmsError};
 use crate::secret::{DataKey, SecretValue};
@@ -38,8 +39,14 @@ pub enum EnvelopeError {
     Integrity,
 }
 
+/// Version 1 keeps the associated data that every value had before versions
+/// (so that those envelopes open as version 1); a later version's names its
+/// number too. No two versions share it.
 fn aad(ctx: &KeyContext) -> Vec<u8> {
-    format!("ibyok:value:v1\0{}\0{}", ctx.tenant_id, ctx.key_id).into_bytes()
+    match ctx.version {
+        1 => format!("ibyok:value:v1\0{}\0{}", ctx.tenant_id, ctx.key_id).into_bytes(),
+        n => format!("ibyok:value:v2\0{}\0{}\0{n}", ctx.tenant_id, ctx.key_id).into_bytes(),
+    }
 }
 
 fn cipher(key: &DataKey) -> Aes256Gcm {
@@ -74,7 +81,7 @@ mod tests {
 
     fn ctx() -> KeyContext {
         let tenant_id = TenantId::generate();
-        KeyContext { key_id: KeyId::generate(&tenant_id), tenant_id }
+        KeyContext { key_id: KeyId::generate(&tenant_id), tenant_id, version: 1 }
     }
 
     #[tokio::test]
@@ -95,6 +102,28 @@ mod tests {
         assert!(matches!(open(&kms, &other_key, &env).await, Err(EnvelopeError::Kms(KmsError::Integrity))));
         let other_tenant = KeyContext { tenant_id: TenantId::generate(), ..c.clone() };
         assert!(open(&kms, &other_tenant, &env).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_envelope_moved_to_another_version_fails_to_open() {
+        let kms = LocalKms::ephemeral();
+        for (sealed_as, opened_as) in [(1, 2), (2, 1), (2, 3), (3, 2), (7, 70)] {
+            let c = KeyContext { version: sealed_as, ..ctx() };
+            let env = seal(&kms, &c, &SecretValue::new("sk-live-123".into())).await.unwrap();
+            assert_eq!(open(&kms, &c, &env).await.unwrap().expose_value(), "sk-live-123");
+            let moved = KeyContext { version: opened_as, ..c.clone() };
+            assert!(open(&kms, &moved, &env).await.is_err(), "v{sealed_as} opened as v{opened_as}");
+        }
+    }
+
+    #[test]
+    fn version_one_keeps_the_earlier_binding_and_later_versions_name_theirs() {
+        let c = ctx();
+        assert_eq!(aad(&c), format!("ibyok:value:v1\0{}\0{}", c.tenant_id, c.key_id).into_bytes());
+        assert_eq!(c.pairs().len(), 2);
+        let v2 = KeyContext { version: 2, ..c };
+        assert!(v2.pairs().contains(&("version", "2".to_owned())));
+        assert!(aad(&v2).ends_with(b"\x002"));
     }
 
     #[tokio::test]

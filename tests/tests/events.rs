@@ -17,6 +17,9 @@ fn events_dir() -> std::path::PathBuf {
 async fn every_event_parses_and_reaches_its_handler() {
     let env = Env::new().await;
     let key = env.add_key(&env.root, "k", "openai", "sk-events-0000000").await;
+    // A pending version for the promote event.
+    let stage = json!({"value": "sk-events-pending-1", "stage": "pending"});
+    env.call(ibyok_tests::Req::put(&format!("/keys/{key}/value")).token(&env.root).json(stage)).await.expect(200);
     let (victim, _) = env.issue(&env.root, json!({"name": "victim", "scopes": ["keys:read"]})).await;
     // In the order they can run; the destructive ones last.
     let plan = [
@@ -27,6 +30,8 @@ async fn every_event_parses_and_reaches_its_handler() {
         ("keys.list-keys", 200),
         ("keys.get-key", 200),
         ("keys.update-key", 200),
+        ("keys.list-versions", 200),
+        ("keys.promote-key", 200),
         ("account.list-tokens", 200),
         ("account.get-modes", 200),
         ("account.get-guardrails", 200),
@@ -92,7 +97,7 @@ async fn the_scheduled_event_runs_cleanup() {
     env.issue(&env.root, json!({"name": "short", "scopes": ["keys:read"], "expiresIn": 60})).await;
     env.clock.advance_seconds(61);
     let report = cleanup::handler(env.dyn_store(), env.clock.as_ref()).await.unwrap();
-    assert_eq!((report.items_read, report.deleted), (1, 1));
+    assert_eq!((report.tokens.items_read, report.tokens.deleted), (1, 1));
 }
 
 #[tokio::test]

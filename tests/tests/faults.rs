@@ -4,7 +4,9 @@
 //! right success or 503 `unavailable` with `Retry-After`; afterwards every
 //! key holds its last acknowledged value (or a later attempted one whose
 //! answer was lost), every acknowledged revocation holds, and no counter is
-//! higher than the successful reads.
+//! higher than the successful reads. Rotations go to the current or a
+//! pending version, and pending versions are promoted: an acknowledged
+//! promote holds, and a failed one leaves the current version readable.
 
 use ibyok_tests::faults::{FaultProxy, Rates};
 use ibyok_tests::{endpoint, Env, Req, Resp};
@@ -27,6 +29,12 @@ struct Key {
     acked: String,
     /// Values whose rotation was answered 503: it may have landed.
     pending: Vec<String>,
+    /// The acknowledged pending version's value.
+    staged: Option<String>,
+    /// Pending values answered 503 (they may have landed), and whether a
+    /// promote answered 503 since (it may have taken the pending version).
+    staged_maybe: Vec<String>,
+    promote_maybe: bool,
     deleted: Fate,
     reads: u64,
 }
@@ -43,6 +51,8 @@ struct Tally {
     ops: u64,
     ok: u64,
     unavailable: u64,
+    /// Promotes answered 200, 409 and 503.
+    promotes: [u64; 3],
 }
 
 fn unavailable(r: &Resp) -> bool {
@@ -102,6 +112,9 @@ async fn under_injected_faults_answers_are_right_or_503_and_state_stays_consiste
                     id: r.body["keyId"].as_str().unwrap().into(),
                     acked: v,
                     pending: vec![],
+                    staged: None,
+                    staged_maybe: vec![],
+                    promote_maybe: false,
                     deleted: Fate::No,
                     reads: 0,
                 });
@@ -150,7 +163,7 @@ async fn under_injected_faults_answers_are_right_or_503_and_state_stays_consiste
                     }
                 }
             }
-            60..=74 => {
+            60..=67 => {
                 let v = fresh("sk-rotated");
                 let path = format!("/keys/{}/value", keys[k].id);
                 let r = env.call(Req::put(&path).token(&root).json(json!({"value": v}))).await;
@@ -166,6 +179,71 @@ async fn under_injected_faults_answers_are_right_or_503_and_state_stays_consiste
                         assert!(unavailable(&r), "rotate: {}", r.text());
                         key.pending.push(v);
                         tally.unavailable += 1;
+                    }
+                }
+            }
+            68..=71 => {
+                let v = fresh("sk-staged");
+                let path = format!("/keys/{}/value", keys[k].id);
+                let r = env.call(Req::put(&path).token(&root).json(json!({"value": v, "stage": "pending"}))).await;
+                let key = &mut keys[k];
+                match r.status {
+                    200 => {
+                        key.staged = Some(v);
+                        key.staged_maybe.clear();
+                        key.promote_maybe = false;
+                        tally.ok += 1;
+                    }
+                    404 if key.deleted == Fate::Maybe => {}
+                    _ => {
+                        assert!(unavailable(&r), "stage: {}", r.text());
+                        key.staged_maybe.push(v);
+                        tally.unavailable += 1;
+                    }
+                }
+            }
+            72..=74 => {
+                let path = format!("/keys/{}/promote", keys[k].id);
+                let r = env.call(Req::post(&path).token(&root).json(json!({"previousValidFor": 60}))).await;
+                let key = &mut keys[k];
+                let candidates: Vec<String> = key.staged.iter().chain(&key.staged_maybe).cloned().collect();
+                match r.status {
+                    200 => {
+                        // The current version is now a pending one.
+                        assert!(!candidates.is_empty(), "promoted with nothing pending");
+                        key.acked = candidates[0].clone();
+                        key.pending = candidates;
+                        (key.staged, key.promote_maybe) = (None, false);
+                        key.staged_maybe.clear();
+                        tally.ok += 1;
+                        tally.promotes[0] += 1;
+                    }
+                    409 => {
+                        assert!(key.staged.is_none() || key.promote_maybe, "409 with a pending version acknowledged");
+                        (key.staged, key.promote_maybe) = (None, false);
+                        key.staged_maybe.clear();
+                        tally.ok += 1;
+                        tally.promotes[1] += 1;
+                    }
+                    404 if key.deleted == Fate::Maybe => {}
+                    _ => {
+                        assert!(unavailable(&r), "promote: {}", r.text());
+                        tally.promotes[2] += 1;
+                        key.pending.extend(candidates);
+                        key.promote_maybe = true;
+                        tally.unavailable += 1;
+                    }
+                }
+                // Whatever the promote's fate, the current version reads.
+                if r.status != 404 {
+                    let check = env.read(&root, &key.id, "production").await;
+                    if check.status == 200 {
+                        let v = check.body["value"].as_str().unwrap();
+                        assert!(v == key.acked || key.pending.iter().any(|p| p == v), "after promote: {v}");
+                        key.reads += 1;
+                        root_reads += 1;
+                    } else {
+                        assert!(unavailable(&check), "read after promote: {}", check.text());
                     }
                 }
             }
@@ -234,7 +312,12 @@ async fn under_injected_faults_answers_are_right_or_503_and_state_stays_consiste
         c.drop_before.load(Ordering::Relaxed),
         c.drop_after.load(Ordering::Relaxed),
     );
+    println!(
+        "promotes: {} ok, {} with nothing pending, {} unavailable",
+        tally.promotes[0], tally.promotes[1], tally.promotes[2]
+    );
     assert!(c.injected() > 100, "the run saw real faults");
+    assert!(tally.promotes[0] > 0 && tally.promotes[2] > 0, "promotes acknowledged and failed");
     assert!(tally.ok > tally.ops / 2);
 
     // Afterwards, without faults, through a clean service straight to moto

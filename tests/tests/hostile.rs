@@ -43,7 +43,7 @@ impl Caller {
     };
 }
 
-const ROUTES: [&str; 17] = [
+const ROUTES: [&str; 19] = [
     "POST /keys",
     "GET /keys",
     "GET /keys/{keyId}",
@@ -61,6 +61,8 @@ const ROUTES: [&str; 17] = [
     "GET /usage",
     "GET /usage/daily",
     "GET /audit",
+    "POST /keys/{keyId}/promote",
+    "GET /keys/{keyId}/versions",
 ];
 
 fn request(route: &str, key: &str, token_id: &str) -> Req {
@@ -71,6 +73,7 @@ fn request(route: &str, key: &str, token_id: &str) -> Req {
         "POST /keys" => req.json(json!({"name": "n", "llmType": "openai", "value": "sk-hostile-0000"})),
         "PATCH /keys/{keyId}" => req.json(json!({"name": "renamed"})),
         "PUT /keys/{keyId}/value" => req.json(json!({"value": "sk-hostile-1111"})),
+        "POST /keys/{keyId}/promote" => req.json(json!({"previousValidFor": 60})),
         "POST /tokens" => req.json(json!({"name": "n", "scopes": ["keys:read"]})),
         "PUT /settings/modes" => req.json(json!({"staging": "mock"})),
         _ => req,
@@ -144,9 +147,11 @@ async fn credentials(env: &Env, caller: Caller, route: &str, key_elsewhere: &str
         MissingScope => {
             // Every scope except the route's own (and the write that implies it).
             let needed: &[&str] = match route {
-                "POST /keys" | "PATCH /keys/{keyId}" | "PUT /keys/{keyId}/value" | "DELETE /keys/{keyId}" => {
-                    &["keys:write"]
-                }
+                "POST /keys"
+                | "PATCH /keys/{keyId}"
+                | "PUT /keys/{keyId}/value"
+                | "DELETE /keys/{keyId}"
+                | "POST /keys/{keyId}/promote" => &["keys:write"],
                 r if r.contains("/keys") => &["keys:read", "keys:write"],
                 "POST /tokens" | "DELETE /tokens/{tokenId}" => &["tokens:write"],
                 "GET /tokens" => &["tokens:read", "tokens:write"],
@@ -185,6 +190,9 @@ async fn every_route_answers_every_hostile_caller_as_the_contract_says() {
         for caller in Caller::ALL {
             // Fresh targets for each case: destructive routes must find them.
             let key = env.add_key(&env.root, "target", "openai", "sk-target-secret-0000").await;
+            // A pending version for promote to find.
+            let stage = json!({"value": "sk-target-secret-1111", "stage": "pending"});
+            env.call(Req::put(&format!("/keys/{key}/value")).token(&env.root).json(stage)).await.expect(200);
             let (victim, _) = env.issue(&env.root, json!({"name": "victim", "scopes": ["keys:read"]})).await;
             let (header, ip) = credentials(&env, caller, route, &other_key).await;
             let mut req = request(route, &key, &victim).from_ip(ip);

@@ -20,7 +20,8 @@ async fn create_key_answers_metadata_with_a_preview_and_never_the_value() {
     assert_eq!(b["modeOverrides"], json!({"development": "live"}));
     assert_eq!(b["lastUsedAt"], json!(null));
     assert!(b["createdAt"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(b.as_object().unwrap().len(), 8, "exactly the contract's fields: {b}");
+    assert_eq!(b["version"], 1, "the value given at creation is version 1");
+    assert_eq!(b.as_object().unwrap().len(), 9, "exactly the contract's fields: {b}");
     assert!(!r.text().contains("sk-abcdefgh"));
     assert!(r.raw.header("x-request-id").is_some());
 }

@@ -1,7 +1,8 @@
 //! The planned read path against moto: a repeated read of the same token,
 //! key and environment is one backend round trip, and a plan never serves
 //! what the store no longer holds (settings, overrides, names, rotation,
-//! revocation, expiry, source address, deletion, tampering).
+//! versions past their window or retired, revocation, expiry, source
+//! address, deletion, tampering).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use ibyok_tests::faults::{FaultProxy, Rates};
@@ -149,4 +150,106 @@ async fn a_tampered_or_deleted_key_is_caught_whatever_the_plan() {
     env.call(Req::delete(&format!("/keys/{key}")).token(&env.root)).await.expect(204);
     env.read(&env.root, &key, "production").await.expect_error(404, "not_found");
     env.read(&env.root, &key, "development").await.expect_error(404, "not_found");
+}
+
+fn read_version(t: &str, key: &str, version: &str) -> Req {
+    Req::get(&format!("/external/keys/{key}/value?env=production&version={version}")).token(t)
+}
+
+fn rotate(key: &str, body: serde_json::Value) -> Req {
+    Req::put(&format!("/keys/{key}/value")).json(body)
+}
+
+#[tokio::test]
+async fn a_planned_read_of_a_version_is_one_round_trip() {
+    let none =
+        Rates { throttle: 0.0, error_before: 0.0, error_after: 0.0, slow: 0.0, drop_before: 0.0, drop_after: 0.0 };
+    let proxy = FaultProxy::start(&endpoint(), none, 1, Duration::ZERO).await;
+    let timeouts = aws_config::timeout::TimeoutConfig::builder().build();
+    let env = Env::builder().through(&proxy.url, timeouts).build().await;
+    let key = env.add_key(&env.root, "k", "openai", "sk-first-version-0000").await;
+    env.call(rotate(&key, json!({"value": "sk-second-version-000", "previousValidFor": 600})).token(&env.root))
+        .await
+        .expect(200);
+    env.call(rotate(&key, json!({"value": "sk-third-version-0000", "stage": "pending"})).token(&env.root))
+        .await
+        .expect(200);
+    let requests = || proxy.counts.requests.load(Ordering::SeqCst);
+    for (which, value, version) in [
+        ("previous", "sk-first-version-0000", 1),
+        ("pending", "sk-third-version-0000", 3),
+        ("2", "sk-second-version-000", 2),
+    ] {
+        let mut sent = Vec::new();
+        for _ in 0..3 {
+            env.clock.advance_seconds(1);
+            let before = requests();
+            let r = env.call(read_version(&env.root, &key, which)).await.expect(200);
+            assert_eq!((r.body["value"].as_str(), r.body["version"].as_u64()), (Some(value), Some(version)));
+            sent.push(requests() - before);
+        }
+        // Full path: BatchGetItem, then the PutItem and the Decrypt; then
+        // planned: the BatchGetItem, the PutItem and the Decrypt, at once.
+        assert_eq!(sent, vec![3, 3, 3], "{which}");
+    }
+}
+
+#[tokio::test]
+async fn a_plan_never_serves_a_retired_version_or_a_previous_one_past_its_window() {
+    let env = Env::new().await;
+    let key = env.add_key(&env.root, "k", "openai", "sk-version-one-000000").await;
+    let (tid, t) = env.issue(&env.root, json!({"name": "reader", "scopes": ["keys:read"]})).await;
+    env.call(rotate(&key, json!({"value": "sk-version-two-000000", "previousValidFor": 60})).token(&env.root))
+        .await
+        .expect(200);
+    let mut ok = 0;
+    let mut read = async |which: &str| {
+        env.clock.advance_seconds(1);
+        let r = env.call(read_version(&t, &key, which)).await;
+        if r.status == 200 {
+            ok += 1;
+        }
+        r
+    };
+    // Planned reads of the previous version, by stage and by number.
+    for which in ["previous", "previous", "1", "1"] {
+        assert_eq!(read(which).await.expect(200).body["value"], "sk-version-one-000000");
+    }
+    // Its window closes (no cleanup yet): the plans serve nothing.
+    env.clock.advance_seconds(60);
+    for which in ["previous", "1"] {
+        read(which).await.expect_error(404, "not_found");
+    }
+    // A pending version, planned, then replaced: the replaced one is retired.
+    env.call(rotate(&key, json!({"value": "sk-version-three-0000", "stage": "pending"})).token(&env.root))
+        .await
+        .expect(200);
+    for which in ["pending", "pending", "3", "3"] {
+        assert_eq!(read(which).await.expect(200).body["value"], "sk-version-three-0000");
+    }
+    env.call(rotate(&key, json!({"value": "sk-version-four-00000", "stage": "pending"})).token(&env.root))
+        .await
+        .expect(200);
+    read("3").await.expect_error(404, "not_found");
+    assert_eq!(read("pending").await.expect(200).body["version"], 4);
+    // Current planned, then a promotion with a window: current is v4, the
+    // previous plan finds v2, the pending plan finds nothing.
+    for _ in 0..2 {
+        assert_eq!(read("current").await.expect(200).body["version"], 2);
+    }
+    let promote = Req::post(&format!("/keys/{key}/promote")).token(&env.root).json(json!({"previousValidFor": 30}));
+    env.call(promote).await.expect(200);
+    assert_eq!(read("current").await.expect(200).body["value"], "sk-version-four-00000");
+    assert_eq!(read("previous").await.expect(200).body["value"], "sk-version-two-000000");
+    read("pending").await.expect_error(404, "not_found");
+    // A rotation with no window destroys at once both the version that was
+    // current (v4) and the previous one (v2).
+    assert_eq!(read("2").await.expect(200).body["version"], 2);
+    env.call(rotate(&key, json!({"value": "sk-version-five-00000"})).token(&env.root)).await.expect(200);
+    for which in ["2", "4", "previous"] {
+        read(which).await.expect_error(404, "not_found");
+    }
+    assert_eq!(read("current").await.expect(200).body["version"], 5);
+    let ok_reads = ok;
+    assert_eq!(usage(&env, &tid, &key).await, (ok_reads, ok_reads), "only the served reads counted");
 }

@@ -6,6 +6,7 @@ use ibyok::config::Config;
 use ibyok::mode::{Environment, Guardrails, Mode};
 use ibyok_tests::{Env, Req, Resp};
 use serde_json::json;
+use std::collections::HashMap;
 
 #[tokio::test]
 async fn mode_resolution_follows_guardrail_then_override_then_tenant_setting() {
@@ -89,7 +90,8 @@ async fn the_servers_environment_applies_without_env_and_bad_env_is_400() {
         env.read(&env.root, &key, bad).await.expect_error(400, "invalid_request");
     }
     let r = env.call(Req::get(&format!("/external/keys/{key}/value")).token(&env.root)).await.expect(200);
-    assert_eq!(r.body.as_object().unwrap().len(), 5);
+    assert_eq!(r.body["version"], 1, "the answer names the version read");
+    assert_eq!(r.body.as_object().unwrap().len(), 6);
 }
 
 #[tokio::test]
@@ -235,4 +237,48 @@ async fn every_authenticated_response_names_the_tokens_expiry() {
     }
     let r = env.call(Req::get("/keys")).await.expect_error(401, "unauthorized");
     assert_eq!(r.raw.header("ibyok-token-expires-at"), None);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_reads_during_a_promote_get_the_old_or_the_new_version_never_an_error() {
+    let env = Env::new().await;
+    let key = env.add_key(&env.root, "k", "openai", "sk-before-promote-0001").await;
+    let stage = json!({"value": "sk-after-promote-00002", "stage": "pending"});
+    env.call(Req::put(&format!("/keys/{key}/value")).token(&env.root).json(stage)).await.expect(200);
+    let (_, t) = env.issue(&env.root, json!({"name": "reader", "scopes": ["keys:read"]})).await;
+    // Warm: the reader's plans for the current version (live and mock).
+    env.read(&t, &key, "production").await.expect(200);
+    env.read(&t, &key, "development").await.expect(200);
+    let promote = async {
+        let r = env.call(Req::post(&format!("/keys/{key}/promote")).token(&env.root).json(json!({}))).await;
+        r.expect(200);
+    };
+    // The reads start over ~150 ms, the promote with the first of them.
+    let reads = (0..50u64).map(|i| {
+        let env_name = if i % 5 == 0 { "development" } else { "production" };
+        let (env, t, key) = (&env, &t, &key);
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(i * 3)).await;
+            env.read(t, key, env_name).await
+        }
+    });
+    let (answers, ()) = tokio::join!(futures::future::join_all(reads), promote);
+    let mut seen = HashMap::new();
+    for r in answers {
+        let r = r.expect(200);
+        let (value, version) = (r.body["value"].as_str().unwrap().to_owned(), r.body["version"].as_u64().unwrap());
+        match value.as_str() {
+            "sk-before-promote-0001" => assert_eq!(version, 1),
+            "sk-after-promote-00002" => assert_eq!(version, 2),
+            mock => assert!(mock.starts_with("sk-mock-openai-") && (version == 1 || version == 2), "{mock}"),
+        }
+        *seen.entry(version).or_insert(0) += 1;
+    }
+    println!("during the promote: {seen:?} reads by version");
+    // After it, every read is the new version.
+    let r = env.read(&t, &key, "production").await.expect(200);
+    assert_eq!((r.body["value"].as_str(), r.body["version"].as_u64()), (Some("sk-after-promote-00002"), Some(2)));
+    env.settle().await;
+    let usage = env.call(Req::get("/usage").token(&env.root)).await.expect(200);
+    assert_eq!(usage.body["keys"][0]["retrievals"], 53, "every read counted once");
 }

@@ -150,14 +150,14 @@ async fn cleanup_deletes_expired_and_long_revoked_tokens_reading_only_those() {
     env.call(Req::delete(&format!("/tokens/{revoked}")).token(&env.root)).await.expect(204);
     // Not yet due: nothing read, nothing deleted.
     let report = cleanup::handler(env.dyn_store(), env.clock.as_ref()).await.unwrap();
-    assert_eq!((report.items_read, report.deleted), (0, 0));
+    assert_eq!((report.tokens.items_read, report.tokens.deleted), (0, 0));
     env.clock.advance_seconds(120);
     let report = cleanup::handler(env.dyn_store(), env.clock.as_ref()).await.unwrap();
-    assert_eq!((report.items_read, report.deleted), (5, 5));
+    assert_eq!((report.tokens.items_read, report.tokens.deleted), (5, 5));
     // The revoked token stays listed through its grace period, then goes.
     env.clock.advance_seconds(env.app.config.revoked_retention_seconds);
     let report = cleanup::handler(env.dyn_store(), env.clock.as_ref()).await.unwrap();
-    assert_eq!((report.items_read, report.deleted), (1, 1));
+    assert_eq!((report.tokens.items_read, report.tokens.deleted), (1, 1));
     let listed = env.call(Req::get("/tokens?limit=100").token(&env.root)).await.expect(200);
     let ids: Vec<String> =
         listed.body["tokens"].as_array().unwrap().iter().map(|t| t["tokenId"].as_str().unwrap().to_owned()).collect();
@@ -192,4 +192,232 @@ async fn the_operator_bootstrap_writes_a_root_token_that_works() {
     // Its tenant is its own.
     assert!(env.call(Req::get("/keys").token(token)).await.expect(200).body["keys"].as_array().unwrap().is_empty());
     let _ = env.store.fetch(&Default::default()).await.unwrap();
+}
+
+fn put_req(key: &str, body: serde_json::Value) -> Req {
+    Req::put(&format!("/keys/{key}/value")).json(body)
+}
+
+async fn read_version(env: &Env, token: &str, key: &str, version: &str) -> ibyok_tests::Resp {
+    env.call(Req::get(&format!("/external/keys/{key}/value?env=production&version={version}")).token(token)).await
+}
+
+/// An envelope's attributes inside a version map (`previous`, `pending`) or
+/// at the top level (the current version).
+fn envelope_in(item: &Item, slot: Option<&str>) -> Item {
+    let source = match slot {
+        None => item.clone(),
+        Some(s) => item[s].as_m().unwrap().clone(),
+    };
+    ["ciphertext", "nonce", "wrappedKey"].iter().map(|a| ((*a).to_owned(), source[*a].clone())).collect()
+}
+
+fn with_envelope(mut item: Item, slot: Option<&str>, envelope: &Item) -> Item {
+    match slot {
+        None => item.extend(envelope.clone()),
+        Some(s) => {
+            let mut m = item[s].as_m().unwrap().clone();
+            m.extend(envelope.clone());
+            item.insert(s.to_owned(), AttributeValue::M(m));
+        }
+    }
+    item
+}
+
+#[tokio::test]
+async fn envelopes_moved_between_versions_keys_or_tenants_never_open() {
+    let env = Env::new().await;
+    // k: v1 previous (an hour), v2 current, v3 pending.
+    let k = env.add_key(&env.root, "k", "openai", "sk-version-one-00000").await;
+    let body = json!({"value": "sk-version-two-00000", "previousValidFor": 3600});
+    env.call(put_req(&k, body).token(&env.root)).await.expect(200);
+    let body = json!({"value": "sk-version-three-000", "stage": "pending"});
+    env.call(put_req(&k, body).token(&env.root)).await.expect(200);
+    for (which, value) in [("previous", "one"), ("current", "two"), ("pending", "three"), ("1", "one"), ("3", "three")]
+    {
+        let r = read_version(&env, &env.root, &k, which).await.expect(200);
+        assert!(r.body["value"].as_str().unwrap().contains(value), "{which}");
+    }
+    let original = raw_key(&env, &k).await;
+    let (prev, cur, pend) = (
+        envelope_in(&original, Some("previous")),
+        envelope_in(&original, None),
+        envelope_in(&original, Some("pending")),
+    );
+    // Each version's envelope moved into another version's place.
+    let moves: [(&str, Option<&str>, &Item); 6] = [
+        ("current", None, &prev),
+        ("current", None, &pend),
+        ("previous", Some("previous"), &cur),
+        ("previous", Some("previous"), &pend),
+        ("pending", Some("pending"), &cur),
+        ("pending", Some("pending"), &prev),
+    ];
+    for (which, slot, envelope) in moves {
+        put_raw(&env, with_envelope(original.clone(), slot, envelope)).await;
+        let r = read_version(&env, &env.root, &k, which).await.expect_error(500, "internal");
+        assert!(!r.text().contains("sk-version"), "{which}: {}", r.text());
+    }
+    // A version renumbered in place: its number is bound too.
+    let mut renumbered = original.clone();
+    renumbered.insert("version".into(), AttributeValue::N("4".into()));
+    renumbered.insert("lastVersion".into(), AttributeValue::N("4".into()));
+    put_raw(&env, renumbered).await;
+    read_version(&env, &env.root, &k, "current").await.expect_error(500, "internal");
+    // Another key's (or tenant's) version 2 in this key's version 2.
+    put_raw(&env, original.clone()).await;
+    let other = env.add_key(&env.root, "o", "openai", "sk-other-key-one-0000").await;
+    env.call(put_req(&other, json!({"value": "sk-other-key-two-0000"})).token(&env.root)).await.expect(200);
+    let (_, stranger) = env.other_tenant().await;
+    let foreign = env.add_key(&stranger, "f", "openai", "sk-other-tenant-one-00").await;
+    env.call(put_req(&foreign, json!({"value": "sk-other-tenant-two-00"})).token(&stranger)).await.expect(200);
+    for source in [&other, &foreign] {
+        let moved = envelope_in(&raw_key(&env, source).await, None);
+        put_raw(&env, with_envelope(original.clone(), None, &moved)).await;
+        let r = read_version(&env, &env.root, &k, "2").await.expect_error(500, "internal");
+        assert!(!r.text().contains("sk-other"), "{}", r.text());
+    }
+    // Put back, every version reads again.
+    put_raw(&env, original).await;
+    assert_eq!(read_version(&env, &env.root, &k, "2").await.expect(200).body["value"], "sk-version-two-00000");
+}
+
+#[tokio::test]
+async fn an_item_written_before_versions_reads_as_version_one() {
+    let env = Env::new().await;
+    let key = env.add_key(&env.root, "legacy", "openai", "sk-written-before-versions").await;
+    // The earlier layout, attribute for attribute: no version, no
+    // versionCreatedAt, no lastVersion.
+    let item = raw_key(&env, &key).await;
+    let earlier =
+        "keyId tenantId name llmType preview modeOverrides createdAt updatedAt retrievals ciphertext nonce wrappedKey";
+    let legacy: Item = earlier.split(' ').map(|a| (a.to_owned(), item[a].clone())).collect();
+    env.dynamo
+        .delete_item()
+        .table_name(&env.tables.keys)
+        .key("keyId", AttributeValue::S(key.clone()))
+        .send()
+        .await
+        .unwrap();
+    put_raw(&env, legacy.clone()).await;
+    assert_eq!(raw_key(&env, &key).await, legacy);
+    let meta = env.call(Req::get(&format!("/keys/{key}")).token(&env.root)).await.expect(200);
+    assert_eq!(meta.body["version"], 1);
+    for which in ["current", "1"] {
+        let r = read_version(&env, &env.root, &key, which).await.expect(200);
+        assert_eq!(
+            (r.body["value"].as_str(), r.body["version"].as_u64()),
+            (Some("sk-written-before-versions"), Some(1))
+        );
+    }
+    let versions = env.call(Req::get(&format!("/keys/{key}/versions")).token(&env.root)).await.expect(200);
+    assert_eq!(versions.body["versions"].as_array().unwrap().len(), 1);
+    assert_eq!(versions.body["versions"][0]["stage"], "current");
+    // It rotates like any other key: v2 pending, promoted with v1 kept.
+    env.call(put_req(&key, json!({"value": "sk-after-versions-2", "stage": "pending"})).token(&env.root))
+        .await
+        .expect(200);
+    let promote = Req::post(&format!("/keys/{key}/promote")).token(&env.root).json(json!({"previousValidFor": 60}));
+    assert_eq!(env.call(promote).await.expect(200).body["version"], 2);
+    assert_eq!(read_version(&env, &env.root, &key, "current").await.expect(200).body["value"], "sk-after-versions-2");
+    let r = read_version(&env, &env.root, &key, "previous").await.expect(200);
+    assert_eq!((r.body["value"].as_str(), r.body["version"].as_u64()), (Some("sk-written-before-versions"), Some(1)));
+}
+
+#[tokio::test]
+async fn cleanup_destroys_a_retired_versions_ciphertext_and_wrapped_key() {
+    let env = Env::new().await;
+    let key = env.add_key(&env.root, "k", "openai", "sk-soon-retired-value").await;
+    let v1 = envelope_in(&raw_key(&env, &key).await, None);
+    env.call(put_req(&key, json!({"value": "sk-the-next-value-22", "previousValidFor": 60})).token(&env.root))
+        .await
+        .expect(200);
+    // A pending version replaced by another is destroyed by that write.
+    env.call(put_req(&key, json!({"value": "sk-replaced-pending-3", "stage": "pending"})).token(&env.root))
+        .await
+        .expect(200);
+    let v3 = envelope_in(&raw_key(&env, &key).await, Some("pending"));
+    env.call(put_req(&key, json!({"value": "sk-kept-pending-4444", "stage": "pending"})).token(&env.root))
+        .await
+        .expect(200);
+    let gone = |item: &Item, envelope: &Item| {
+        let (ct, wk) =
+            (envelope["ciphertext"].as_b().unwrap().as_ref(), envelope["wrappedKey"].as_b().unwrap().as_ref());
+        !item.values().any(|attr| contains(attr, ct) || contains(attr, wk))
+    };
+    let item = raw_key(&env, &key).await;
+    assert!(gone(&item, &v3), "the replaced pending version is gone from the item");
+    assert!(!gone(&item, &v1), "v1 is previous, in its window");
+    // Within the window: nothing due.
+    env.clock.advance_seconds(30);
+    let report = cleanup::handler(env.dyn_store(), env.clock.as_ref()).await.unwrap();
+    assert_eq!((report.versions.items_read, report.versions.deleted), (0, 0));
+    read_version(&env, &env.root, &key, "previous").await.expect(200);
+    // Past it: no longer readable at once, listed as retired until cleanup.
+    env.clock.advance_seconds(31);
+    read_version(&env, &env.root, &key, "previous").await.expect_error(404, "not_found");
+    read_version(&env, &env.root, &key, "1").await.expect_error(404, "not_found");
+    let listed = env.call(Req::get(&format!("/keys/{key}/versions")).token(&env.root)).await.expect(200);
+    let stages: Vec<_> = listed.body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].clone(), v["stage"].clone()))
+        .collect();
+    assert_eq!(stages, vec![(json!(4), json!("pending")), (json!(2), json!("current")), (json!(1), json!("retired"))]);
+    let report = cleanup::handler(env.dyn_store(), env.clock.as_ref()).await.unwrap();
+    assert_eq!((report.versions.items_read, report.versions.deleted), (1, 1));
+    let item = raw_key(&env, &key).await;
+    assert!(gone(&item, &v1), "the retired version's ciphertext and wrapped key are gone");
+    for attr in ["previous", "retireShard", "retireAt"] {
+        assert!(!item.contains_key(attr), "{attr}");
+    }
+    let listed = env.call(Req::get(&format!("/keys/{key}/versions")).token(&env.root)).await.expect(200);
+    assert_eq!(listed.body["versions"].as_array().unwrap().len(), 2);
+    // Deleting the key destroys every version.
+    env.call(Req::delete(&format!("/keys/{key}")).token(&env.root)).await.expect(204);
+    assert!(scan(&env, &env.tables.keys).await.iter().all(|i| i["keyId"] != AttributeValue::S(key.clone())));
+}
+
+/// Every envelope an item holds: the top-level one and one per version map.
+fn envelopes(item: &Item) -> usize {
+    let maps = ["previous", "pending"].iter().filter(|m| item.get(**m).is_some_and(|v| v.as_m().is_ok())).count();
+    usize::from(item.contains_key("ciphertext")) + maps
+}
+
+#[tokio::test]
+async fn a_key_item_holds_at_most_three_envelopes_however_often_it_rotates() {
+    let env = Env::new().await;
+    let value = |i: usize| format!("sk-{i:04}-{}", "x".repeat(8184));
+    let key = env.add_key(&env.root, "big", "openai", &value(0)).await;
+    let one = ibyok_tests::item_bytes(&raw_key(&env, &key).await);
+    let mut staged = Vec::new();
+    let mut promoted = Vec::new();
+    for round in 1..=12 {
+        let stage = json!({"value": value(2 * round - 1), "stage": "pending"});
+        env.call(put_req(&key, stage).token(&env.root)).await.expect(200);
+        // A second pending version replaces the first.
+        let replaced = json!({"value": value(2 * round), "stage": "pending"});
+        env.call(put_req(&key, replaced).token(&env.root)).await.expect(200);
+        let item = raw_key(&env, &key).await;
+        assert!(envelopes(&item) <= 3, "round {round}");
+        staged.push(ibyok_tests::item_bytes(&item));
+        let promote =
+            Req::post(&format!("/keys/{key}/promote")).token(&env.root).json(json!({"previousValidFor": 3600}));
+        env.call(promote).await.expect(200);
+        let item = raw_key(&env, &key).await;
+        assert_eq!(envelopes(&item), 2, "round {round}: current and previous");
+        promoted.push(ibyok_tests::item_bytes(&item));
+    }
+    println!("key item with 8 KiB values: {one} bytes with one version; {staged:?} with three; {promoted:?} with two");
+    let spread = |v: &[usize]| v.iter().max().unwrap() - v.iter().min().unwrap();
+    // Only the version numbers' digits may grow (by a byte or two).
+    assert!(spread(&staged[1..]) <= 8 && spread(&promoted[1..]) <= 8, "{staged:?} {promoted:?}");
+    assert!(*staged.iter().max().unwrap() < 3 * one + 1024, "three versions cost about three values");
+    assert_eq!(versions_listed(&env, &key).await, 2);
+}
+
+async fn versions_listed(env: &Env, key: &str) -> usize {
+    let r = env.call(Req::get(&format!("/keys/{key}/versions")).token(&env.root)).await.expect(200);
+    r.body["versions"].as_array().unwrap().len()
 }

@@ -1,13 +1,14 @@
 //! Scheduled: the maintenance run (`ibyok::maintenance`): deletes expired
-//! tokens, and revoked ones past their grace period, reading only the purge
-//! index entries that are due.
+//! tokens, and revoked ones past their grace period, and destroys retired
+//! key versions, reading only the index entries that are due.
 
 use ibyok::clock::Clock;
-use ibyok::store::{PurgeReport, Store, StoreError};
+use ibyok::maintenance::MaintenanceReport;
+use ibyok::store::{Store, StoreError};
 
 /// Generic over the store so that the binary, on the DynamoDB store itself,
 /// links only the store methods cleanup calls (a `&dyn Store` would keep
 /// every method through its vtable).
-pub async fn handler<S: Store + ?Sized>(store: &S, clock: &dyn Clock) -> Result<PurgeReport, StoreError> {
+pub async fn handler<S: Store + ?Sized>(store: &S, clock: &dyn Clock) -> Result<MaintenanceReport, StoreError> {
     ibyok::maintenance::run(store, clock.now()).await
 }

@@ -1,4 +1,5 @@
-//! Key metadata: list, show, update, delete. No KMS access.
+//! Key metadata: list, show, update, delete; a key's versions: list them,
+//! promote the pending one. No KMS access.
 
 use ibyok::api::{App, Route};
 use ibyok::lambda::GatewayResponse;
@@ -6,7 +7,8 @@ use ibyok::store::Store;
 use lambda_http::Request;
 
 /// The routes this function serves (its IAM policy grants only what they call).
-pub const ROUTES: &[Route] = &[Route::ListKeys, Route::GetKey, Route::UpdateKey, Route::DeleteKey];
+pub const ROUTES: &[Route] =
+    &[Route::ListKeys, Route::GetKey, Route::UpdateKey, Route::DeleteKey, Route::PromoteKey, Route::ListVersions];
 
 /// [`ROUTES`] as a route set: only these routes' handlers are compiled in.
 pub const SERVED: u32 = Route::set(ROUTES);

@@ -122,6 +122,7 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
             action,
             token_id: Some(token.clone()),
             key_id,
+            version: None,
             environment: None::<Environment>,
             effective_mode: None::<Mode>,
             outcome: Outcome::Ok,

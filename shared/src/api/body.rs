@@ -37,6 +37,15 @@ impl JsonObject {
         Self::parse_fields(req, known).map(|(object, _)| object)
     }
 
+    /// As [`parse`](Self::parse), but a request with no body at all reads
+    /// as `{}` (a `POST` whose fields are all optional).
+    pub fn parse_optional(req: &ApiRequest, known: &[&str]) -> Result<Self, ApiError> {
+        if req.body.expose().is_empty() {
+            return Ok(Self(Map::new()));
+        }
+        Self::parse(req, known)
+    }
+
     /// A body whose `value` (one of `known`) is a key's value: it is read
     /// straight into a [`SecretValue`] as the parser meets it, never into
     /// the map.

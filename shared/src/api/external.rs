@@ -4,25 +4,30 @@
 //! key and tenant settings, consistent), then — concurrently — the KMS
 //! `Decrypt` (live only) and the usage and audit writes.
 //!
+//! `?version=` picks the version (`current`, `previous` within its window,
+//! `pending`, or a number); one that is not readable is 404, mock or live.
+//!
 //! The planned path, one round trip: a successful read leaves a [`ReadPlan`]
-//! for its token, key and environment (what it found: no value, no data key,
-//! no token). The next such read sends the `Decrypt` of the planned envelope
-//! (live) and [`Store::record_expected_read`] at once; the store writes the
-//! counters and the audit event only if everything the plan assumed still
-//! holds at that moment — the token stored, unrevoked and unexpired, the
-//! key's name, type, envelope and override, the tenant's setting — and
-//! otherwise writes nothing, and the read takes the full path. A plan can
-//! cost a round trip, never a wrong answer.
+//! for its token, key, environment and version asked for (what it found: no
+//! value, no data key, no token). The next such read sends the `Decrypt` of
+//! the planned envelope (live) and [`Store::record_expected_read`] at once;
+//! the store writes the counters and the audit event only if everything the
+//! plan assumed still holds at that moment — the token stored, unrevoked and
+//! unexpired, the key's name, type, envelope and override, the version still
+//! where it was and readable, the tenant's setting — and otherwise writes
+//! nothing, and the read takes the full path. A plan can cost a round trip,
+//! never a wrong answer.
 //!
 //! [`Store::record_expected_read`]: crate::store::Store::record_expected_read
 
 use super::keys::not_found_as_key;
 use super::{ApiError, ApiResponse, Ctx};
+use crate::clock::Timestamp;
 use crate::envelope::{self, EnvelopeError};
 use crate::ids::{KeyId, TenantId, TokenId};
 use crate::kms::{KeyContext, KmsError};
 use crate::mode::{self, Environment, Mode, Source, TenantModes};
-use crate::store::{AuditAction, AuditEvent, ExpectedRead, Fetch, Store};
+use crate::store::{AuditAction, AuditEvent, ExpectedRead, Fetch, PlannedVersion, Store, VersionSelector};
 use crate::token::{Grant, ParsedToken, Scope};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -43,6 +48,7 @@ struct ValueView<'a> {
     name: &'a str,
     llm_type: &'a str,
     value: &'a str,
+    version: u64,
     mode_info: ModeInfo,
 }
 
@@ -54,9 +60,11 @@ pub(crate) struct ReadPlan {
     /// are checked here, per request.
     grant: Grant,
     expect: ExpectedRead,
+    /// A previous version's end: past it, the plan is not tried.
+    retires_at: Option<Timestamp>,
 }
 
-type PlanKey = (TokenId, KeyId, Environment);
+type PlanKey = (TokenId, KeyId, Environment, VersionSelector);
 
 /// The plans of this process (a Lambda instance serves one request at a
 /// time; the development server many). Bounded: full, it starts afresh.
@@ -94,6 +102,7 @@ fn value_response(expect: &ExpectedRead, value: &str) -> ApiResponse {
             name: &expect.key_name,
             llm_type: &expect.llm_type,
             value,
+            version: expect.version.number,
             mode_info: ModeInfo { environment: expect.environment, effective_mode: expect.mode, source: expect.source },
         },
     )
@@ -109,12 +118,23 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         }
     }
 
+    /// The `version` query, else the current version; `None` if the query
+    /// names none.
+    fn version_selector(&self) -> Option<VersionSelector> {
+        match self.req.query_param("version") {
+            None => Some(VersionSelector::Current),
+            Some(v) => VersionSelector::parse(v),
+        }
+    }
+
     pub(crate) async fn read_value(&mut self, id: &str) -> Result<ApiResponse, ApiError> {
         let key_id = KeyId::parse(id);
         // Parsed once, for both paths.
         let parsed = self.presented_token();
-        if let (Some(token), Some(key_id), Some(environment)) = (&parsed, &key_id, self.environment()) {
-            if let Some(resp) = self.read_planned(token, key_id, environment).await? {
+        if let (Some(token), Some(key_id), Some(environment), Some(which)) =
+            (&parsed, &key_id, self.environment(), self.version_selector())
+        {
+            if let Some(resp) = self.read_planned(token, key_id, environment, which).await? {
                 return Ok(resp);
             }
         }
@@ -129,13 +149,15 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         parsed: &ParsedToken,
         key_id: &KeyId,
         environment: Environment,
+        which: VersionSelector,
     ) -> Result<Option<ApiResponse>, ApiError> {
-        let plan_key = (parsed.id().clone(), key_id.clone(), environment);
+        let plan_key = (parsed.id().clone(), key_id.clone(), environment, which);
         let Some(plan) = self.app.read_plans.get(&plan_key) else { return Ok(None) };
         let expect = &plan.expect;
         if !parsed.matches(&expect.verifier)
             || !plan.grant.unexpired_at(self.now)
             || !plan.grant.allows_source(self.req.source_ip)
+            || plan.retires_at.is_some_and(|r| self.now >= r)
         {
             return Ok(None);
         }
@@ -143,12 +165,13 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         let mut audit = self.event_as(&expect.tenant_id, &expect.token_id, AuditAction::KeyRead, Some(key_id.clone()));
         audit.environment = Some(environment);
         audit.effective_mode = Some(expect.mode);
+        audit.version = Some(expect.version.number);
         let store = &self.app.store;
         let record = store.record_expected_read(expect, self.now, &audit);
         let (opened, recorded) = match &expect.envelope {
             None => (None, record.await),
             Some(envelope) => {
-                let ctx = KeyContext { tenant_id: expect.tenant_id.clone(), key_id: expect.key_id.clone() };
+                let ctx = KeyContext::new(&expect.tenant_id, &expect.key_id, expect.version.number);
                 let (opened, recorded) = tokio::join!(envelope::open(self.app.kms.as_ref(), &ctx, envelope), record);
                 (Some(opened), recorded)
             }
@@ -187,7 +210,12 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         let environment = self
             .environment()
             .ok_or_else(|| ApiError::bad("env", "must be dev, development, staging, prod or production"))?;
+        let which = self
+            .version_selector()
+            .ok_or_else(|| ApiError::bad("version", "must be current, previous, pending or a number"))?;
         let key = self.visible_key(&caller, &mut fetched, key_id.as_ref()).await?;
+        let (version, stage) = key.select(which, self.now).ok_or(ApiError::NotFound("no such version"))?;
+        let (version, planned) = (version.clone(), PlannedVersion { number: version.number, stage });
         let tenant_modes = fetched
             .tenant
             .filter(|t| t.tenant_id == caller.token.tenant_id)
@@ -199,6 +227,7 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         let mut audit = self.event(&caller, AuditAction::KeyRead, Some(key.key_id.clone()));
         audit.environment = Some(environment);
         audit.effective_mode = Some(effective_mode);
+        audit.version = Some(version.number);
         let store = &self.app.store;
         let record = store.record_read(&key.key_id, &caller.token.token_id, self.now, &audit);
 
@@ -211,9 +240,9 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
                 &fake
             }
             Mode::Live => {
-                let ctx = KeyContext { tenant_id: key.tenant_id.clone(), key_id: key.key_id.clone() };
+                let ctx = KeyContext::new(&key.tenant_id, &key.key_id, version.number);
                 let (opened, recorded) =
-                    tokio::join!(envelope::open(self.app.kms.as_ref(), &ctx, &key.envelope), record);
+                    tokio::join!(envelope::open(self.app.kms.as_ref(), &ctx, &version.envelope), record);
                 match (opened, recorded) {
                     (Ok(v), Ok(())) => {
                         live = v;
@@ -239,11 +268,13 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
             environment,
             mode: effective_mode,
             source,
-            envelope: (effective_mode == Mode::Live).then_some(key.envelope),
+            envelope: (effective_mode == Mode::Live).then_some(version.envelope),
+            version: planned,
         };
         let resp = value_response(&expect, value);
-        let plan_key = (expect.token_id.clone(), expect.key_id.clone(), environment);
-        self.app.read_plans.insert(plan_key, ReadPlan { grant: token.grant, expect });
+        let plan_key = (expect.token_id.clone(), expect.key_id.clone(), environment, which);
+        let plan = ReadPlan { grant: token.grant, expect, retires_at: version.retires_at };
+        self.app.read_plans.insert(plan_key, plan);
         Ok(resp)
     }
 

@@ -1,7 +1,8 @@
-//! `/keys`: create, list, show, update, rotate, delete.
+//! `/keys`: create, list, show, update, rotate (to a current or pending
+//! version), promote, list versions, delete.
 
 use super::body::{check_name, fill_page, JsonObject, SecretField};
-use super::views::KeyView;
+use super::views::{KeyView, VersionView};
 use super::{ApiError, ApiResponse, Ctx};
 use crate::envelope;
 use crate::ids::KeyId;
@@ -9,7 +10,9 @@ use crate::kms::KeyContext;
 use crate::mode::{Environment, Mode, ModeOverrides};
 use crate::secret::SecretValue;
 use crate::store::Store;
-use crate::store::{AuditAction, Fetch, KeyChange, KeyRecord, StoreError};
+use crate::store::{
+    AuditAction, Conflict, Fetch, KeyChange, KeyRecord, KeyVersion, StoreError, MAX_PREVIOUS_VALID_FOR,
+};
 use crate::token::Scope;
 use serde_json::Value;
 
@@ -45,6 +48,19 @@ fn take_value(field: SecretField) -> Result<SecretValue, ApiError> {
         return Err(ApiError::bad("value", "must be 1 to 8192 bytes and not only white space"));
     }
     Ok(value)
+}
+
+/// `previousValidFor`: whole seconds, 0 to 30 days; absent is 0.
+fn previous_valid_for(body: &JsonObject) -> Result<i64, ApiError> {
+    const FIELD: &str = "previousValidFor";
+    match body.raw(FIELD) {
+        None => Ok(0),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .filter(|s| (0..=MAX_PREVIOUS_VALID_FOR).contains(s))
+            .ok_or_else(|| ApiError::bad(FIELD, "must be a whole number of seconds from 0 to 2592000")),
+        Some(_) => Err(ApiError::bad(FIELD, "must be a whole number of seconds from 0 to 2592000")),
+    }
 }
 
 /// `modeOverrides` on top of `current`; `null` clears an environment when
@@ -103,23 +119,26 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
 
         let tenant_id = caller.token.tenant_id.clone();
         let key_id = KeyId::generate(&tenant_id);
-        let ctx = KeyContext { tenant_id: tenant_id.clone(), key_id: key_id.clone() };
+        let ctx = KeyContext::new(&tenant_id, &key_id, 1);
         let sealed = envelope::seal(self.app.kms.as_ref(), &ctx, &value).await?;
         let key = KeyRecord {
             key_id: key_id.clone(),
             tenant_id,
             name,
             llm_type: llm_type.to_owned(),
-            preview: preview(value.expose_value()),
             mode_overrides,
             created_at: self.now,
             updated_at: self.now,
             last_used_at: None,
             retrievals: 0,
-            envelope: sealed,
+            current: KeyVersion::new(1, self.now, preview(value.expose_value()), sealed),
+            previous: None,
+            pending: None,
+            last_version: 1,
         };
         drop(value);
-        let audit = self.event(&caller, AuditAction::KeyCreate, Some(key_id));
+        let mut audit = self.event(&caller, AuditAction::KeyCreate, Some(key_id));
+        audit.version = Some(1);
         self.app.store.create_key(&key, &audit).await.map_err(|e| match e {
             StoreError::Conflict(_) => ApiError::internal("a fresh key id collided"),
             e => e.into(),
@@ -182,25 +201,79 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         Ok(ApiResponse::json(200, &KeyView::from(&key)))
     }
 
+    /// `PUT /keys/{keyId}/value`: a new version, current at once (the
+    /// current one kept as previous for `previousValidFor`) or pending.
     pub(crate) async fn rotate_key(&mut self, id: &str) -> Result<ApiResponse, ApiError> {
         let (caller, mut key) = self.caller_and_key(id, Scope::KeysWrite).await?;
-        let (_, value) = JsonObject::parse_with_value(self.req, &["value"])?;
+        let (body, value) = JsonObject::parse_with_value(self.req, &["value", "stage", "previousValidFor"])?;
         let value = take_value(value)?;
-        let ctx = KeyContext { tenant_id: key.tenant_id.clone(), key_id: key.key_id.clone() };
-        let sealed = envelope::seal(self.app.kms.as_ref(), &ctx, &value).await?;
-        let change = KeyChange::Value { envelope: sealed, preview: preview(value.expose_value()) };
-        drop(value);
-        let audit = self.event(&caller, AuditAction::KeyRotate, Some(key.key_id.clone()));
-        self.app
-            .store
-            .update_key(&key.tenant_id, &key.key_id, &change, self.now, &audit)
-            .await
-            .map_err(not_found_as_key)?;
-        if let KeyChange::Value { preview, .. } = change {
-            key.preview = preview;
+        let pending = match body.opt_str("stage")? {
+            None | Some("current") => false,
+            Some("pending") => true,
+            Some(_) => return Err(ApiError::bad("stage", "must be current or pending")),
+        };
+        let valid_for = previous_valid_for(&body)?;
+        // The window is the promote's to give; 0 (nothing kept) is the only
+        // value that means the same here.
+        if pending && valid_for != 0 {
+            return Err(ApiError::bad(
+                "previousValidFor",
+                "applies when a version becomes current: give it to promote",
+            ));
         }
-        key.updated_at = self.now;
+        let number = key.next_version();
+        let ctx = KeyContext::new(&key.tenant_id, &key.key_id, number);
+        let sealed = envelope::seal(self.app.kms.as_ref(), &ctx, &value).await?;
+        let version = KeyVersion::new(number, self.now, preview(value.expose_value()), sealed);
+        drop(value);
+        let change = match pending {
+            true => key.staging(version),
+            false => key.rotation(version, valid_for, self.now),
+        };
+        let mut audit = self.event(&caller, AuditAction::KeyRotate, Some(key.key_id.clone()));
+        audit.version = Some(number);
+        self.change_versions(&mut key, &change, &audit).await?;
         Ok(ApiResponse::json(200, &KeyView::from(&key)))
+    }
+
+    /// `POST /keys/{keyId}/promote`: the pending version becomes current.
+    pub(crate) async fn promote_key(&mut self, id: &str) -> Result<ApiResponse, ApiError> {
+        let (caller, mut key) = self.caller_and_key(id, Scope::KeysWrite).await?;
+        let body = JsonObject::parse_optional(self.req, &["previousValidFor"])?;
+        let valid_for = previous_valid_for(&body)?;
+        let change = key
+            .promotion(valid_for, self.now)
+            .ok_or_else(|| ApiError::Conflict("the key has no pending version to promote".into()))?;
+        let mut audit = self.event(&caller, AuditAction::KeyPromote, Some(key.key_id.clone()));
+        audit.version = key.pending.as_ref().map(|v| v.number);
+        self.change_versions(&mut key, &change, &audit).await?;
+        Ok(ApiResponse::json(200, &KeyView::from(&key)))
+    }
+
+    /// `GET /keys/{keyId}/versions`: newest first, retired ones until
+    /// cleanup destroys them.
+    pub(crate) async fn list_versions(&mut self, id: &str) -> Result<ApiResponse, ApiError> {
+        let (_, key) = self.caller_and_key(id, Scope::KeysRead).await?;
+        let versions: Vec<VersionView> =
+            key.versions(self.now).into_iter().map(|(v, s)| VersionView::new(v, s)).collect();
+        Ok(ApiResponse::json(200, &serde_json::json!({ "versions": versions })))
+    }
+
+    async fn change_versions(
+        &self,
+        key: &mut KeyRecord,
+        change: &KeyChange,
+        audit: &crate::store::AuditEvent,
+    ) -> Result<(), ApiError> {
+        self.app.store.update_key(&key.tenant_id, &key.key_id, change, self.now, audit).await.map_err(|e| match e {
+            StoreError::Conflict(Conflict::Changed) => {
+                ApiError::Conflict("the key's versions changed meanwhile: read them and try again".into())
+            }
+            e => not_found_as_key(e),
+        })?;
+        key.apply_versions(change);
+        key.updated_at = self.now;
+        Ok(())
     }
 
     pub(crate) async fn delete_key(&mut self, id: &str) -> Result<ApiResponse, ApiError> {

@@ -98,10 +98,12 @@ pub enum Route {
     Audit,
     GetGuardrails,
     DailyUsage,
+    PromoteKey,
+    ListVersions,
 }
 
 impl Route {
-    pub const ALL: [Route; 17] = [
+    pub const ALL: [Route; 19] = [
         Route::CreateKey,
         Route::ListKeys,
         Route::GetKey,
@@ -119,6 +121,8 @@ impl Route {
         Route::Audit,
         Route::GetGuardrails,
         Route::DailyUsage,
+        Route::PromoteKey,
+        Route::ListVersions,
     ];
 
     /// The route's bit in a route set (`u32`: one bit per route).
@@ -168,6 +172,8 @@ impl Route {
             Route::Audit => "GET /audit",
             Route::GetGuardrails => "GET /settings/guardrails",
             Route::DailyUsage => "GET /usage/daily",
+            Route::PromoteKey => "POST /keys/{keyId}/promote",
+            Route::ListVersions => "GET /keys/{keyId}/versions",
         }
     }
 }
@@ -199,6 +205,8 @@ pub fn route<'a>(method: &str, path: &'a str) -> Matched<'a> {
             pick(&[("GET", Route::GetKey), ("PATCH", Route::UpdateKey), ("DELETE", Route::DeleteKey)], Some(id))
         }
         ["keys", id, "value"] => pick(&[("PUT", Route::RotateKey)], Some(id)),
+        ["keys", id, "promote"] => pick(&[("POST", Route::PromoteKey)], Some(id)),
+        ["keys", id, "versions"] => pick(&[("GET", Route::ListVersions)], Some(id)),
         ["external", "keys", id, "value"] => pick(&[("GET", Route::ReadValue)], Some(id)),
         ["tokens"] => pick(&[("GET", Route::ListTokens), ("POST", Route::CreateToken)], None),
         ["tokens", "self"] => pick(&[("DELETE", Route::RevokeSelf)], None),
@@ -372,6 +380,12 @@ impl<'a, S: Store + ?Sized> Ctx<'a, S> {
             Route::GetGuardrails if const { Route::GetGuardrails.in_set(SERVED) } => {
                 Box::pin(async move { self.get_guardrails().await })
             }
+            Route::PromoteKey if const { Route::PromoteKey.in_set(SERVED) } => {
+                Box::pin(async move { self.promote_key(&id).await })
+            }
+            Route::ListVersions if const { Route::ListVersions.in_set(SERVED) } => {
+                Box::pin(async move { self.list_versions(&id).await })
+            }
             // Unreachable: `handle_set` checks the set first.
             _ => Box::pin(std::future::ready(Err(ApiError::NotFound("no such route")))),
         }
@@ -391,6 +405,10 @@ mod tests {
             ("GET", "/keys/key_1", Matched::Route(Route::GetKey, Some("key_1"))),
             ("PUT", "/keys/key_1/value", Matched::Route(Route::RotateKey, Some("key_1"))),
             ("GET", "/keys/key_1/value", Matched::MethodNotAllowed("PUT".into())),
+            ("POST", "/keys/key_1/promote", Matched::Route(Route::PromoteKey, Some("key_1"))),
+            ("GET", "/keys/key_1/promote", Matched::MethodNotAllowed("POST".into())),
+            ("GET", "/keys/key_1/versions", Matched::Route(Route::ListVersions, Some("key_1"))),
+            ("DELETE", "/keys/key_1/versions", Matched::MethodNotAllowed("GET".into())),
             ("GET", "/external/keys/key_1/value", Matched::Route(Route::ReadValue, Some("key_1"))),
             ("DELETE", "/tokens/self", Matched::Route(Route::RevokeSelf, None)),
             ("GET", "/tokens/self", Matched::MethodNotAllowed("DELETE".into())),

@@ -3,7 +3,7 @@
 use crate::clock::Timestamp;
 use crate::ids::{KeyId, TokenId};
 use crate::mode::ModeOverrides;
-use crate::store::{KeyRecord, TokenRecord};
+use crate::store::{KeyRecord, KeyVersion, Stage, TokenRecord};
 use crate::token::Scope;
 use serde::Serialize;
 
@@ -18,6 +18,25 @@ pub struct KeyView<'a> {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub last_used_at: Option<Timestamp>,
+    /// The current version's number.
+    pub version: u64,
+}
+
+/// One version of a key's value (`GET /keys/{keyId}/versions`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionView<'a> {
+    pub version: u64,
+    pub stage: Stage,
+    pub created_at: Timestamp,
+    pub retires_at: Option<Timestamp>,
+    pub preview: &'a str,
+}
+
+impl<'a> VersionView<'a> {
+    pub fn new(v: &'a KeyVersion, stage: Stage) -> Self {
+        Self { version: v.number, stage, created_at: v.created_at, retires_at: v.retires_at, preview: &v.preview }
+    }
 }
 
 impl<'a> From<&'a KeyRecord> for KeyView<'a> {
@@ -26,11 +45,12 @@ impl<'a> From<&'a KeyRecord> for KeyView<'a> {
             key_id: &k.key_id,
             name: &k.name,
             llm_type: &k.llm_type,
-            preview: &k.preview,
+            preview: &k.current.preview,
             mode_overrides: &k.mode_overrides,
             created_at: k.created_at,
             updated_at: k.updated_at,
             last_used_at: k.last_used_at,
+            version: k.current.number,
         }
     }
 }

@@ -23,7 +23,7 @@ impl AwsKms {
 }
 
 fn context_map(ctx: &KeyContext) -> std::collections::HashMap<String, String> {
-    ctx.pairs().iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    ctx.pairs().into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 const THROTTLING_CODES: &[&str] = &["ThrottlingException", "LimitExceededException"];

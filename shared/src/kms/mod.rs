@@ -13,18 +13,35 @@ use crate::ids::{KeyId, TenantId};
 use crate::secret::DataKey;
 use async_trait::async_trait;
 
-/// The encryption context a data key is bound to: the tenant and the key.
+/// The encryption context a data key is bound to: the tenant, the key and
+/// the value's version.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyContext {
     pub tenant_id: TenantId,
     pub key_id: KeyId,
+    /// The version number (from 1). Version 1 is bound by the absence of a
+    /// `version` pair, the context every value had before versions existed,
+    /// so that those envelopes open unchanged as version 1; any later
+    /// version adds `version: N`. No two versions share a context.
+    pub version: u64,
 }
 
 impl KeyContext {
-    /// The context's pairs, sorted by name. The context keys are exactly
-    /// `tenantId` and `keyId`; the template's key policy names them.
-    pub fn pairs(&self) -> [(&'static str, &str); 2] {
-        [("keyId", self.key_id.as_str()), ("tenantId", self.tenant_id.as_str())]
+    /// The context of version `version` of a key.
+    pub fn new(tenant_id: &TenantId, key_id: &KeyId, version: u64) -> Self {
+        Self { tenant_id: tenant_id.clone(), key_id: key_id.clone(), version }
+    }
+
+    /// The context's pairs, sorted by name. The context keys are `keyId`,
+    /// `tenantId` and, from version 2, `version`; the template's key policy
+    /// names them.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs =
+            vec![("keyId", self.key_id.as_str().to_owned()), ("tenantId", self.tenant_id.as_str().to_owned())];
+        if self.version != 1 {
+            pairs.push(("version", self.version.to_string()));
+        }
+        pairs
     }
 }
 

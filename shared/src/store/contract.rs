@@ -80,17 +80,15 @@ impl World {
             tenant_id: self.tenant.clone(),
             name: name.to_owned(),
             llm_type: "openai".into(),
-            preview: "…ab12".into(),
             mode_overrides: ModeOverrides::new(),
             created_at: at,
             updated_at: at,
             last_used_at: None,
             retrievals: 0,
-            envelope: Envelope {
-                ciphertext: crate::ids::random_base62(24).into_bytes(),
-                nonce: [7; 12],
-                wrapped_key: vec![9; 40],
-            },
+            current: version(1, at),
+            previous: None,
+            pending: None,
+            last_version: 1,
         }
     }
 
@@ -169,6 +167,26 @@ impl World {
         self.audit().await.iter().map(|e| e.action).collect()
     }
 
+    /// A key stored with three versions at `T0`: v1 previous for 60 s, v2
+    /// current, v3 pending. Answers the key as created and as stored.
+    pub async fn three_versions(&self) -> (KeyRecord, KeyRecord) {
+        let key = self.key("k", T0);
+        self.store.create_key(&key, &self.event(AuditAction::KeyCreate, T0)).await.unwrap();
+        let rotate = key.rotation(version(2, T0), 60, T0);
+        self.store
+            .update_key(&self.tenant, &key.key_id, &rotate, T0, &self.event(AuditAction::KeyRotate, T0))
+            .await
+            .unwrap();
+        let got = self.get_key(&key.key_id).await.unwrap();
+        let stage = got.staging(version(3, T0));
+        self.store
+            .update_key(&self.tenant, &key.key_id, &stage, T0, &self.event(AuditAction::KeyRotate, T0))
+            .await
+            .unwrap();
+        let got = self.get_key(&key.key_id).await.unwrap();
+        (key, got)
+    }
+
     /// An expected read of `key` by the root token that holds right now.
     pub fn expect_read(&self, key: &KeyRecord) -> ExpectedRead {
         ExpectedRead {
@@ -182,8 +200,16 @@ impl World {
             mode: Mode::Mock,
             source: Source::TenantSetting,
             envelope: None,
+            version: PlannedVersion { number: key.current.number, stage: Stage::Current },
         }
     }
+}
+
+/// A version with a fresh (fake) envelope.
+pub fn version(number: u64, at: Timestamp) -> KeyVersion {
+    let envelope =
+        Envelope { ciphertext: crate::ids::random_base62(24).into_bytes(), nonce: [7; 12], wrapped_key: vec![9; 40] };
+    KeyVersion::new(number, at, format!("…v{number:03}"), envelope)
 }
 
 pub fn event_in(tenant: &TenantId, action: AuditAction, at: Timestamp) -> AuditEvent {
@@ -194,6 +220,7 @@ pub fn event_in(tenant: &TenantId, action: AuditAction, at: Timestamp) -> AuditE
         action,
         token_id: None,
         key_id: None,
+        version: None,
         environment: None,
         effective_mode: None,
         outcome: Outcome::Ok,
@@ -307,11 +334,11 @@ pub async fn update_key_changes_value_or_metadata(store: Subject) {
     let key = w.key("k", T0);
     w.store.create_key(&key, &w.event(AuditAction::KeyCreate, T0)).await.unwrap();
     let t1 = T0.plus_seconds(5);
-    let envelope = Envelope { ciphertext: vec![1; 30], nonce: [3; 12], wrapped_key: vec![4; 40] };
-    let change = KeyChange::Value { envelope: envelope.clone(), preview: "…zz99".into() };
+    let v2 = version(2, t1);
+    let change = key.rotation(v2.clone(), 0, t1);
     w.store.update_key(&w.tenant, &key.key_id, &change, t1, &w.event(AuditAction::KeyRotate, t1)).await.unwrap();
     let got = w.get_key(&key.key_id).await.unwrap();
-    assert_eq!((got.envelope, got.preview.as_str(), got.updated_at), (envelope, "…zz99", t1));
+    assert_eq!((&got.current, got.previous.as_ref(), got.updated_at), (&v2, None, t1));
     assert_eq!(got.name, "k", "a value change keeps the metadata");
     let t2 = T0.plus_seconds(9);
     let overrides = ModeOverrides::from([(Environment::Production, Mode::Mock)]);
@@ -319,7 +346,7 @@ pub async fn update_key_changes_value_or_metadata(store: Subject) {
     w.store.update_key(&w.tenant, &key.key_id, &change, t2, &w.event(AuditAction::KeyUpdate, t2)).await.unwrap();
     let got = w.get_key(&key.key_id).await.unwrap();
     assert_eq!((got.name.as_str(), &got.mode_overrides, got.updated_at), ("renamed", &overrides, t2));
-    assert_eq!(got.preview, "…zz99", "a metadata change keeps the value");
+    assert_eq!(got.current, v2, "a metadata change keeps the value");
     assert_eq!(w.actions().await, vec![AuditAction::KeyUpdate, AuditAction::KeyRotate, AuditAction::KeyCreate]);
 }
 
@@ -461,7 +488,9 @@ pub async fn expected_read_is_recorded_only_while_every_expectation_holds(store:
         ("override", Box::new(|e| e.source = Source::KeyOverride)),
         ("override mode", Box::new(|e| (e.environment, e.source) = (Environment::Staging, Source::KeyOverride))),
         ("override beats setting", Box::new(|e| (e.environment, e.mode) = (Environment::Staging, Mode::Mock))),
-        ("envelope", Box::new(|e| e.envelope = Some(Envelope { nonce: [8; 12], ..key.envelope.clone() }))),
+        ("envelope", Box::new(|e| e.envelope = Some(Envelope { nonce: [8; 12], ..key.current.envelope.clone() }))),
+        ("version", Box::new(|e| e.version.number = 2)),
+        ("stage", Box::new(|e| e.version.stage = Stage::Previous)),
         ("other key", Box::new(|e| e.key_id = KeyId::generate(&e.tenant_id))),
         ("other token", Box::new(|e| e.token_id = ParsedToken::generate().id().clone())),
     ];
@@ -480,7 +509,7 @@ pub async fn expected_read_is_recorded_only_while_every_expectation_holds(store:
         source: Source::KeyOverride,
         ..holds.clone()
     };
-    let live = ExpectedRead { envelope: Some(key.envelope.clone()), ..staging.clone() };
+    let live = ExpectedRead { envelope: Some(key.current.envelope.clone()), ..staging.clone() };
     let guarded = ExpectedRead { mode: Mode::Live, source: Source::Guardrail, ..holds.clone() };
     let t1 = T0.plus_seconds(1);
     for e in [&holds, &staging, &live, &guarded] {
@@ -812,6 +841,176 @@ pub async fn audit_lists_newest_first_with_cursors(store: Subject) {
     assert!(matches!(r, Err(StoreError::BadCursor)), "{r:?}");
 }
 
+/// A new current version keeps the old one as previous for its window; a
+/// pending one waits beside it; a promotion makes it current. Each write
+/// lands only on the versions it was computed from, with its event.
+pub async fn versions_rotate_stage_and_promote(store: Subject) {
+    let w = world(store).await;
+    let key = w.key("k", T0);
+    w.store.create_key(&key, &w.event(AuditAction::KeyCreate, T0)).await.unwrap();
+    // v2 current, v1 previous for an hour.
+    let t1 = T0.plus_seconds(10);
+    let rotate = key.rotation(version(key.next_version(), t1), 3600, t1);
+    w.store.update_key(&w.tenant, &key.key_id, &rotate, t1, &w.event(AuditAction::KeyRotate, t1)).await.unwrap();
+    let got = w.get_key(&key.key_id).await.unwrap();
+    assert_eq!((got.current.number, got.last_version), (2, 2));
+    let previous = got.previous.clone().expect("v1 kept as previous");
+    assert_eq!(
+        (previous.number, previous.retires_at, &previous.envelope),
+        (1, Some(t1.plus_seconds(3600)), &key.current.envelope)
+    );
+    // The same change again was computed from versions that are gone: a
+    // conflict, with no event; a retry of the change that landed is done.
+    let stale = key.rotation(version(2, t1), 0, t1);
+    let r = w.store.update_key(&w.tenant, &key.key_id, &stale, t1, &w.event(AuditAction::KeyRotate, t1)).await;
+    assert_conflict(r, Conflict::Changed, "a change from stale versions");
+    w.store.update_key(&w.tenant, &key.key_id, &rotate, t1, &w.event(AuditAction::KeyRotate, t1)).await.unwrap();
+    assert_eq!(w.get_key(&key.key_id).await.unwrap(), got, "a retry of a landed change changes nothing");
+    // v3 pending, then v4 pending: v3 is destroyed; current and previous stay.
+    let t2 = T0.plus_seconds(20);
+    let stage3 = got.staging(version(got.next_version(), t2));
+    w.store.update_key(&w.tenant, &key.key_id, &stage3, t2, &w.event(AuditAction::KeyRotate, t2)).await.unwrap();
+    let got = w.get_key(&key.key_id).await.unwrap();
+    assert_eq!(got.pending.as_ref().map(|v| v.number), Some(3));
+    let stage4 = got.staging(version(got.next_version(), t2));
+    w.store.update_key(&w.tenant, &key.key_id, &stage4, t2, &w.event(AuditAction::KeyRotate, t2)).await.unwrap();
+    let got = w.get_key(&key.key_id).await.unwrap();
+    assert_eq!(
+        (
+            got.current.number,
+            got.previous.as_ref().map(|v| v.number),
+            got.pending.as_ref().map(|v| v.number),
+            got.last_version
+        ),
+        (2, Some(1), Some(4), 4)
+    );
+    // Promote v4 with no window: v2 is destroyed at once, and so is v1.
+    let t3 = T0.plus_seconds(30);
+    let promote = got.promotion(0, t3).expect("a pending version");
+    w.store.update_key(&w.tenant, &key.key_id, &promote, t3, &w.event(AuditAction::KeyPromote, t3)).await.unwrap();
+    let got = w.get_key(&key.key_id).await.unwrap();
+    assert_eq!(
+        (got.current.number, got.previous.is_none(), got.pending.is_none(), got.last_version),
+        (4, true, true, 4)
+    );
+    assert_eq!(got.current.envelope, stage4_envelope(&stage4), "the pending envelope, now current");
+    assert!(got.promotion(0, t3).is_none(), "nothing left to promote");
+    assert_eq!(got.next_version(), 5, "numbers are never reused");
+    let actions = w.actions().await;
+    assert_eq!(actions.iter().filter(|a| **a == AuditAction::KeyRotate).count(), 3, "{actions:?}");
+    assert_eq!(actions[0], AuditAction::KeyPromote);
+    // Another tenant's key is not found.
+    let other = TenantId::generate();
+    let r = w
+        .store
+        .update_key(
+            &other,
+            &key.key_id,
+            &got.staging(version(5, t3)),
+            t3,
+            &event_in(&other, AuditAction::KeyRotate, t3),
+        )
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+}
+
+fn stage4_envelope(change: &KeyChange) -> Envelope {
+    match change {
+        KeyChange::Versions { pending: Slot::Set(v), .. } => v.envelope.clone(),
+        _ => unreachable!(),
+    }
+}
+
+/// Cleanup destroys a previous version once its window has closed (whole
+/// seconds, never before), and nothing else.
+pub async fn retire_versions_destroys_due_previous_versions_only(store: Subject) {
+    let w = world(store).await;
+    let (short, long) = (w.key("short", T0), w.key("long", T0));
+    for (k, window) in [(&short, 10), (&long, 100)] {
+        w.store.create_key(k, &w.event(AuditAction::KeyCreate, T0)).await.unwrap();
+        let change = k.rotation(version(2, T0), window, T0);
+        w.store.update_key(&w.tenant, &k.key_id, &change, T0, &w.event(AuditAction::KeyRotate, T0)).await.unwrap();
+    }
+    let report = w.store.retire_versions(T0.plus_millis(9_999)).await.unwrap();
+    assert_eq!((report.items_read, report.deleted), (0, 0), "not yet due");
+    let got = w.get_key(&short.key_id).await.unwrap();
+    assert_eq!(
+        got.versions(T0.plus_seconds(10)).iter().map(|(v, s)| (v.number, *s)).collect::<Vec<_>>(),
+        vec![(2, Stage::Current), (1, Stage::Retired)]
+    );
+    let report = w.store.retire_versions(T0.plus_seconds(10)).await.unwrap();
+    assert_eq!((report.items_read, report.deleted), (1, 1));
+    let got = w.get_key(&short.key_id).await.unwrap();
+    assert!(got.previous.is_none(), "destroyed");
+    assert_eq!(got.current.number, 2, "the current version stays");
+    assert!(w.get_key(&long.key_id).await.unwrap().previous.is_some(), "a window still open");
+    let report = w.store.retire_versions(T0.plus_seconds(10)).await.unwrap();
+    assert_eq!((report.items_read, report.deleted), (0, 0), "nothing twice");
+    let report = w.store.retire_versions(T0.plus_seconds(100)).await.unwrap();
+    assert_eq!(report.deleted, 1);
+}
+
+/// A planned read of a previous or pending version holds only while that
+/// version stands where it stood and is readable.
+pub async fn expected_read_follows_the_version(store: Subject) {
+    let w = world(store).await;
+    let (key, got) = w.three_versions().await;
+    let plan = |number, stage, envelope: &Envelope| ExpectedRead {
+        version: PlannedVersion { number, stage },
+        envelope: Some(envelope.clone()),
+        ..w.expect_read(&got)
+    };
+    let previous = plan(1, Stage::Previous, &key.current.envelope);
+    let current = plan(2, Stage::Current, &got.current.envelope);
+    let pending = plan(3, Stage::Pending, &got.pending.as_ref().unwrap().envelope);
+    let t = T0.plus_seconds(1);
+    for e in [&previous, &current, &pending] {
+        assert!(
+            w.store.record_expected_read(e, t, &w.read_event(&key.key_id, &w.root.token_id, t)).await.unwrap(),
+            "{:?}",
+            e.version
+        );
+    }
+    let wrong = [
+        plan(1, Stage::Current, &key.current.envelope),
+        plan(2, Stage::Previous, &got.current.envelope),
+        plan(3, Stage::Current, &got.pending.as_ref().unwrap().envelope),
+        plan(1, Stage::Previous, &got.current.envelope),
+    ];
+    for e in &wrong {
+        assert!(
+            !w.store.record_expected_read(e, t, &w.read_event(&key.key_id, &w.root.token_id, t)).await.unwrap(),
+            "{:?}",
+            e.version
+        );
+    }
+    // Past its window the previous version is not served, even before
+    // cleanup destroys it.
+    let late = T0.plus_seconds(60);
+    assert!(!w
+        .store
+        .record_expected_read(&previous, late, &w.read_event(&key.key_id, &w.root.token_id, late))
+        .await
+        .unwrap());
+    // Promoted: the pending plan and the current plan both fail.
+    let promote = got.promotion(0, late).unwrap();
+    w.store.update_key(&w.tenant, &key.key_id, &promote, late, &w.event(AuditAction::KeyPromote, late)).await.unwrap();
+    for e in [&current, &pending] {
+        assert!(
+            !w.store.record_expected_read(e, late, &w.read_event(&key.key_id, &w.root.token_id, late)).await.unwrap(),
+            "{:?}",
+            e.version
+        );
+    }
+    let promoted = ExpectedRead { version: PlannedVersion { number: 3, stage: Stage::Current }, ..pending.clone() };
+    assert!(w
+        .store
+        .record_expected_read(&promoted, late, &w.read_event(&key.key_id, &w.root.token_id, late))
+        .await
+        .unwrap());
+    assert_eq!(w.get_key(&key.key_id).await.unwrap().retrievals, 4);
+}
+
 /// Every case, by name, for [`store_contract_tests!`](crate::store_contract_tests).
 #[macro_export]
 macro_rules! store_contract_tests {
@@ -826,6 +1025,9 @@ macro_rules! store_contract_tests {
             create_key_never_overwrites,
             update_key_changes_value_or_metadata,
             update_key_elsewhere_is_not_found_and_writes_nothing,
+            versions_rotate_stage_and_promote,
+            retire_versions_destroys_due_previous_versions_only,
+            expected_read_follows_the_version,
             delete_key_removes_it_once,
             list_keys_pages_oldest_first_within_the_tenant,
             record_read_counts_on_the_key_and_the_token,

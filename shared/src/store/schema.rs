@@ -71,6 +71,10 @@ pub const USAGE_KEY: &str = "usageKey";
 /// The partition of the usage function's checkpoints (no tenant id starts
 /// with `~`).
 pub const USAGE_CHECKPOINTS: &str = "~checkpoints";
+/// On a key item while it holds a previous version: the shard and the
+/// second its window closes, for cleanup to find it (sparse).
+pub const RETIRE_SHARD: &str = "retireShard";
+pub const RETIRE_AT: &str = "retireAt";
 /// The TTL attribute of the tokens and audit tables (epoch seconds).
 pub const TTL: &str = "ttl";
 
@@ -85,6 +89,11 @@ pub const TENANT_INDEX: &str = "by-tenant";
 pub const PURGE_INDEX: &str = "by-purge";
 /// Purge index partitions, so that token writes spread over several.
 pub const PURGE_SHARDS: u8 = 8;
+/// The keys whose previous version is to be destroyed (sparse: only keys
+/// holding a previous version are in it).
+pub const RETIRE_INDEX: &str = "by-retire";
+/// Retire index partitions, as for the purge index.
+pub const RETIRE_SHARDS: u8 = 8;
 
 pub const TOKENS: Table = Table {
     logical_id: "TokensTable",
@@ -104,7 +113,10 @@ pub const KEYS: Table = Table {
     suffix: "keys",
     hash: s(KEY_ID),
     range: None,
-    indexes: &[Index { name: TENANT_INDEX, hash: s(TENANT_ID), range: Some(n(CREATED_AT)), keys_only: true }],
+    indexes: &[
+        Index { name: TENANT_INDEX, hash: s(TENANT_ID), range: Some(n(CREATED_AT)), keys_only: true },
+        Index { name: RETIRE_INDEX, hash: s(RETIRE_SHARD), range: Some(n(RETIRE_AT)), keys_only: true },
+    ],
     ttl: None,
     stream: false,
 };

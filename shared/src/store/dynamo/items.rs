@@ -152,29 +152,113 @@ pub(super) fn overrides_value(o: &ModeOverrides) -> AttributeValue {
     AttributeValue::M(o.iter().map(|(e, m)| (e.as_str().to_owned(), s(m.as_str()))).collect())
 }
 
+/// A key item holds its current version at the top level, where items
+/// written before versions hold their only value (`ciphertext`, `nonce`,
+/// `wrappedKey`, `preview`), with its number (`version`; absent: 1) and
+/// creation (`versionCreatedAt`; absent: the key's); `lastVersion`, the
+/// highest number given (absent: the current one); and at most two more
+/// envelopes, each a map ([`version_value`]): `previous` (with `retiresAt`,
+/// and then `retireShard`/`retireAt` for cleanup's index) and `pending`.
+/// Retired versions are removed, so an item holds at most three envelopes.
 pub(super) fn key_item(k: &KeyRecord) -> Item {
     let mut item = Item::from([
         (KEY_ID.into(), s(k.key_id.as_str())),
         (TENANT_ID.into(), s(k.tenant_id.as_str())),
         ("name".into(), s(&k.name)),
         ("llmType".into(), s(&k.llm_type)),
-        ("preview".into(), s(&k.preview)),
         ("modeOverrides".into(), overrides_value(&k.mode_overrides)),
         (CREATED_AT.into(), n(k.created_at.millis())),
         ("updatedAt".into(), n(k.updated_at.millis())),
         ("retrievals".into(), n(k.retrievals)),
-        ("ciphertext".into(), b(&k.envelope.ciphertext)),
-        ("nonce".into(), b(&k.envelope.nonce)),
-        ("wrappedKey".into(), b(&k.envelope.wrapped_key)),
+        (LAST_VERSION.into(), n(k.last_version)),
     ]);
+    item.extend(current_attributes(&k.current));
+    if let Some(p) = &k.previous {
+        item.extend(previous_attributes(&k.key_id, p));
+    }
+    if let Some(p) = &k.pending {
+        item.insert(PENDING.into(), version_value(p));
+    }
     if let Some(u) = k.last_used_at {
         item.insert("lastUsedAt".into(), n(u.millis()));
     }
     item
 }
 
+pub(super) const VERSION: &str = "version";
+pub(super) const LAST_VERSION: &str = "lastVersion";
+pub(super) const PREVIOUS: &str = "previous";
+pub(super) const PENDING: &str = "pending";
+
+/// The top-level attributes of the current version.
+pub(super) fn current_attributes(v: &KeyVersion) -> [(String, AttributeValue); 6] {
+    [
+        (VERSION.into(), n(v.number)),
+        ("versionCreatedAt".into(), n(v.created_at.millis())),
+        ("preview".into(), s(&v.preview)),
+        ("ciphertext".into(), b(&v.envelope.ciphertext)),
+        ("nonce".into(), b(&v.envelope.nonce)),
+        ("wrappedKey".into(), b(&v.envelope.wrapped_key)),
+    ]
+}
+
+/// The previous version and its entry in cleanup's index.
+pub(super) fn previous_attributes(key: &KeyId, v: &KeyVersion) -> [(String, AttributeValue); 3] {
+    let retire_at = v.retires_at.map_or(0, Timestamp::ceil_seconds);
+    [(PREVIOUS.into(), version_value(v)), (RETIRE_SHARD.into(), s(retire_shard(key))), (RETIRE_AT.into(), n(retire_at))]
+}
+
+pub(super) fn retire_shard(id: &KeyId) -> String {
+    (id.as_str().bytes().last().unwrap_or(0) % RETIRE_SHARDS).to_string()
+}
+
+/// A previous or pending version as a map.
+pub(super) fn version_value(v: &KeyVersion) -> AttributeValue {
+    let mut m = Item::from([
+        (VERSION.into(), n(v.number)),
+        (CREATED_AT.into(), n(v.created_at.millis())),
+        ("preview".into(), s(&v.preview)),
+        ("ciphertext".into(), b(&v.envelope.ciphertext)),
+        ("nonce".into(), b(&v.envelope.nonce)),
+        ("wrappedKey".into(), b(&v.envelope.wrapped_key)),
+    ]);
+    if let Some(r) = v.retires_at {
+        m.insert("retiresAt".into(), n(r.millis()));
+    }
+    AttributeValue::M(m)
+}
+
+fn envelope_from(item: &Item) -> Result<Envelope, StoreError> {
+    let nonce: [u8; NONCE_LEN] = get_b(item, "nonce")?.try_into().map_err(|_| bad("nonce"))?;
+    Ok(Envelope {
+        ciphertext: get_b(item, "ciphertext")?.to_vec(),
+        nonce,
+        wrapped_key: get_b(item, "wrappedKey")?.to_vec(),
+    })
+}
+
+fn version_from(item: &Item, k: &str) -> Result<Option<KeyVersion>, StoreError> {
+    let m = match item.get(k) {
+        None | Some(AttributeValue::Null(_)) => return Ok(None),
+        Some(AttributeValue::M(m)) => m,
+        Some(_) => return Err(bad(k)),
+    };
+    let number: u64 = get_n(m, VERSION).map_err(|_| bad(k))?;
+    if number == 0 {
+        return Err(bad(k));
+    }
+    Ok(Some(KeyVersion {
+        number,
+        created_at: ts(m, CREATED_AT).map_err(|_| bad(k))?,
+        retires_at: opt_ts(m, "retiresAt"),
+        preview: get_s(m, "preview").map_err(|_| bad(k))?.to_owned(),
+        envelope: envelope_from(m).map_err(|_| bad(k))?,
+    }))
+}
+
 /// Decodes a stored key item (the envelope decoder); a malformed item is
-/// `StoreError::Internal`, never a panic.
+/// `StoreError::Internal`, never a panic. An item written before versions
+/// reads as version 1, current, created with the key.
 pub fn key_from(item: &Item) -> Result<KeyRecord, StoreError> {
     let mut mode_overrides = ModeOverrides::new();
     if let Some(AttributeValue::M(m)) = item.get("modeOverrides") {
@@ -184,23 +268,42 @@ pub fn key_from(item: &Item) -> Result<KeyRecord, StoreError> {
             mode_overrides.insert(env, mode);
         }
     }
-    let nonce: [u8; NONCE_LEN] = get_b(item, "nonce")?.try_into().map_err(|_| bad("nonce"))?;
+    let created_at = ts(item, CREATED_AT)?;
+    let number = match item.get(VERSION) {
+        None => 1,
+        Some(_) => get_n::<u64>(item, VERSION)?,
+    };
+    if number == 0 {
+        return Err(bad(VERSION));
+    }
+    let current = KeyVersion {
+        number,
+        created_at: opt_ts(item, "versionCreatedAt").unwrap_or(created_at),
+        retires_at: None,
+        preview: get_s(item, "preview")?.to_owned(),
+        envelope: envelope_from(item)?,
+    };
+    let previous = version_from(item, PREVIOUS)?;
+    if previous.as_ref().is_some_and(|p| p.retires_at.is_none()) {
+        return Err(bad(PREVIOUS));
+    }
+    let pending = version_from(item, PENDING)?;
+    let highest = [Some(&current), previous.as_ref(), pending.as_ref()].into_iter().flatten().map(|v| v.number).max();
+    let last_version = opt_n(item, LAST_VERSION).unwrap_or(number).max(highest.unwrap_or(number));
     Ok(KeyRecord {
         key_id: KeyId::from_stored(get_s(item, KEY_ID)?.to_owned()),
         tenant_id: TenantId::parse(get_s(item, TENANT_ID)?).ok_or_else(|| bad(TENANT_ID))?,
         name: get_s(item, "name")?.to_owned(),
         llm_type: get_s(item, "llmType")?.to_owned(),
-        preview: get_s(item, "preview")?.to_owned(),
         mode_overrides,
-        created_at: ts(item, CREATED_AT)?,
+        created_at,
         updated_at: ts(item, "updatedAt")?,
         last_used_at: opt_ts(item, "lastUsedAt"),
         retrievals: opt_n(item, "retrievals").unwrap_or(0),
-        envelope: Envelope {
-            ciphertext: get_b(item, "ciphertext")?.to_vec(),
-            nonce,
-            wrapped_key: get_b(item, "wrappedKey")?.to_vec(),
-        },
+        current,
+        previous,
+        pending,
+        last_version,
     })
 }
 
@@ -256,6 +359,9 @@ pub(super) fn audit_item(e: &AuditEvent) -> Result<Item, StoreError> {
     opt("effectiveMode", e.effective_mode.map(|x| x.as_str().to_owned()));
     opt("sourceIp", e.source_ip.clone());
     opt("userAgent", e.user_agent.clone());
+    if let Some(v) = e.version {
+        item.insert(VERSION.to_owned(), n(v));
+    }
     if let Some(r) = e.retain_until {
         item.insert(TTL.into(), n(r.seconds()));
     }
@@ -306,6 +412,7 @@ pub(super) fn audit_from(item: &Item) -> Result<AuditEvent, StoreError> {
         action: enum_from(item, "action")?,
         token_id: opt_s(item, TOKEN_ID).map(TokenId::from_stored),
         key_id: opt_s(item, KEY_ID).map(KeyId::from_stored),
+        version: opt_n(item, VERSION),
         environment: opt_s(item, "environment").and_then(|x| Environment::parse(&x)),
         effective_mode: opt_s(item, "effectiveMode").and_then(|x| Mode::parse(&x)),
         outcome: enum_from(item, "outcome")?,

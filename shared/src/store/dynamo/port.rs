@@ -2,6 +2,73 @@
 
 use super::*;
 
+/// A version change as an update: its expression, its condition (the
+/// tenant, and the versions as they were read), names and values.
+type UpdateParts = (String, String, Vec<(String, String)>, Vec<(String, AttributeValue)>);
+
+fn versions_update(
+    key: &KeyId,
+    expect: &VersionStamp,
+    current: Option<&KeyVersion>,
+    previous: &Slot,
+    pending: &Slot,
+    last_version: u64,
+) -> UpdateParts {
+    let mut sets = vec![format!("{LAST_VERSION} = :last"), "updatedAt = :updatedAt".to_owned()];
+    let mut removes = Vec::new();
+    let mut values = vec![(":last".to_owned(), n(last_version))];
+    let mut names = vec![("#ver".to_owned(), VERSION.to_owned())];
+    let mut set_all = |attrs: &mut dyn Iterator<Item = (String, AttributeValue)>, prefix: &str| {
+        for (i, (k, v)) in attrs.enumerate() {
+            let (name, value) = (format!("#{prefix}{i}"), format!(":{prefix}{i}"));
+            sets.push(format!("{name} = {value}"));
+            names.push((name, k));
+            values.push((value, v));
+        }
+    };
+    if let Some(c) = current {
+        set_all(&mut current_attributes(c).into_iter(), "c");
+    }
+    match previous {
+        Slot::Keep => {}
+        Slot::Remove => removes.extend(["#prev", RETIRE_SHARD, RETIRE_AT]),
+        Slot::Set(p) => set_all(&mut previous_attributes(key, p).into_iter(), "p"),
+    }
+    match pending {
+        Slot::Keep => {}
+        Slot::Remove => removes.push("#pend"),
+        Slot::Set(p) => set_all(&mut std::iter::once((PENDING.to_owned(), version_value(p))), "q"),
+    }
+    let mut update = format!("SET {}", sets.join(", "));
+    if !removes.is_empty() {
+        update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+    }
+    // Items written before versions have neither number: version 1.
+    let mut condition = String::from("tenantId = :tenant");
+    condition.push_str(match expect.current {
+        1 => " AND (attribute_not_exists(#ver) OR #ver = :ever)",
+        _ => " AND #ver = :ever",
+    });
+    condition.push_str(match expect.last {
+        1 => " AND (attribute_not_exists(lastVersion) OR lastVersion = :elast)",
+        _ => " AND lastVersion = :elast",
+    });
+    values.push((":ever".to_owned(), n(expect.current)));
+    values.push((":elast".to_owned(), n(expect.last)));
+    match expect.pending {
+        Some(p) => {
+            condition.push_str(" AND #pend.#ver = :epend");
+            values.push((":epend".to_owned(), n(p)));
+        }
+        None => condition.push_str(" AND attribute_not_exists(#pend)"),
+    }
+    names.push(("#pend".to_owned(), PENDING.to_owned()));
+    if matches!(previous, Slot::Remove) {
+        names.push(("#prev".to_owned(), PREVIOUS.to_owned()));
+    }
+    (update, condition, names, values)
+}
+
 impl DynamoStore {
     fn put(&self, table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
         let put = build(
@@ -126,20 +193,7 @@ impl DynamoStore {
         let mut report = PurgeReport::default();
         let mut start = None;
         loop {
-            let resp = self
-                .client
-                .query()
-                .table_name(&self.tables.tokens)
-                .index_name(PURGE_INDEX)
-                .key_condition_expression("purgeShard = :s AND purgeAt <= :now")
-                .expression_attribute_values(":s", s(shard.to_string()))
-                .expression_attribute_values(":now", n(now.seconds()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            let ids: Vec<String> =
-                resp.items().iter().filter_map(|i| i.get(TOKEN_ID).and_then(|v| v.as_s().ok()).cloned()).collect();
+            let (ids, next) = self.due_page(&self.tables.tokens, PURGE_INDEX, TOKEN_ID, shard, now, start).await?;
             report.items_read += ids.len();
             // Each token goes with its entry under its issuer (the index
             // holds keys only: the issuers come from a batch read).
@@ -182,12 +236,78 @@ impl DynamoStore {
                 }
                 report.deleted += chunk.len();
             }
-            start = resp.last_evaluated_key;
+            start = next;
             if start.is_none() {
                 break;
             }
         }
         Ok(report)
+    }
+
+    /// Destroys one retire shard's due previous versions: index queries,
+    /// each followed by one conditional update per key found (the
+    /// condition: that previous version is still the due one).
+    async fn retire_shard(&self, shard: u8, now: Timestamp) -> Result<PurgeReport, StoreError> {
+        let mut report = PurgeReport::default();
+        let mut start = None;
+        loop {
+            let (ids, next) = self.due_page(&self.tables.keys, RETIRE_INDEX, KEY_ID, shard, now, start).await?;
+            report.items_read += ids.len();
+            let updates = ids.iter().map(|id| {
+                self.client
+                    .update_item()
+                    .table_name(&self.tables.keys)
+                    .key(KEY_ID, s(id))
+                    .update_expression(format!("REMOVE #prev, {RETIRE_SHARD}, {RETIRE_AT}"))
+                    .expression_attribute_names("#prev", PREVIOUS)
+                    .condition_expression(format!("{RETIRE_AT} <= :now"))
+                    .expression_attribute_values(":now", n(now.seconds()))
+                    .send()
+            });
+            for out in futures::future::join_all(updates).await {
+                match out.map_err(classify) {
+                    Ok(_) => report.deleted += 1,
+                    // Replaced or deleted meanwhile: nothing due here now.
+                    Err(StoreError::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            start = next;
+            if start.is_none() {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// One page of a sparse due index (the purge or the retire index): the
+    /// ids in `shard` due at `now`'s second, and where the next page starts.
+    async fn due_page(
+        &self,
+        table: &str,
+        index: &str,
+        id_attr: &str,
+        shard: u8,
+        now: Timestamp,
+        start: Option<Item>,
+    ) -> Result<(Vec<String>, Option<Item>), StoreError> {
+        let (shard_attr, at_attr) = match index {
+            PURGE_INDEX => (PURGE_SHARD, PURGE_AT),
+            _ => (RETIRE_SHARD, RETIRE_AT),
+        };
+        let resp = self
+            .client
+            .query()
+            .table_name(table)
+            .index_name(index)
+            .key_condition_expression(format!("{shard_attr} = :s AND {at_attr} <= :now"))
+            .expression_attribute_values(":s", s(shard.to_string()))
+            .expression_attribute_values(":now", n(now.seconds()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(classify)?;
+        let ids = resp.items().iter().filter_map(|i| i.get(id_attr).and_then(|v| v.as_s().ok()).cloned()).collect();
+        Ok((ids, resp.last_evaluated_key))
     }
 
     /// Consistent batch read of whole items by primary key, retrying
@@ -349,7 +469,13 @@ impl Store for DynamoStore {
             // was lost): the item holds our ciphertext.
             Err(StoreError::Conflict(_))
                 if self
-                    .holds(&self.tables.keys, KEY_ID, key.key_id.as_str(), "ciphertext", &key.envelope.ciphertext)
+                    .holds(
+                        &self.tables.keys,
+                        KEY_ID,
+                        key.key_id.as_str(),
+                        "ciphertext",
+                        &key.current.envelope.ciphertext,
+                    )
                     .await? =>
             {
                 Ok(())
@@ -369,26 +495,42 @@ impl Store for DynamoStore {
         let mut u = Update::builder()
             .table_name(&self.tables.keys)
             .key(KEY_ID, s(key.as_str()))
-            .condition_expression("tenantId = :tenant")
             .expression_attribute_values(":tenant", s(tenant.as_str()))
             .expression_attribute_values(":updatedAt", n(at.millis()));
         u = match change {
-            KeyChange::Value { envelope, preview } => u
-                .update_expression(
-                    "SET ciphertext = :c, nonce = :n, wrappedKey = :w, preview = :p, updatedAt = :updatedAt",
-                )
-                .expression_attribute_values(":c", b(&envelope.ciphertext))
-                .expression_attribute_values(":n", b(&envelope.nonce))
-                .expression_attribute_values(":w", b(&envelope.wrapped_key))
-                .expression_attribute_values(":p", s(preview)),
+            KeyChange::Versions { expect, current, previous, pending, last_version } => {
+                let (update, condition, names, values) =
+                    versions_update(key, expect, current.as_ref(), previous, pending, *last_version);
+                let mut u = u.update_expression(update).condition_expression(condition);
+                for (k, v) in names {
+                    u = u.expression_attribute_names(k, v);
+                }
+                for (k, v) in values {
+                    u = u.expression_attribute_values(k, v);
+                }
+                u
+            }
             KeyChange::Meta { name, mode_overrides } => u
+                .condition_expression("tenantId = :tenant")
                 .update_expression("SET #name = :name, modeOverrides = :mo, updatedAt = :updatedAt")
                 .expression_attribute_names("#name", "name")
                 .expression_attribute_values(":name", s(name))
                 .expression_attribute_values(":mo", overrides_value(mode_overrides)),
         };
         let items = vec![TransactWriteItem::builder().update(build(u.build())?).build(), self.audit_put(audit)?];
-        self.transact_or(items, |_| StoreError::NotFound).await
+        match self.transact_or(items, |_| StoreError::NotFound).await {
+            // The key is gone or another tenant's, its versions changed, or
+            // this very change landed on an earlier attempt.
+            Err(StoreError::NotFound) if matches!(change, KeyChange::Versions { .. }) => {
+                let got = self.fetch(&Fetch { keys: vec![key.clone()], ..Fetch::default() }).await?;
+                match got.keys.get(key).filter(|k| &k.tenant_id == tenant) {
+                    None => Err(StoreError::NotFound),
+                    Some(k) if k.shows(change) => Ok(()),
+                    Some(_) => Err(StoreError::Conflict(Conflict::Changed)),
+                }
+            }
+            other => other,
+        }
     }
 
     async fn delete_key(&self, tenant: &TenantId, key: &KeyId, audit: &AuditEvent) -> Result<(), StoreError> {
@@ -710,15 +852,16 @@ impl Store for DynamoStore {
         Ok(Page { items, next })
     }
 
+    async fn retire_versions(&self, now: Timestamp) -> Result<PurgeReport, StoreError> {
+        // As for tokens: the shards at once.
+        let shards = (0..RETIRE_SHARDS).map(|shard| self.retire_shard(shard, now));
+        Ok(PurgeReport::sum(futures::future::try_join_all(shards).await?))
+    }
+
     async fn purge_tokens(&self, now: Timestamp) -> Result<PurgeReport, StoreError> {
         // The shards are independent: all at once, so that cleanup takes the
         // round trips of one shard, not of eight.
         let shards = (0..PURGE_SHARDS).map(|shard| self.purge_shard(shard, now));
-        let mut report = PurgeReport::default();
-        for r in futures::future::try_join_all(shards).await? {
-            report.items_read += r.items_read;
-            report.deleted += r.deleted;
-        }
-        Ok(report)
+        Ok(PurgeReport::sum(futures::future::try_join_all(shards).await?))
     }
 }

@@ -228,7 +228,7 @@ impl Store for MemoryStore {
         self.with(|s| {
             if let Some(existing) = s.keys.get(&key.key_id) {
                 // A retry of this very write (its ciphertext) has landed.
-                if existing.envelope.ciphertext == key.envelope.ciphertext {
+                if existing.current.envelope.ciphertext == key.current.envelope.ciphertext {
                     return Ok(());
                 }
                 return Err(StoreError::Conflict(Conflict::Exists));
@@ -250,9 +250,14 @@ impl Store for MemoryStore {
         self.with(|s| {
             let k = key_in_tenant(s, tenant, key)?;
             match change {
-                KeyChange::Value { envelope, preview } => {
-                    k.envelope = envelope.clone();
-                    k.preview = preview.clone();
+                KeyChange::Versions { expect, .. } => {
+                    let found = (k.current.number, k.last_version, k.pending.as_ref().map(|v| v.number));
+                    if found != (expect.current, expect.last, expect.pending) {
+                        // A retry of this very change that landed.
+                        let landed = k.shows(change);
+                        return if landed { Ok(()) } else { Err(StoreError::Conflict(Conflict::Changed)) };
+                    }
+                    k.apply_versions(change);
                 }
                 KeyChange::Meta { name, mode_overrides } => {
                     k.name = name.clone();
@@ -467,6 +472,17 @@ impl Store for MemoryStore {
                 s.children.remove(id);
             }
             Ok(PurgeReport { items_read: due.len(), deleted: due.len() })
+        })
+    }
+
+    async fn retire_versions(&self, now: Timestamp) -> Result<PurgeReport, StoreError> {
+        self.with(|s| {
+            let mut destroyed = 0;
+            for k in s.keys.values_mut().filter(|k| k.previous_due(now)) {
+                k.previous = None;
+                destroyed += 1;
+            }
+            Ok(PurgeReport { items_read: destroyed, deleted: destroyed })
         })
     }
 }

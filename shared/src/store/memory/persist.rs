@@ -39,6 +39,58 @@ struct KeyRow {
     ciphertext: String,
     nonce: String,
     wrapped_key: String,
+    /// The current version's number and creation; files written before
+    /// versions have neither (version 1, created with the key).
+    #[serde(default)]
+    version: Option<u64>,
+    #[serde(default)]
+    version_created_at: Option<i64>,
+    #[serde(default)]
+    last_version: Option<u64>,
+    #[serde(default)]
+    previous: Option<VersionRow>,
+    #[serde(default)]
+    pending: Option<VersionRow>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct VersionRow {
+    number: u64,
+    created_at: i64,
+    retires_at: Option<i64>,
+    preview: String,
+    ciphertext: String,
+    nonce: String,
+    wrapped_key: String,
+}
+
+impl VersionRow {
+    fn of(v: &KeyVersion) -> Self {
+        Self {
+            number: v.number,
+            created_at: v.created_at.millis(),
+            retires_at: v.retires_at.map(Timestamp::millis),
+            preview: v.preview.clone(),
+            ciphertext: b64(&v.envelope.ciphertext),
+            nonce: b64(&v.envelope.nonce),
+            wrapped_key: b64(&v.envelope.wrapped_key),
+        }
+    }
+
+    fn version(self) -> std::io::Result<KeyVersion> {
+        Ok(KeyVersion {
+            number: self.number,
+            created_at: Timestamp::from_millis(self.created_at),
+            retires_at: self.retires_at.map(Timestamp::from_millis),
+            preview: self.preview,
+            envelope: envelope(&self.ciphertext, &self.nonce, &self.wrapped_key)?,
+        })
+    }
+}
+
+fn envelope(ciphertext: &str, nonce: &str, wrapped_key: &str) -> std::io::Result<Envelope> {
+    let nonce: [u8; 12] = unb64(nonce)?.try_into().map_err(|_| bad("nonce"))?;
+    Ok(Envelope { ciphertext: unb64(ciphertext)?, nonce, wrapped_key: unb64(wrapped_key)? })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -120,15 +172,20 @@ pub(super) fn save(path: &std::path::Path, s: &State) -> std::io::Result<()> {
                 tenant_id: k.tenant_id.to_string(),
                 name: k.name.clone(),
                 llm_type: k.llm_type.clone(),
-                preview: k.preview.clone(),
+                preview: k.current.preview.clone(),
                 mode_overrides: k.mode_overrides.clone(),
                 created_at: k.created_at.millis(),
                 updated_at: k.updated_at.millis(),
                 last_used_at: k.last_used_at.map(Timestamp::millis),
                 retrievals: k.retrievals,
-                ciphertext: b64(&k.envelope.ciphertext),
-                nonce: b64(&k.envelope.nonce),
-                wrapped_key: b64(&k.envelope.wrapped_key),
+                ciphertext: b64(&k.current.envelope.ciphertext),
+                nonce: b64(&k.current.envelope.nonce),
+                wrapped_key: b64(&k.current.envelope.wrapped_key),
+                version: Some(k.current.number),
+                version_created_at: Some(k.current.created_at.millis()),
+                last_version: Some(k.last_version),
+                previous: k.previous.as_ref().map(VersionRow::of),
+                pending: k.pending.as_ref().map(VersionRow::of),
             })
             .collect(),
         tenants: s
@@ -211,8 +268,15 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
         s.tokens.insert(id, rec);
     }
     for k in file.keys {
-        let nonce: [u8; 12] = unb64(&k.nonce)?.try_into().map_err(|_| bad("nonce"))?;
         let id = KeyId::from_stored(k.key_id);
+        let number = k.version.unwrap_or(1);
+        let current = KeyVersion {
+            number,
+            created_at: Timestamp::from_millis(k.version_created_at.unwrap_or(k.created_at)),
+            retires_at: None,
+            preview: k.preview,
+            envelope: envelope(&k.ciphertext, &k.nonce, &k.wrapped_key)?,
+        };
         s.keys.insert(
             id.clone(),
             KeyRecord {
@@ -220,13 +284,15 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
                 tenant_id: TenantId::from_stored(k.tenant_id),
                 name: k.name,
                 llm_type: k.llm_type,
-                preview: k.preview,
                 mode_overrides: k.mode_overrides,
                 created_at: Timestamp::from_millis(k.created_at),
                 updated_at: Timestamp::from_millis(k.updated_at),
                 last_used_at: k.last_used_at.map(Timestamp::from_millis),
                 retrievals: k.retrievals,
-                envelope: Envelope { ciphertext: unb64(&k.ciphertext)?, nonce, wrapped_key: unb64(&k.wrapped_key)? },
+                current,
+                previous: k.previous.map(VersionRow::version).transpose()?,
+                pending: k.pending.map(VersionRow::version).transpose()?,
+                last_version: k.last_version.unwrap_or(number),
             },
         );
     }
@@ -258,4 +324,35 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
         s.daily.insert((TenantId::from_stored(d.tenant_id), day, subject), d.reads);
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::contract::world;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn versions_survive_a_restart_and_an_earlier_file_reads_as_version_one() {
+        let dir = std::env::temp_dir().join(format!("ibyok-persist-{}", crate::ids::random_base62(12)));
+        let store = Arc::new(MemoryStore::open_dir(&dir).unwrap());
+        let w = world((store.clone() as Arc<dyn Store>).into()).await;
+        let (key, before) = w.three_versions().await;
+        let reopened = MemoryStore::open_dir(&dir).unwrap();
+        let after = reopened.read(|s| s.keys.get(&key.key_id).cloned()).unwrap().unwrap();
+        assert_eq!(after, before);
+        // A file written before versions: no version fields on its keys.
+        let path = dir.join("store.json");
+        let mut file: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        for k in file["keys"].as_array_mut().unwrap() {
+            for field in ["version", "version_created_at", "last_version", "previous", "pending"] {
+                k.as_object_mut().unwrap().remove(field);
+            }
+        }
+        let earlier = load(&serde_json::to_vec(&file).unwrap()).unwrap();
+        let k = &earlier.keys[&key.key_id];
+        assert_eq!((k.current.number, k.last_version, k.previous.is_none(), k.pending.is_none()), (1, 1, true, true));
+        assert_eq!((k.current.created_at, &k.current.envelope), (k.created_at, &before.current.envelope));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
