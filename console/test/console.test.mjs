@@ -155,6 +155,7 @@ const SECRET = `sk-console-secret-${Math.random().toString(36).slice(2)}-XyZ9`;
 const root = await tab(BASE_A);
 let keyId;
 let reader;
+let expiring;
 
 try {
   await step('the server adds the headers; / stays 404; the console URL carries no token', async () => {
@@ -193,6 +194,14 @@ try {
     ok(await root.page.evaluate(() => localStorage.length) === 0, 'localStorage is empty');
     ok((await context.cookies()).length === 0, 'no cookies');
     await check(root, 'keys-empty');
+  });
+
+  await step('a 60-second token signs in (it expires while the other flows run)', async () => {
+    expiring = await issue(BASE_A, TOKEN_A, {name: 'one-minute', scopes: ['keys:read', 'usage:read'], expiresIn: 60});
+    expiring.tab = await tab(BASE_A);
+    await signInWith(expiring.tab, expiring.token);
+    ok(await expiring.tab.page.isVisible('.expiry.warn'), 'the expiry warning (1 minute left)');
+    await root.page.bringToFront(); // this tab waits in the background; its timers still run
   });
 
   await step('add a key: its value is nowhere in the DOM, storage or cookies', async () => {
@@ -260,6 +269,35 @@ try {
     ok(!(await root.page.content()).includes(rotated), 'the rotated value is in the DOM');
   });
 
+  await step('rotate to a pending version and promote it (the version panel)', async () => {
+    const pending = `${SECRET}-pending-Pp55`;
+    await rendered(root, 'keys');
+    await root.page.getByRole('button', {name: 'Manage OpenAI Prod'}).click();
+    await root.page.waitForSelector('.versions table');
+    const detail = root.page.locator('.detail');
+    await detail.getByLabel('New value').fill(pending);
+    await detail.getByLabel('New version becomes').selectOption('pending');
+    ok(!(await detail.getByLabel('Keep the previous version readable for').isVisible()), 'no window is asked for a pending version');
+    await detail.getByRole('button', {name: 'Rotate', exact: true}).click();
+    await root.page.waitForSelector('.status >> text=Stored a pending version');
+    await root.page.waitForSelector('.versions tr:has(.badge.pending) >> text=…Pp55');
+    ok(await root.page.locator(`tr[data-key="${keyId}"] >> text=…Qq77`).count() === 1, 'the current version stays …Qq77');
+    const read = await call(BASE_A, TOKEN_A, 'GET', `/external/keys/${keyId}/value?env=dev&version=pending`);
+    ok(read.status === 200 && read.body.value === pending, `the pending version reads: ${read.status}`);
+    ok(!(await root.page.content()).includes(pending), 'the pending value is in the page');
+    await check(root, 'key-versions', '.detail .versions');
+    await detail.getByLabel('Keep the current version readable for').selectOption('3600');
+    await detail.getByRole('button', {name: 'Promote'}).click();
+    await root.page.waitForSelector('.status >> text=Promoted version 3');
+    await root.page.waitForSelector(`tr[data-key="${keyId}"] >> text=…Pp55`);
+    const rows = await root.page.locator('.versions tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    ok(rows[0][0] === '3' && rows[0][1] === 'current' && rows[0][2] === '…Pp55', `version 3 current: ${JSON.stringify(rows)}`);
+    ok(rows[1][0] === '2' && rows[1][1] === 'previous' && /^in (60 minutes|1 hour)/.test(rows[1][4]), `version 2 previous for an hour: ${JSON.stringify(rows)}`);
+    ok(await root.page.locator('.versions h4', {hasText: 'Promote the pending version'}).count() === 0, 'nothing left to promote');
+    const prev = await call(BASE_A, TOKEN_A, 'GET', `/external/keys/${keyId}/value?env=dev&version=previous`);
+    ok(prev.status === 200 && prev.body.version === 2, `the previous version reads for its window: ${prev.status}`);
+  });
+
   await step('delete asks first, then deletes', async () => {
     const throwaway = (await call(BASE_A, TOKEN_A, 'POST', '/keys', {name: 'Throwaway', llmType: 'openai', value: 'sk-throwaway-0000000'})).body;
     await rendered(root, 'keys');
@@ -314,6 +352,7 @@ try {
     await check(t, 'tokens-forbidden');
     figures['expected 4xx logged by Chromium for the read-only token (scope probes)'] = String(t.expected4xx.length);
     await t.page.close();
+    await root.page.bringToFront(); // a background tab's animation frames are throttled
   });
 
   await step('revoke with cascade: the confirmation counts the descendants', async () => {
@@ -344,11 +383,12 @@ try {
     const t = await tab(BASE_A);
     await signInWith(t, victim.token);
     ok((await call(BASE_A, TOKEN_A, 'DELETE', `/tokens/${victim.tokenId}`)).status === 204, 'revoked');
-    await t.page.goto(`${BASE_A}/console/#/audit`);
-    await t.page.waitForSelector('form.signin >> text=The server refused the token');
+    await t.page.getByRole('link', {name: 'Audit'}).click();
+    await t.page.waitForSelector('form.signin >> text=The server refused the token (it may have been revoked');
     ok(await t.page.evaluate(() => sessionStorage.length) === 0, 'the token is forgotten');
     await check(t, 'signin-after-401');
     await t.page.close();
+    await root.page.bringToFront(); // a background tab's animation frames are throttled
   });
 
   await step('a 5xx shows the server message and its request id', async () => {
@@ -361,7 +401,7 @@ try {
     root.problems.splice(0); // Chromium logs the faked 500 itself.
   });
 
-  await step('modes and usage pages (no guardrails; no daily usage on this server)', async () => {
+  await step('modes page (no guardrails): save the tenant defaults', async () => {
     await rendered(root, 'modes');
     ok(await root.page.locator('tr[data-env="production"] >> text=none').count() === 1, 'no guardrail');
     await check(root, 'modes');
@@ -369,10 +409,56 @@ try {
     await root.page.getByRole('button', {name: 'Save defaults'}).click();
     await root.page.waitForSelector('text=Saved the tenant');
     ok((await call(BASE_A, TOKEN_A, 'GET', '/settings/modes')).body.staging === 'live', 'saved');
-    for (let i = 0; i < 3; i++) await call(BASE_A, TOKEN_A, 'GET', `/external/keys/${keyId}/value?env=dev`);
+  });
+
+  await step('daily usage charts after reads: today’s counts per key, per token and in total', async () => {
+    const today = new Date().toISOString().slice(0, 10);
+    const groq = (await call(BASE_A, TOKEN_A, 'GET', '/keys')).body.keys.find((k) => k.name === 'Groq');
+    const app = await issue(BASE_A, TOKEN_A, {name: 'usage-reader', scopes: ['keys:read'], expiresIn: 3600});
+    const read = async (token, id, n) => {
+      for (let i = 0; i < n; i++) {
+        const r = await call(BASE_A, token, 'GET', `/external/keys/${id}/value?env=dev`);
+        ok(r.status === 200, `read ${r.status}`);
+      }
+    };
+    await read(TOKEN_A, keyId, 3);
+    await read(app.token, groq.keyId, 4);
+    await read(app.token, keyId, 1);
+    const usage = (await call(BASE_A, TOKEN_A, 'GET', '/usage')).body;
+    const total = usage.keys.reduce((n, k) => n + k.retrievals, 0); // every read of this run is today's
+    ok(total >= 8, `${total} reads counted`);
     await rendered(root, 'usage');
-    ok(await root.page.isVisible('text=Reads per key'), 'usage tables');
+    const fig = (kind, id) => root.page.locator(`figure.daily[data-kind="${kind}"][data-id="${id}"]`);
+    const expect = async (kind, id, n) => {
+      const f = fig(kind, id);
+      ok(await f.count() === 1, `a ${kind} chart for ${id}`);
+      ok(await f.getAttribute('data-today') === String(n), `${kind} ${id}: today ${await f.getAttribute('data-today')}, not ${n}`);
+      const caption = await f.locator('figcaption').textContent();
+      ok(caption.includes(`${n} read${n === 1 ? '' : 's'} today`), `${kind} caption: ${caption}`);
+      const bar = f.locator(`rect.bar.today[data-day="${today}"]`);
+      ok(await bar.getAttribute('data-reads') === String(n), `${kind} ${id}: today's bar`);
+      ok((await bar.locator('title').textContent()) === `${today}: ${n} read${n === 1 ? '' : 's'}`, `${kind} ${id}: today's bar title`);
+      const label = await f.locator('svg').getAttribute('aria-label');
+      ok(label.includes(`${n} read${n === 1 ? '' : 's'} on ${today} (today)`), `${kind} ${id}: the chart's text alternative: ${label}`);
+    };
+    await expect('total', 'tenant', total);
+    await expect('key', groq.keyId, 4);
+    await expect('key', keyId, usage.keys.find((k) => k.keyId === keyId).retrievals);
+    await expect('token', app.tokenId, 5);
+    const rootUsage = usage.tokens.find((t) => t.name === 'dev root');
+    await expect('token', rootUsage.tokenId, rootUsage.uses);
+    // The numbers as a table, newest day first.
+    const numbers = root.page.locator('details.numbers', {hasText: 'per token'});
+    await numbers.locator('summary').click();
+    const head = await numbers.locator('thead th').allTextContents();
+    const row = await numbers.locator('tbody tr:first-child > *').allTextContents();
+    ok(row[0] === today && row[head.indexOf('usage-reader')] === '5', `the table's today row: ${head} / ${row}`);
+    await numbers.locator('summary').click();
     await check(root, 'usage');
+    await root.page.getByLabel('Range of the daily charts').selectOption('7');
+    await root.page.waitForFunction(() => document.querySelectorAll('figure[data-kind="total"] rect.bar').length === 7);
+    await expect('token', app.tokenId, 5);
+    await check(root, 'usage-7-days');
   });
 
   await step('audit: newest first, paged by cursor, denied events marked', async () => {
@@ -380,15 +466,36 @@ try {
     await root.page.getByLabel('Per page').selectOption('25');
     await root.page.waitForSelector('text=Page 1: 25 of 25');
     ok(await root.page.locator('tr.denied').count() > 0, 'denied events are marked');
-    const first = await root.page.textContent('table.audit tbody tr:first-child td:last-child');
-    await check(root, 'audit');
+    const first = await root.page.getAttribute('table.audit tbody tr:first-child', 'data-request');
+    for (const [width, height] of [[1280, 800], [1024, 768]]) {
+      await root.page.setViewportSize({width, height});
+      const fit = await root.page.evaluate(() => {
+        const table = document.querySelector('table.audit');
+        const box = table.parentElement;
+        const requestCol = [...table.querySelectorAll('th:last-child, td:last-child')].map((c) => c.getBoundingClientRect().right);
+        return {table: table.scrollWidth, box: box.clientWidth, boxScroll: box.scrollWidth, page: document.documentElement.scrollWidth,
+          viewport: document.documentElement.clientWidth, request: Math.max(...requestCol)};
+      });
+      ok(fit.table <= fit.box && fit.boxScroll <= fit.box, `${width} px: the audit table is ${fit.table} px wide in ${fit.box} px`);
+      ok(fit.page <= fit.viewport, `${width} px: the page scrolls sideways (${fit.page} px)`);
+      ok(fit.request <= fit.viewport, `${width} px: the request column ends at ${fit.request} px, off-screen`);
+      await check(root, width === 1280 ? 'audit' : `audit-${width}`);
+    }
+    await root.page.setViewportSize({width: 1280, height: 860});
+    // A shortened id copies in full.
+    await root.page.locator('table.audit tbody tr:first-child td:last-child button.id').click();
+    ok(await root.page.evaluate(() => navigator.clipboard.readText()) === first, 'the request id is copied whole');
     await root.page.getByRole('button', {name: 'Older →'}).click();
     await root.page.waitForSelector('text=Page 2:');
-    const second = await root.page.textContent('table.audit tbody tr:first-child td:last-child');
+    const second = await root.page.getAttribute('table.audit tbody tr:first-child', 'data-request');
     ok(first !== second, 'page 2 differs');
     await root.page.getByRole('button', {name: '← Newer'}).click();
     await root.page.waitForSelector('text=Page 1:');
-    ok(await root.page.textContent('table.audit tbody tr:first-child td:last-child') === first, 'back to page 1');
+    ok(await root.page.getAttribute('table.audit tbody tr:first-child', 'data-request') === first, 'back to page 1');
+    await root.page.getByLabel('Key', {exact: true}).fill('Groq');
+    ok(await root.page.locator('table.audit tbody tr').count() > 0, 'the key filter matches names');
+    ok(await root.page.locator('table.audit tbody tr td:nth-child(4)', {hasNotText: 'Groq'}).count() === 0, 'only Groq rows');
+    await root.page.getByLabel('Key', {exact: true}).fill('');
     await root.page.getByLabel('Outcome').selectOption('denied');
     ok(await root.page.locator('table.audit tbody tr:not(.denied)').count() === 0, 'the outcome filter');
   });
@@ -404,6 +511,7 @@ try {
     ok(await t.page.locator('tr[data-env="production"] option[value="mock"]').isDisabled(), 'production mock cannot be chosen');
     await check(t, 'modes-guardrails');
     await t.page.close();
+    await root.page.bringToFront(); // a background tab's animation frames are throttled
   });
 
   await step(`figure: the tokens page with ${BENCH_TOKENS} tokens`, async () => {
@@ -434,6 +542,19 @@ try {
       `${total} ms / ${inPage} ms / ${paging} ms / ${filtering} ms`;
     await root.page.getByLabel('Show').selectOption('all');
     await check(root, 'tokens-5000');
+  });
+
+  await step('an expired token is sent back to sign-in at its expiry, and forgotten', async () => {
+    const {page} = expiring.tab;
+    const left = Date.parse(expiring.expiresAt) - Date.now();
+    figures['waited for the 60-second token to expire, after the other flows'] = `${Math.max(0, Math.round(left / 1000))} s`;
+    await page.bringToFront();
+    await page.waitForSelector('form.signin >> text=The token expired', {timeout: Math.max(0, left) + 15000});
+    ok(Date.now() >= Date.parse(expiring.expiresAt), 'not before its expiry');
+    ok(await page.evaluate(() => sessionStorage.length) === 0, 'the token is forgotten');
+    ok((await call(BASE_A, expiring.token, 'GET', '/keys')).status === 401, 'the server refuses it');
+    await check(expiring.tab, 'signin-expired');
+    await page.close();
   });
 
   await step('sign out forgets the token', async () => {

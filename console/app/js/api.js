@@ -105,7 +105,12 @@ export async function api(method, path, {query, body, quiet401 = false} = {}) {
   const requestId = res.status >= 500 ? res.headers.get('x-request-id') : null;
   const error = new ApiError(res.status, err.code, err.message, requestId);
   if (res.status === 401 && !quiet401) {
-    signOut('The server refused the token (it may have expired or been revoked). Sign in again.');
+    // The server gives one answer for every refused token; the expiry it
+    // sent earlier tells an expired token from a revoked one.
+    const expired = session.expiresAt && Date.parse(session.expiresAt) <= Date.now();
+    signOut(expired
+      ? `The token expired at ${session.expiresAt.replace('T', ' ').replace('Z', ' UTC')}. Sign in with a new token.`
+      : 'The server refused the token (it may have been revoked, or be limited to other source addresses). Sign in again.');
   }
   throw error;
 }

@@ -1,8 +1,10 @@
 // Audit: newest first, paged by cursor, filtered (action, outcome, key,
-// token) within the page; denied and limited events are marked.
+// token) within the page; denied and limited events are marked. Ids are
+// shown short (key and token names beside them, from GET /usage) and copy
+// in full on a click, so that the table fits the window without scrolling.
 
 import {api} from './api.js';
-import {badge, field, h, replace, select, when} from './dom.js';
+import {badge, copyableId, field, h, replace, select, when} from './dom.js';
 
 const ACTIONS = ['key.read', 'key.create', 'key.update', 'key.rotate', 'key.promote', 'key.delete', 'token.create', 'token.revoke', 'settings.update', 'auth.denied', 'auth.limited'];
 
@@ -13,6 +15,13 @@ export async function auditPage(root, {ui, stale}) {
   let events = [];
   let next = null;
   const filters = {action: '', outcome: '', key: '', token: ''};
+  // Names for the ids (usage:read, which this page needs, lists every key
+  // and token of the tenant); an id without one stays an id.
+  const names = new Map();
+  const named = api('GET', '/usage').then((u) => {
+    for (const k of u.keys) names.set(k.keyId, k.name);
+    for (const t of u.tokens) names.set(t.tokenId, t.name);
+  }, () => {});
 
   const tbody = h('tbody');
   const info = h('p', {class: 'muted count', 'aria-live': 'polite'});
@@ -20,35 +29,45 @@ export async function auditPage(root, {ui, stale}) {
   const older = h('button', {type: 'button', class: 'secondary small', onclick: () => go(at + 1)}, 'Older →');
   const actionSel = select([['', 'any'], ...ACTIONS.map((a) => [a, a])], '', {onchange: () => { filters.action = actionSel.value; draw(); }});
   const outcomeSel = select([['', 'any'], ['ok', 'ok'], ['denied', 'denied'], ['limited', 'limited']], '', {onchange: () => { filters.outcome = outcomeSel.value; draw(); }});
-  const keyIn = h('input', {type: 'search', placeholder: 'key_…', oninput: () => { filters.key = keyIn.value.trim(); draw(); }});
-  const tokIn = h('input', {type: 'search', placeholder: 'tok_…', oninput: () => { filters.token = tokIn.value.trim(); draw(); }});
+  const keyIn = h('input', {type: 'search', placeholder: 'name or key_…', oninput: () => { filters.key = keyIn.value.trim().toLowerCase(); draw(); }});
+  const tokIn = h('input', {type: 'search', placeholder: 'name or tok_…', oninput: () => { filters.token = tokIn.value.trim().toLowerCase(); draw(); }});
   const limitSel = select([['25', '25'], ['50', '50'], ['100', '100']], '50', {onchange: () => {
     limit = Number(limitSel.value);
     cursors.length = 1;
     go(0);
   }});
 
+  const hit = (id, q) => !q || (id || '').toLowerCase().includes(q) || (names.get(id) || '').toLowerCase().includes(q);
+
   function shown() {
     return events.filter((e) => (!filters.action || e.action === filters.action)
       && (!filters.outcome || e.outcome === filters.outcome || (filters.outcome === 'limited' && e.action === 'auth.limited'))
-      && (!filters.key || (e.keyId || '').includes(filters.key))
-      && (!filters.token || (e.tokenId || '').includes(filters.token)));
+      && hit(e.keyId, filters.key) && hit(e.tokenId, filters.token));
+  }
+
+  /** A key or token: its name when known, its id (short, copyable) below. */
+  function subject(id, what) {
+    if (!id) return h('td', {class: 'muted'}, '—');
+    const name = names.get(id);
+    return h('td', {class: 'subject'}, name ? h('div', {class: 'name'}, name) : null, copyableId(id, what));
   }
 
   function draw() {
     const list = shown();
     tbody.replaceChildren(...list.map((e) => {
-      const denied = e.outcome !== 'ok' || e.action === 'auth.limited';
-      return h('tr', {class: denied ? 'denied' : null},
+      const limited = e.action === 'auth.limited';
+      const denied = e.outcome !== 'ok' || limited;
+      return h('tr', {class: denied ? 'denied' : null, 'data-request': e.requestId},
         h('td', null, when(e.at)),
-        h('td', null, h('span', {class: 'mono'}, e.action)),
-        h('td', null, denied ? badge(e.action === 'auth.limited' ? 'limited' : e.outcome, 'denied') : badge(e.outcome, 'ok')),
-        h('td', {class: 'mono'}, e.keyId || '—'),
-        h('td', {class: 'mono'}, e.tokenId || '—'),
-        h('td', null, e.environment ? [e.environment, e.effectiveMode ? h('div', {class: 'sub'}, e.effectiveMode) : null] : '—'),
-        h('td', {class: 'mono'}, e.sourceIp || '—'),
-        h('td', {class: 'ua', title: e.userAgent || null}, e.userAgent || '—'),
-        h('td', {class: 'mono sub'}, e.requestId));
+        h('td', null, h('span', {class: 'mono'}, e.action), e.version ? h('div', {class: 'sub'}, `version ${e.version}`) : null),
+        h('td', null, denied ? badge(limited ? 'limited' : e.outcome, 'denied') : badge(e.outcome, 'ok')),
+        subject(e.keyId, 'key id'),
+        subject(e.tokenId, 'token id'),
+        h('td', null, e.environment ? [e.environment, e.effectiveMode ? h('div', {class: 'sub'}, e.effectiveMode) : null] : h('span', {class: 'muted'}, '—')),
+        h('td', {class: 'client'},
+          h('div', {class: 'mono'}, e.sourceIp || '—'),
+          e.userAgent ? h('div', {class: 'ua', title: e.userAgent}, e.userAgent) : null),
+        h('td', {class: 'request'}, e.requestId ? copyableId(e.requestId, 'request id') : '—'));
     }));
     replace(info, `Page ${at + 1}: ${list.length} of ${events.length} events shown${next ? '' : ' (the oldest page)'}`);
     newer.disabled = at === 0;
@@ -57,7 +76,7 @@ export async function auditPage(root, {ui, stale}) {
 
   async function go(i) {
     try {
-      const r = await api('GET', '/audit', {query: {limit, cursor: cursors[i]}});
+      const [r] = await Promise.all([api('GET', '/audit', {query: {limit, cursor: cursors[i]}}), named]);
       if (stale()) return;
       at = i;
       events = r.events;
@@ -72,10 +91,10 @@ export async function auditPage(root, {ui, stale}) {
 
   replace(root,
     h('div', {class: 'toolbar'}, field('Action', actionSel), field('Outcome', outcomeSel), field('Key', keyIn), field('Token', tokIn), field('Per page', limitSel)),
-    h('p', {class: 'muted'}, 'Newest first. The filters apply to the page shown.'),
+    h('p', {class: 'muted'}, 'Newest first. The filters apply to the page shown. Ids are shortened: hover for the whole id, click to copy it.'),
     h('div', {class: 'scroll', tabindex: '0', role: 'region', 'aria-label': 'Audit events'}, h('table', {class: 'list audit'},
       h('caption', {class: 'sr-only'}, 'Audit events, newest first'),
-      h('thead', null, h('tr', null, ['When', 'Action', 'Outcome', 'Key', 'Token', 'Env · mode', 'Source', 'User agent', 'Request'].map((t) => h('th', {scope: 'col'}, t)))),
+      h('thead', null, h('tr', null, ['When', 'Action', 'Outcome', 'Key', 'Token', 'Env · mode', 'Client', 'Request'].map((t) => h('th', {scope: 'col'}, t)))),
       tbody)),
     h('div', {class: 'pager'}, newer, info, older));
   await go(0);

@@ -127,3 +127,40 @@ export function badge(text, kind = '') {
 }
 
 export const fmt = new Intl.NumberFormat('en');
+
+/** `key_4Xlk…ZTIO`: an id cut to its prefix, four characters, an ellipsis and its last four. */
+export function shortId(id) {
+  const s = String(id);
+  const p = s.indexOf('_') + 1;
+  return s.length <= p + 11 ? s : `${s.slice(0, p + 4)}…${s.slice(-4)}`;
+}
+
+let copyLive = null;
+
+/**
+ * An id shown short, in full in its tooltip; a click copies the whole id
+ * (announced to screen readers; shown by hand when there is no clipboard).
+ */
+export function copyableId(id, what = 'id') {
+  // The name starts with the text shown (WCAG 2.5.3), then says what a click does.
+  const short = shortId(id);
+  const btn = h('button', {type: 'button', class: 'id', title: `${id} (click to copy)`, 'aria-label': `${short}: copy the ${what} ${id}`, 'data-id': id}, short);
+  btn.addEventListener('click', async () => {
+    if (!copyLive) {
+      copyLive = h('div', {class: 'sr-only', role: 'status', 'aria-live': 'polite'});
+      document.body.append(copyLive);
+    }
+    let said;
+    try {
+      await navigator.clipboard.writeText(id);
+      said = `Copied ${id}`;
+      btn.classList.add('copied');
+      setTimeout(() => btn.classList.remove('copied'), 1500);
+    } catch {
+      said = `The clipboard is not available: ${id}`;
+      window.prompt('Copy the id', id);
+    }
+    replace(copyLive, said);
+  });
+  return btn;
+}

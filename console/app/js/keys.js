@@ -26,7 +26,7 @@ function overrideBadges(overrides) {
   return entries.map(([env, short]) => badge(`${short}: ${overrides[env]}`, overrides[env]));
 }
 
-export async function keysPage(root, {ui, stale}) {
+export async function keysPage(root, {ui, stale, open = null}) {
   const writable = can('keys:write');
   const restricted = session.self && session.self.keyIds;
   const [keys, usage] = await Promise.all([
@@ -36,11 +36,15 @@ export async function keysPage(root, {ui, stale}) {
   if (stale()) return;
   const reads = new Map((usage ? usage.keys : []).map((k) => [k.keyId, k.retrievals]));
 
-  /** Runs a change; its message on success, then the page afresh; the server's error otherwise. */
-  async function act(run, cleanup = () => {}) {
+  /**
+   * Runs a change; its message on success, then the page afresh (with the
+   * key's details open again when `reopen` names it); the server's error
+   * otherwise.
+   */
+  async function act(run, cleanup = () => {}, reopen = null) {
     try {
       ui.say(await run());
-      await keysPage(root, {ui, stale});
+      await keysPage(root, {ui, stale, open: reopen});
     } catch (err) {
       ui.error(err);
     } finally {
@@ -52,13 +56,13 @@ export async function keysPage(root, {ui, stale}) {
   const tbody = h('tbody');
   const table = h('table', {class: 'list'},
     h('caption', {class: 'sr-only'}, 'Keys'),
-    h('thead', null, h('tr', null, ['Name', 'Type', 'Preview', 'Last used', 'Reads', 'Overrides', ''].map((t) => h('th', {scope: 'col'}, t)))),
+    h('thead', null, h('tr', null, ['Name', 'Type', 'Preview', 'Last used', 'Reads', 'Overrides', ''].map((t) => h('th', {scope: 'col', class: t === 'Reads' ? 'num' : null}, t)))),
     tbody);
   for (const k of keys) {
     tbody.append(h('tr', {'data-key': k.keyId},
       h('td', null, h('span', {class: 'name'}, k.name), h('div', {class: 'sub mono'}, k.keyId)),
       h('td', null, badge(k.llmType, 'type')),
-      h('td', {class: 'mono'}, k.preview),
+      h('td', null, h('span', {class: 'mono'}, k.preview), k.version ? h('div', {class: 'sub'}, `version ${k.version}`) : null),
       h('td', null, when(k.lastUsedAt)),
       h('td', {class: 'num'}, reads.has(k.keyId) ? fmt.format(reads.get(k.keyId)) : '—'),
       h('td', null, overrideBadges(k.modeOverrides)),
@@ -75,6 +79,8 @@ export async function keysPage(root, {ui, stale}) {
     writable && !restricted ? h('details', {class: 'card', open: keys.length === 0}, h('summary', null, 'Add a key'), addForm()) : null,
     keys.length ? table : h('p', {class: 'empty'}, 'No keys yet.'),
     detail);
+  const reopened = open && keys.find((k) => k.keyId === open);
+  if (reopened) await showDetail(reopened);
 
   function addForm() {
     const name = h('input', {type: 'text', required: true, maxlength: 100, autocomplete: 'off'});
@@ -129,7 +135,7 @@ export async function keysPage(root, {ui, stale}) {
       await act(async () => {
         await api('PATCH', `/keys/${encodeURIComponent(k.keyId)}`, {body: {name: input.value}});
         return `Renamed to ${input.value}.`;
-      });
+      }, undefined, k.keyId);
     });
     return form;
   }
@@ -146,7 +152,7 @@ export async function keysPage(root, {ui, stale}) {
       await act(async () => {
         await api('PATCH', `/keys/${encodeURIComponent(k.keyId)}`, {body: {modeOverrides}});
         return `Saved the overrides of ${k.name}.`;
-      });
+      }, undefined, k.keyId);
     });
     return form;
   }
@@ -182,7 +188,7 @@ export async function keysPage(root, {ui, stale}) {
       card.append(h('table', {class: 'list compact'},
         h('thead', null, h('tr', null, ['Version', 'Stage', 'Preview', 'Created', 'Retires'].map((t) => h('th', {scope: 'col'}, t)))),
         h('tbody', null, versions.map((v) => h('tr', null,
-          h('td', {class: 'num'}, String(v.version)), h('td', null, badge(v.stage, v.stage)),
+          h('td', null, String(v.version)), h('td', null, badge(v.stage, v.stage)),
           h('td', {class: 'mono'}, v.preview || '…'), h('td', null, when(v.createdAt)), h('td', null, v.retiresAt ? when(v.retiresAt) : '—'))))));
       if (writable && hasPending) card.append(promoteForm(k));
     }
@@ -200,9 +206,9 @@ export async function keysPage(root, {ui, stale}) {
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       await act(async () => {
-        await api('POST', `/keys/${encodeURIComponent(k.keyId)}/promote`, {body: {previousValidFor: Number(pvf.value)}});
-        return 'Promoted the pending version.';
-      });
+        const r = await api('POST', `/keys/${encodeURIComponent(k.keyId)}/promote`, {body: {previousValidFor: Number(pvf.value)}});
+        return r && r.version ? `Promoted version ${r.version} of ${k.name} (${r.preview}): it is current now.` : `Promoted the pending version of ${k.name}.`;
+      }, undefined, k.keyId);
     });
     return form;
   }
@@ -211,20 +217,26 @@ export async function keysPage(root, {ui, stale}) {
     const value = valueInput('New value');
     const stage = select([['current', 'current at once'], ['pending', 'pending (promote later)']], 'current');
     const pvf = previousValidForSelect();
+    // The window of the version that stops being current: it applies when a
+    // version becomes current (here, or at promotion), not to a pending one.
+    const pvfField = field('Keep the previous version readable for', pvf);
+    stage.addEventListener('change', () => { pvfField.hidden = stage.value === 'pending'; });
     const form = h('form', {class: 'sub-form'}, h('h4', null, 'Rotate'), value.el,
-      versioned ? h('div', {class: 'row'}, field('New version becomes', stage), field('Keep the previous version readable for', pvf)) : null,
+      versioned ? h('div', {class: 'row'}, field('New version becomes', stage), pvfField) : null,
       h('button', {type: 'submit'}, 'Rotate'));
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       const body = {value: value.take()};
       if (versioned) {
         body.stage = stage.value;
-        body.previousValidFor = Number(pvf.value);
+        if (stage.value === 'current') body.previousValidFor = Number(pvf.value);
       }
       await act(async () => {
         const r = await api('PUT', `/keys/${encodeURIComponent(k.keyId)}/value`, {body});
-        return `Rotated ${r.name}: now ${r.preview}.`;
-      }, () => { body.value = null; });
+        return body.stage === 'pending'
+          ? `Stored a pending version of ${r.name}; ${r.preview} stays current until you promote it.`
+          : `Rotated ${r.name}: now ${r.preview}.`;
+      }, () => { body.value = null; }, k.keyId);
     });
     return form;
   }

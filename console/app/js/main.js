@@ -104,7 +104,7 @@ function signInPage() {
   const form = h('form', {class: 'signin card', 'aria-labelledby': 'signin-title'},
     h('h1', {id: 'signin-title'}, 'IBYOK console'),
     h('p', {class: 'muted'}, 'Paste a token. It stays in this tab only (session storage) and is forgotten when you sign out or close the tab.'),
-    signInReason ? h('p', {class: 'notice'}, signInReason) : null,
+    signInReason ? h('p', {class: 'notice', role: 'status'}, signInReason) : null,
     field('Token', input),
     problem,
     button);
@@ -215,12 +215,45 @@ async function boot() {
   await renderPage();
 }
 
+// At the token's expiry the page asks the server once (a cheap read the
+// token may make): its 401 signs out with the reason, so an expired token
+// goes back to sign-in even when nobody clicks. A server that still takes
+// the token (the clocks differ) is asked again a minute later.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const PROBES = [['keys:read', '/keys'], ['tokens:read', '/tokens'], ['usage:read', '/audit'], ['settings:read', '/settings/modes']];
+let expiryTimer = null;
+
+function watchExpiry(delay = null) {
+  clearTimeout(expiryTimer);
+  if (!session.token || !session.expiresAt) return;
+  const left = Date.parse(session.expiresAt) - Date.now() + 1000;
+  expiryTimer = setTimeout(checkExpiry, Math.min(MAX_TIMER_MS, delay ?? Math.max(0, left)));
+}
+
+async function checkExpiry() {
+  if (!session.token) return;
+  if (Date.parse(session.expiresAt) > Date.now()) {
+    watchExpiry();
+    return;
+  }
+  const probe = PROBES.find(([scope]) => can(scope));
+  const path = probe ? probe[1] : '/keys';
+  try {
+    await api('GET', path, {query: path === '/settings/modes' ? undefined : {limit: 1}});
+  } catch {
+    // a 401 signed out already; anything else: try again below
+  }
+  if (session.token) watchExpiry(60_000);
+}
+
 onSessionChange((reason) => {
   if (reason === 'expiry') {
     if (ready) renderHeader();
+    watchExpiry();
     return;
   }
   if (!session.token) {
+    clearTimeout(expiryTimer);
     ready = false;
     signInReason = reason;
     signInPage();
