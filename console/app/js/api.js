@@ -104,6 +104,9 @@ export async function api(method, path, {query, body, quiet401 = false} = {}) {
   const err = data && data.error ? data.error : {code: 'error', message: `HTTP ${res.status}`};
   const requestId = res.status >= 500 ? res.headers.get('x-request-id') : null;
   const error = new ApiError(res.status, err.code, err.message, requestId);
+  // 429 (rate_limited, quota_exceeded) and 503 say when to try again.
+  const retry = Number(res.headers.get('retry-after'));
+  if (retry > 0) error.retryAfter = retry;
   if (res.status === 401 && !quiet401) {
     // The server gives one answer for every refused token; the expiry it
     // sent earlier tells an expired token from a revoked one.

@@ -239,7 +239,7 @@ export async function tokensPage(root, {ui, stale}) {
     h('div', {class: 'toolbar'}, field('Show', filterSel), field('Search', search), count),
     h('div', {class: 'scroll', tabindex: '0', role: 'region', 'aria-label': 'Tokens'}, h('table', {class: 'list tokens'},
       h('caption', {class: 'sr-only'}, 'Tokens, issuer above its children'),
-      h('thead', null, h('tr', null, headers.map((t) => h('th', {scope: 'col'}, t)))),
+      h('thead', null, h('tr', null, headers.map((t) => h('th', {scope: 'col', class: t === 'Rate limit' ? 'num' : null}, t)))),
       tbody)),
     pager);
   draw();

@@ -5,7 +5,7 @@
 // are tables too, under "The numbers".
 
 import {api, ApiError} from './api.js';
-import {fmt, h, replace, svg, when} from './dom.js';
+import {absolute, fmt, h, relative, replace, svg, when} from './dom.js';
 
 const RANGES = [['7', 'Last 7 days'], ['30', 'Last 30 days'], ['90', 'Last 90 days']];
 const TOP = 6;
@@ -125,7 +125,8 @@ export async function usagePage(root, {ui, stale}) {
     const q = usage.quota;
     const pct = Math.min(100, Math.round((q.used / Math.max(1, q.readsPerMonth)) * 100));
     quota = h('div', {class: 'quota'},
-      h('p', null, `${fmt.format(q.used)} of ${fmt.format(q.readsPerMonth)} reads this month (${pct} %); resets `, when(q.resetsAt), '.'),
+      h('p', null, `${fmt.format(q.used)} of ${fmt.format(q.readsPerMonth)} reads this month (${pct} %). Resets `,
+        h('time', {datetime: q.resetsAt}, `${relative(q.resetsAt)} (${absolute(q.resetsAt)})`), '.'),
       h('progress', {max: q.readsPerMonth, value: q.used, 'aria-label': 'Monthly quota used'}));
   }
 
@@ -149,7 +150,10 @@ export async function usagePage(root, {ui, stale}) {
   }
 
   const keyRows = [...usage.keys].sort((a, b) => b.retrievals - a.retrievals);
-  const tokenRows = [...usage.tokens].sort((a, b) => b.uses - a.uses);
+  // Tokens without a read are counted, not listed: a tenant may have
+  // thousands (the tokens page filters the unused ones).
+  const tokenRows = usage.tokens.filter((t) => t.uses > 0).sort((a, b) => b.uses - a.uses);
+  const unread = usage.tokens.length - tokenRows.length;
   replace(root,
     h('section', {class: 'card', 'aria-labelledby': 'quota-title'}, h('h2', {id: 'quota-title'}, 'Monthly quota'), quota),
     h('section', {class: 'card', 'aria-labelledby': 'daily-title'},
@@ -159,7 +163,10 @@ export async function usagePage(root, {ui, stale}) {
       h('section', {'aria-labelledby': 'ukeys-title'}, h('h2', {id: 'ukeys-title'}, 'Reads per key, all time'),
         table(['Key', 'Reads', 'Last used'], keyRows.map((k) => [h('span', {class: 'name'}, k.name), fmt.format(k.retrievals), when(k.lastUsedAt)]))),
       h('section', {'aria-labelledby': 'utokens-title'}, h('h2', {id: 'utokens-title'}, 'Reads per token, all time'),
-        table(['Token', 'Reads', 'Last used'], tokenRows.map((t) => [h('span', {class: 'name'}, t.name), fmt.format(t.uses), when(t.lastUsedAt)])))));
+        tokenRows.length || !unread ? table(['Token', 'Reads', 'Last used'], tokenRows.map((t) => [h('span', {class: 'name'}, t.name), fmt.format(t.uses), when(t.lastUsedAt)])) : null,
+        unread ? h('p', {class: 'muted'}, tokenRows.length
+          ? `${fmt.format(unread)} more token${unread === 1 ? ' has' : 's have'} read nothing (not listed).`
+          : `None of the ${fmt.format(unread)} tokens has read a value yet.`) : null)));
 }
 
 function table(headers, rows) {
