@@ -455,6 +455,11 @@ try {
     ok(row[0] === today && row[head.indexOf('usage-reader')] === '5', `the table's today row: ${head} / ${row}`);
     await numbers.locator('summary').click();
     await check(root, 'usage');
+    await root.page.setViewportSize({width: 1024, height: 768});
+    const wide = await root.page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+    ok(wide[0] <= wide[1], `1024 px: the usage page scrolls sideways (${wide})`);
+    await check(root, 'usage-1024');
+    await root.page.setViewportSize({width: 1280, height: 860});
     await root.page.getByLabel('Range of the daily charts').selectOption('7');
     await root.page.waitForFunction(() => document.querySelectorAll('figure[data-kind="total"] rect.bar').length === 7);
     await expect('token', app.tokenId, 5);

@@ -31,8 +31,8 @@ export function summary(days, values) {
 export function barChart(days, values, label, small = false) {
   // Drawn near the size it is shown at (a full card, or a quarter of one
   // at 1280 px), so that its text stays at the page's size.
-  const w = small ? 280 : 1160;
-  const hgt = small ? 64 : 130;
+  const w = small ? 250 : 1160;
+  const hgt = small ? 60 : 130;
   const pad = small ? 22 : 34;
   const max = Math.max(1, ...values);
   const bw = (w - pad) / Math.max(1, values.length);
