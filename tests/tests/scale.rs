@@ -370,3 +370,65 @@ async fn legacy_issuer(env: &Env) -> (String, Vec<TokenRecord>) {
         .unwrap();
     (old_id, children)
 }
+
+/// One tenant's settings are read from 8 replicas of its item, written with
+/// it in one transaction; a tenant of the earlier layout (no replicas) is
+/// read from its item, gains replicas on its next settings change or from
+/// `ibyok admin migrate`.
+#[tokio::test]
+async fn tenant_settings_spread_over_replicas_and_the_earlier_layout_still_reads() {
+    let env = Env::new().await;
+    let replicas = |env: &Env| {
+        let (dynamo, table, tenant) = (env.dynamo.clone(), env.tables.tenants.clone(), env.tenant.to_string());
+        async move {
+            let mut out = Vec::new();
+            for r in 0..8 {
+                let got = dynamo
+                    .get_item()
+                    .table_name(&table)
+                    .key("tenantId", AttributeValue::S(format!("{tenant}#{r}")))
+                    .send()
+                    .await
+                    .unwrap();
+                out.push(got.item.and_then(|i| i.get("staging").cloned()));
+            }
+            out
+        }
+    };
+    let live = Some(AttributeValue::S("live".into()));
+    env.call(Req::put("/settings/modes").token(&env.root).json(json!({"staging": "live"}))).await.expect(200);
+    assert_eq!(replicas(&env).await, vec![live.clone(); 8], "every replica changed with the item");
+
+    // The earlier layout: the item alone.
+    let drop_replicas = |env: &Env| {
+        let (dynamo, table, tenant) = (env.dynamo.clone(), env.tables.tenants.clone(), env.tenant.to_string());
+        async move {
+            for r in 0..8 {
+                dynamo
+                    .delete_item()
+                    .table_name(&table)
+                    .key("tenantId", AttributeValue::S(format!("{tenant}#{r}")))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    drop_replicas(&env).await;
+    let modes = env.call(Req::get("/settings/modes").token(&env.root)).await.expect(200);
+    assert_eq!(modes.body["staging"], "live", "read from the item itself");
+    let key = env.add_key(&env.root, "k", "openai", "sk-replicas-00000000").await;
+    let r = env.read(&env.root, &key, "staging").await.expect(200);
+    assert_eq!(r.body["modeInfo"]["effectiveMode"], "live");
+    env.call(Req::put("/settings/modes").token(&env.root).json(json!({"development": "live"}))).await.expect(200);
+    let dev: Vec<_> = replicas(&env).await;
+    assert_eq!(dev, vec![live.clone(); 8], "a change made the replicas from the item, staging kept");
+
+    drop_replicas(&env).await;
+    let report = env.store.migrate().await.unwrap();
+    assert_eq!(report.tenants, 1, "{report:?}");
+    assert_eq!(replicas(&env).await, vec![live; 8]);
+    assert_eq!(env.store.migrate().await.unwrap().tenants, 0, "idempotent");
+    let r = env.read(&env.root, &key, "development").await.expect(200);
+    assert_eq!(r.body["modeInfo"]["effectiveMode"], "live");
+}

@@ -114,6 +114,36 @@ impl DynamoStore {
         }
     }
 
+    /// A tenant's own item (not a replica), consistently; a batch read, as
+    /// every other read of the tenants table.
+    async fn tenant_item_of(&self, tenant: &TenantId) -> Result<Option<Item>, StoreError> {
+        let key = Item::from([(TENANT_ID.to_owned(), s(tenant.as_str()))]);
+        let mut got = self.batch_get(HashMap::from([(self.tables.tenants.clone(), vec![key])])).await?;
+        Ok(got.remove(&self.tables.tenants).and_then(|mut v| v.pop()))
+    }
+
+    /// Makes the missing replicas of a tenant's item from the item (a
+    /// tenant of the earlier layout); `NotFound` without the item.
+    pub(super) async fn ensure_tenant_replicas(&self, tenant: &TenantId) -> Result<(), StoreError> {
+        let main = self.tenant_item_of(tenant).await?.ok_or(StoreError::NotFound)?;
+        for r in 0..TENANT_REPLICAS {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.tables.tenants)
+                .set_item(Some(tenant_replica(&main, tenant, r)))
+                .condition_expression("attribute_not_exists(tenantId)")
+                .send()
+                .await;
+            match put.map_err(classify) {
+                // Made meanwhile by another writer, from the same item.
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes an audit event by its key (taking back a read that was not
     /// served); retried by the SDK, and a missing event is fine.
     async fn delete_event(&self, e: &AuditEvent) -> Result<(), StoreError> {
@@ -406,7 +436,9 @@ impl Store for DynamoStore {
         };
         dedup(&self.tables.tokens, TOKEN_ID, want.tokens.iter().map(TokenId::as_str).collect());
         dedup(&self.tables.keys, KEY_ID, want.keys.iter().map(KeyId::as_str).collect());
-        dedup(&self.tables.tenants, TENANT_ID, want.tenant.iter().map(TenantId::as_str).collect());
+        // The tenant's settings from one of its replicas, at random.
+        let replica = want.tenant.as_ref().map(|t| tenant_replica_id(t, rand::random::<u32>() % TENANT_REPLICAS));
+        dedup(&self.tables.tenants, TENANT_ID, replica.iter().map(String::as_str).collect());
         let mut got = self.batch_get(req).await?;
         let mut out = Fetched::default();
         for item in got.remove(&self.tables.tokens).unwrap_or_default() {
@@ -417,17 +449,29 @@ impl Store for DynamoStore {
             let k = key_from(&item)?;
             out.keys.insert(k.key_id.clone(), k);
         }
-        if let Some(item) = got.remove(&self.tables.tenants).unwrap_or_default().first() {
-            out.tenant = Some(tenant_from(item)?);
+        match (got.remove(&self.tables.tenants).unwrap_or_default().first(), &want.tenant) {
+            (Some(item), _) => out.tenant = Some(tenant_from(item)?),
+            // No replica: a tenant of the earlier layout (until `ibyok admin
+            // migrate`), or none at all. Its own item, a round trip more.
+            (None, Some(tenant)) => {
+                if let Some(item) = self.tenant_item_of(tenant).await? {
+                    out.tenant = Some(tenant_from(&item)?);
+                }
+            }
+            (None, None) => {}
         }
         Ok(out)
     }
 
     async fn create_tenant(&self, tenant: &TenantRecord, root: &TokenRecord) -> Result<(), StoreError> {
-        let items = vec![
-            self.put(&self.tables.tenants, tenant_item(tenant), Some("attribute_not_exists(tenantId)"))?,
+        let main = tenant_item(tenant);
+        let mut items = vec![
+            self.put(&self.tables.tenants, main.clone(), Some("attribute_not_exists(tenantId)"))?,
             self.put(&self.tables.tokens, token_item(root), Some("attribute_not_exists(tokenId)"))?,
         ];
+        for r in 0..TENANT_REPLICAS {
+            items.push(self.put(&self.tables.tenants, tenant_replica(&main, &tenant.tenant_id, r), None)?);
+        }
         self.transact_or(items, |_| StoreError::Conflict(Conflict::Exists)).await
     }
 
@@ -442,19 +486,37 @@ impl Store for DynamoStore {
             return Ok(got.tenant.map(|t| t.modes).unwrap_or_default());
         }
         let sets: Vec<String> = changes.iter().map(|(e, _)| format!("#{0} = :{0}", e.as_str())).collect();
-        let mut update = Update::builder()
-            .table_name(&self.tables.tenants)
-            .key(TENANT_ID, s(tenant.as_str()))
-            .update_expression(format!("SET {}", sets.join(", ")))
-            .condition_expression("attribute_exists(tenantId)");
-        for (e, m) in changes {
-            update = update
-                .expression_attribute_names(format!("#{}", e.as_str()), e.as_str())
-                .expression_attribute_values(format!(":{}", e.as_str()), s(m.as_str()));
+        let update = |id: String| {
+            let mut update = Update::builder()
+                .table_name(&self.tables.tenants)
+                .key(TENANT_ID, s(id))
+                .update_expression(format!("SET {}", sets.join(", ")))
+                .condition_expression("attribute_exists(tenantId)");
+            for (e, m) in changes {
+                update = update
+                    .expression_attribute_names(format!("#{}", e.as_str()), e.as_str())
+                    .expression_attribute_values(format!(":{}", e.as_str()), s(m.as_str()));
+            }
+            build(update.build()).map(|u| TransactWriteItem::builder().update(u).build())
+        };
+        // The change on the item and on its replicas, and its event, or
+        // nothing.
+        let mut items = vec![update(tenant.to_string())?, self.audit_put(audit)?];
+        for r in 0..TENANT_REPLICAS {
+            items.push(update(tenant_replica_id(tenant, r))?);
         }
-        // The change and its event, or neither.
-        let items = vec![TransactWriteItem::builder().update(build(update.build())?).build(), self.audit_put(audit)?];
-        self.transact_or(items, |_| StoreError::NotFound).await?;
+        let sent = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+        match sent.map_err(classify_tx) {
+            Ok(_) => {}
+            Err(Ok(0)) => return Err(StoreError::NotFound),
+            // A tenant of the earlier layout, without replicas: they are
+            // made from its item, and the change goes again.
+            Err(Ok(_)) => {
+                self.ensure_tenant_replicas(tenant).await?;
+                self.transact_or(items, |_| StoreError::NotFound).await?;
+            }
+            Err(Err(e)) => return Err(e),
+        }
         let got = self.fetch(&Fetch { tenant: Some(tenant.clone()), ..Fetch::default() }).await?;
         got.tenant.map(|t| t.modes).ok_or(StoreError::NotFound)
     }
