@@ -389,6 +389,7 @@ def setup(moto: str, cli: str) -> dict:
         IBYOK_TENANTS_TABLE=f"{prefix}tenants",
         IBYOK_AUDIT_TABLE=f"{prefix}audit",
         IBYOK_CHILDREN_TABLE=f"{prefix}children",
+        IBYOK_LIMITS_TABLE=f"{prefix}limits",
         AWS_LAMBDA_LOG_LEVEL="warn",
     )
     env.pop("AWS_LAMBDA_FUNCTION_NAME", None)

@@ -226,6 +226,7 @@ fn aws_env(cmd: &mut Command, prefix: &str) {
         .env("IBYOK_TENANTS_TABLE", format!("{prefix}tenants"))
         .env("IBYOK_AUDIT_TABLE", format!("{prefix}audit"))
         .env("IBYOK_CHILDREN_TABLE", format!("{prefix}children"))
+        .env("IBYOK_LIMITS_TABLE", format!("{prefix}limits"))
         .env_remove("IBYOK_KMS_KEY_ID")
         .env_remove("AWS_LAMBDA_FUNCTION_NAME");
 }
@@ -268,6 +269,61 @@ fn dev_with_aws_serves_the_contract_on_moto_and_bootstrap_writes_a_working_root_
     let (code, _, err) = cli(&acme_dev, &["get", &key], None);
     assert_eq!(code, 1);
     assert!(err.contains("404"), "{err}");
+
+    // The operator's quota, by tenant name, then lifted.
+    let admin_quota = |args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["admin", "quota", "--tenant"]).args(args);
+        aws_env(&mut cmd, &prefix);
+        cmd.output().unwrap()
+    };
+    let out = admin_quota(&["acme", "--reads-per-month", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, out, err) =
+        cli(&acme_dev, &["keys", "add", "--name", "a", "--llm-type", "openai", "--json"], Some("sk-acme-1"));
+    assert_eq!(code, 0, "{err}");
+    let acme_key = json(&out)["keyId"].as_str().unwrap().to_owned();
+    assert_eq!(cli(&acme_dev, &["get", &acme_key, "--env", "prod"], None).0, 0);
+    let (code, _, err) = cli(&acme_dev, &["get", &acme_key, "--env", "dev"], None);
+    assert!(code == 1 && err.contains("quota_exceeded") && err.contains("429"), "{err}");
+    let (_, out, _) = cli(&acme_dev, &["usage"], None);
+    assert!(out.contains("Quota: 1 of 1 value reads this month"), "{out}");
+    let out = admin_quota(&["acme", "--unlimited"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(cli(&acme_dev, &["get", &acme_key, "--env", "staging"], None).0, 0);
+    let out = admin_quota(&["nobody", "--unlimited"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no tenant is named"));
+    let out = admin_quota(&["acme"]);
+    assert!(!out.status.success(), "a quota or --unlimited is required");
+}
+
+/// The CLI warns on stderr when the server says its token expires within
+/// 7 days, and stays quiet otherwise.
+#[test]
+fn the_cli_warns_of_a_token_expiring_within_seven_days() {
+    let dev = start_dev(&[]);
+    let (code, _, err) = cli(&dev, &["keys", "list"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "a root token has a year: {err}");
+    let (code, out, err) = cli(
+        &dev,
+        &["tokens", "create", "--name", "short", "--scope", "keys:read", "--expires-in", "86400", "--json"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let short = json(&out)["token"].as_str().unwrap().to_owned();
+    let short_dev = Dev { child: Command::new("true").spawn().unwrap(), url: dev.url.clone(), token: short };
+    let (code, _, err) = cli(&short_dev, &["keys", "list"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.starts_with("warning: this token expires at ")
+            && (err.contains("in 23 hours") || err.contains("in 24 hours")),
+        "{err}"
+    );
+    assert_eq!(err.matches("warning").count(), 1, "once: {err}");
+    // Also on an error answer (the token authenticated, the scope is missing).
+    let (code, _, err) = cli(&short_dev, &["usage"], None);
+    assert!(code == 1 && err.contains("warning: this token expires") && err.contains("403"), "{err}");
 }
 
 /// `ibyok dev` runs the cleanup function's work on its own: a revoked token

@@ -10,6 +10,7 @@ pub struct Tables {
     pub tenants: String,
     pub audit: String,
     pub children: String,
+    pub limits: String,
 }
 
 impl Tables {
@@ -21,6 +22,7 @@ impl Tables {
             tenants: format!("{prefix}tenants"),
             audit: format!("{prefix}audit"),
             children: format!("{prefix}children"),
+            limits: format!("{prefix}limits"),
         }
     }
 }
@@ -127,7 +129,7 @@ pub fn kms_key_id(get: impl Fn(&str) -> Option<String>) -> Result<String, Config
 
 impl Tables {
     /// `IBYOK_TOKENS_TABLE`, `IBYOK_KEYS_TABLE`, `IBYOK_TENANTS_TABLE`,
-    /// `IBYOK_AUDIT_TABLE`, `IBYOK_CHILDREN_TABLE`; each defaults to
+    /// `IBYOK_AUDIT_TABLE`, `IBYOK_CHILDREN_TABLE`, `IBYOK_LIMITS_TABLE`; each defaults to
     /// `ibyok-<name>`.
     pub fn from_env() -> Self {
         let get = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.to_owned());
@@ -137,6 +139,7 @@ impl Tables {
             tenants: get("IBYOK_TENANTS_TABLE", "ibyok-tenants"),
             audit: get("IBYOK_AUDIT_TABLE", "ibyok-audit"),
             children: get("IBYOK_CHILDREN_TABLE", "ibyok-children"),
+            limits: get("IBYOK_LIMITS_TABLE", "ibyok-limits"),
         }
     }
 }

@@ -46,6 +46,7 @@ fn child_of(env: &Env, issuer: &TokenRecord) -> TokenRecord {
             expires_at: env.clock.now().plus_seconds(86_400),
             key_ids: None,
             allowed_cidrs: None,
+            rate_limit: None,
         },
         created_at: env.clock.now(),
         issued_by: Some(issuer.token_id.clone()),

@@ -14,7 +14,7 @@ pub mod dynamo;
 pub mod memory;
 pub mod schema;
 
-use crate::clock::Timestamp;
+use crate::clock::{Month, Timestamp};
 use crate::envelope::Envelope;
 use crate::fault::{Fault, FaultKind};
 use crate::ids::{KeyId, TenantId, TokenId};
@@ -137,6 +137,8 @@ pub struct TenantRecord {
     pub name: String,
     pub modes: TenantModes,
     pub created_at: Timestamp,
+    /// The operator's monthly quota of value reads; `None` when unlimited.
+    pub reads_per_month: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +161,9 @@ pub enum AuditAction {
     SettingsUpdate,
     #[serde(rename = "auth.denied")]
     AuthDenied,
+    /// The first request of a token refused by its rate limit in a minute.
+    #[serde(rename = "auth.limited")]
+    AuthLimited,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,6 +275,18 @@ pub struct PurgeReport {
     /// Index entries read to find what to delete.
     pub items_read: usize,
     pub deleted: usize,
+}
+
+/// One request counted against a token's rate limit in its minute
+/// ([`Store::count_request`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateCount {
+    /// Allowed: the `count`th request of the minute (1 to the limit).
+    Within { count: u32 },
+    /// Refused, and the first request of the minute to be refused.
+    FirstOver,
+    /// Refused; an earlier request of the minute was refused already.
+    Over,
 }
 
 /// Which state a conditional write found.
@@ -423,4 +440,29 @@ pub trait Store: Send + Sync {
     /// Deletes tokens whose purge second is at or before `now`'s, reading
     /// only those.
     async fn purge_tokens(&self, now: Timestamp) -> Result<PurgeReport, StoreError>;
+
+    /// One round trip, one conditional write of one small item keyed by the
+    /// token and the UTC minute (`minute`: epoch seconds / 60): counts one
+    /// request against `limit`. Atomic across instances: of any number of
+    /// concurrent calls for one token and minute, exactly `limit` answer
+    /// `Within` (counts 1 to `limit`), one `FirstOver`, the rest `Over`; the
+    /// stored count never passes `limit + 1`.
+    async fn count_request(&self, token: &TokenId, minute: i64, limit: u32) -> Result<RateCount, StoreError>;
+
+    /// Sets (or, with `None`, removes) a tenant's monthly quota of value
+    /// reads. Operator path; `NotFound` without the tenant.
+    async fn set_quota(&self, tenant: &TenantId, reads_per_month: Option<u64>) -> Result<(), StoreError>;
+
+    /// One round trip, one conditional write of the tenant's counter for
+    /// `month` (UTC): counts one value read if fewer than `quota`
+    /// were counted; `Ok(false)`, writing nothing, if `quota` were. Atomic
+    /// across instances: the count never passes the quota.
+    async fn count_quota_read(&self, tenant: &TenantId, month: Month, quota: u64) -> Result<bool, StoreError>;
+
+    /// Takes back a [`Store::count_quota_read`] whose read was not served
+    /// (never below zero).
+    async fn uncount_quota_read(&self, tenant: &TenantId, month: Month) -> Result<(), StoreError>;
+
+    /// One round trip (consistent): the reads counted for `month`.
+    async fn quota_used(&self, tenant: &TenantId, month: Month) -> Result<u64, StoreError>;
 }

@@ -65,6 +65,7 @@ pub const EVENT_KEY: &str = "eventKey";
 pub const ISSUER_ID: &str = "issuerId";
 pub const PURGE_SHARD: &str = "purgeShard";
 pub const PURGE_AT: &str = "purgeAt";
+pub const COUNTER_ID: &str = "counterId";
 /// The TTL attribute of the tokens and audit tables (epoch seconds).
 pub const TTL: &str = "ttl";
 
@@ -126,7 +127,22 @@ pub const CHILDREN: Table = Table {
     ttl: Some(TTL),
 };
 
-pub const ALL: [Table; 5] = [TOKENS, KEYS, TENANTS, AUDIT, CHILDREN];
+/// Small counters that expire: a token's requests in one UTC minute
+/// (`rate#<tokenId>#<minute>`) and a tenant's value reads in one UTC month
+/// (`quota#<tenantId>#<YYYY-MM>`). Their own table, apart from the records:
+/// a counter is written on every request of a limited token, so it takes its
+/// write units from no record's partition; its TTL sweeps it without a scan;
+/// and only the functions that count may write it.
+pub const LIMITS: Table = Table {
+    logical_id: "LimitsTable",
+    suffix: "limits",
+    hash: s(COUNTER_ID),
+    range: None,
+    indexes: &[],
+    ttl: Some(TTL),
+};
+
+pub const ALL: [Table; 6] = [TOKENS, KEYS, TENANTS, AUDIT, CHILDREN, LIMITS];
 
 impl Table {
     /// Every attribute that a key of the table or of an index names, once.

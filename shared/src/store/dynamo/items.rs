@@ -80,6 +80,9 @@ pub fn token_item(t: &TokenRecord) -> Item {
     if let Some(c) = &t.grant.allowed_cidrs {
         item.insert("allowedCidrs".into(), list(c.iter().map(ToString::to_string)));
     }
+    if let Some(r) = t.grant.rate_limit {
+        item.insert("rateLimit".into(), n(r));
+    }
     if let Some(p) = &t.issued_by {
         item.insert("issuedBy".into(), s(p.as_str()));
     }
@@ -138,6 +141,12 @@ pub fn token_from(item: &Item) -> Result<TokenRecord, StoreError> {
             expires_at: ts(item, "expiresAt")?,
             key_ids: opt_list(item, "keyIds")?.map(|v| v.into_iter().map(KeyId::from_stored).collect()),
             allowed_cidrs,
+            rate_limit: match item.get("rateLimit") {
+                None => None,
+                Some(_) => {
+                    Some(get_n::<u32>(item, "rateLimit").ok().filter(|r| *r > 0).ok_or_else(|| bad("rateLimit"))?)
+                }
+            },
         },
         created_at: ts(item, CREATED_AT)?,
         issued_by: opt_s(item, "issuedBy").map(TokenId::from_stored),
@@ -205,15 +214,22 @@ pub fn key_from(item: &Item) -> Result<KeyRecord, StoreError> {
 }
 
 pub(super) fn tenant_item(t: &TenantRecord) -> Item {
-    Item::from([
+    let mut item = Item::from([
         (TENANT_ID.into(), s(t.tenant_id.as_str())),
         ("name".into(), s(&t.name)),
         (CREATED_AT.into(), n(t.created_at.millis())),
         ("development".into(), s(t.modes.development.as_str())),
         ("staging".into(), s(t.modes.staging.as_str())),
         ("production".into(), s(t.modes.production.as_str())),
-    ])
+    ]);
+    if let Some(q) = t.reads_per_month {
+        item.insert(READS_PER_MONTH.into(), n(q));
+    }
+    item
 }
+
+/// The tenant item's quota attribute.
+pub(super) const READS_PER_MONTH: &str = "readsPerMonth";
 
 pub(super) fn modes_from(item: &Item) -> Result<TenantModes, StoreError> {
     let mut modes = TenantModes::default();
@@ -231,6 +247,10 @@ pub(super) fn tenant_from(item: &Item) -> Result<TenantRecord, StoreError> {
         name: opt_s(item, "name").unwrap_or_default(),
         modes: modes_from(item)?,
         created_at: opt_ts(item, CREATED_AT).unwrap_or(Timestamp::from_millis(0)),
+        reads_per_month: match item.get(READS_PER_MONTH) {
+            None => None,
+            Some(_) => Some(get_n::<u64>(item, READS_PER_MONTH)?),
+        },
     })
 }
 
@@ -284,6 +304,19 @@ pub(super) fn audit_tenant(partition: &str) -> &str {
 pub(super) fn event_key(e: &AuditEvent) -> String {
     format!("{:015}#{}", e.at.millis(), e.event_id)
 }
+
+/// The counter item of a token's requests in one UTC minute.
+pub(super) fn rate_counter_id(token: &TokenId, minute: i64) -> String {
+    format!("rate#{token}#{minute}")
+}
+
+/// The counter item of a tenant's value reads in one UTC month.
+pub(super) fn quota_counter_id(tenant: &TenantId, month: Month) -> String {
+    format!("quota#{tenant}#{}", month.key())
+}
+
+/// How long a month's quota counter is kept after the month ends.
+pub(super) const QUOTA_KEPT_SECONDS: i64 = 366 * 86_400;
 
 /// The live-token rule ([`TokenRecord::is_live`]) as a condition on a token
 /// item, at the time bound to `:at` (milliseconds).

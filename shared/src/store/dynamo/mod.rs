@@ -10,8 +10,8 @@
 //! | `tables.rs` | table creation from [`schema`] |
 
 use super::schema::{
-    self, AUDIT_SHARDS, CREATED_AT, EVENT_KEY, ISSUER_ID, KEY_ID, PURGE_AT, PURGE_INDEX, PURGE_SHARD, PURGE_SHARDS,
-    TENANT_ID, TENANT_INDEX, TOKEN_ID, TTL,
+    self, AUDIT_SHARDS, COUNTER_ID, CREATED_AT, EVENT_KEY, ISSUER_ID, KEY_ID, PURGE_AT, PURGE_INDEX, PURGE_SHARD,
+    PURGE_SHARDS, TENANT_ID, TENANT_INDEX, TOKEN_ID, TTL,
 };
 use super::*;
 use crate::config::Tables;
@@ -68,5 +68,33 @@ impl DynamoStore {
 
     pub fn tables(&self) -> &Tables {
         &self.tables
+    }
+
+    /// The tenants named `name` (a scan of the tenants table, which holds
+    /// one small item per tenant). Operator path: `ibyok admin quota`.
+    pub async fn tenants_named(&self, name: &str) -> Result<Vec<TenantRecord>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let resp = self
+                .client
+                .scan()
+                .table_name(&self.tables.tenants)
+                .filter_expression("#name = :name")
+                .expression_attribute_names("#name", "name")
+                .expression_attribute_values(":name", AttributeValue::S(name.to_owned()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in resp.items() {
+                out.push(tenant_from(item)?);
+            }
+            start = resp.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
     }
 }

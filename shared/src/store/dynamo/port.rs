@@ -933,4 +933,120 @@ impl Store for DynamoStore {
         }
         Ok(report)
     }
+
+    /// One `UpdateItem` of a ~60-byte item (one write unit, whether its
+    /// condition holds or not): `ADD` under the condition that the count has
+    /// not passed the limit yet, so the count stops at `limit + 1` and the
+    /// one request that takes it there is the minute's first refusal. The
+    /// SDK may retry it after a lost answer: a retry counts twice, which
+    /// errs on the strict side (one request fewer that minute), never lets
+    /// one more through.
+    async fn count_request(&self, token: &TokenId, minute: i64, limit: u32) -> Result<RateCount, StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.tables.limits)
+            .key(COUNTER_ID, s(rate_counter_id(token, minute)))
+            .update_expression("ADD #n :one SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(#n) OR #n <= :limit")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            // Swept a few minutes after its minute ends.
+            .expression_attribute_values(":ttl", n((minute + 5) * 60))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match sent {
+            Ok(out) => {
+                let count: u64 = out.attributes.as_ref().and_then(|a| opt_n(a, "n")).ok_or_else(|| bad("n"))?;
+                Ok(match u32::try_from(count) {
+                    Ok(c) if c <= limit => RateCount::Within { count: c },
+                    _ => RateCount::FirstOver,
+                })
+            }
+            Err(e) => match classify(e) {
+                // The condition failed: the minute's count has passed the limit.
+                StoreError::NotFound => Ok(RateCount::Over),
+                e => Err(e),
+            },
+        }
+    }
+
+    async fn set_quota(&self, tenant: &TenantId, reads_per_month: Option<u64>) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.tables.tenants)
+            .key(TENANT_ID, s(tenant.as_str()))
+            .condition_expression(format!("attribute_exists({TENANT_ID})"))
+            .expression_attribute_names("#q", READS_PER_MONTH);
+        let update = match reads_per_month {
+            Some(q) => update.update_expression("SET #q = :q").expression_attribute_values(":q", n(q)),
+            None => update.update_expression("REMOVE #q"),
+        };
+        update.send().await.map_err(classify)?;
+        Ok(())
+    }
+
+    /// One `UpdateItem` of a small item (one write unit): `ADD` under the
+    /// condition that the count is below the quota. All of a tenant's
+    /// counted reads in a month write this one item: one partition, 1,000
+    /// write units a second, so a tenant with a quota reads at most ~1,000
+    /// values a second (README, *Limits, quota and notices*).
+    async fn count_quota_read(&self, tenant: &TenantId, month: Month, quota: u64) -> Result<bool, StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.tables.limits)
+            .key(COUNTER_ID, s(quota_counter_id(tenant, month)))
+            .update_expression("ADD #n :one SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(#n) OR #n < :quota")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":quota", n(quota))
+            // Kept a year past its month, then swept by TTL.
+            .expression_attribute_values(":ttl", n(month.next().start().seconds() + QUOTA_KEPT_SECONDS))
+            .send()
+            .await;
+        match sent.map_err(classify) {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn uncount_quota_read(&self, tenant: &TenantId, month: Month) -> Result<(), StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.tables.limits)
+            .key(COUNTER_ID, s(quota_counter_id(tenant, month)))
+            .update_expression("ADD #n :minus")
+            .condition_expression("#n > :zero")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_values(":minus", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match sent.map_err(classify) {
+            Ok(_) | Err(StoreError::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn quota_used(&self, tenant: &TenantId, month: Month) -> Result<u64, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.tables.limits)
+            .key(COUNTER_ID, s(quota_counter_id(tenant, month)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(got.item.as_ref().and_then(|i| opt_n(i, "n")).unwrap_or(0))
+    }
 }

@@ -28,6 +28,7 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<(), Store
             "keys" => &tables.keys,
             "tenants" => &tables.tenants,
             "children" => &tables.children,
+            "limits" => &tables.limits,
             _ => &tables.audit,
         };
         let mut req = client
