@@ -9,6 +9,8 @@ struct Dev {
     child: Child,
     url: String,
     token: String,
+    /// The server's log lines after its start (for servers started here).
+    log: Option<std::sync::mpsc::Receiver<String>>,
 }
 
 impl Drop for Dev {
@@ -44,8 +46,13 @@ fn start_dev_with(extra: &[&str], env: &[(&str, &str)]) -> Dev {
         .find_map(|l| l.strip_prefix("Listening on ").map(|r| r.split(' ').next().unwrap().to_owned()))
         .expect("a listening line");
     // Keep draining the server's log so that it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Dev { child, url, token }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in lines {
+            let _ = tx.send(l);
+        }
+    });
+    Dev { child, url, token, log: Some(rx) }
 }
 
 fn cli(dev: &Dev, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
@@ -116,7 +123,7 @@ fn a_full_flow_through_the_cli() {
     let created = json(&out);
     let ci_token = created["token"].as_str().unwrap().to_owned();
     let ci_id = created["tokenId"].as_str().unwrap().to_owned();
-    let ci = Dev { child: Command::new("true").spawn().unwrap(), url: dev.url.clone(), token: ci_token };
+    let ci = Dev { child: Command::new("true").spawn().unwrap(), url: dev.url.clone(), token: ci_token, log: None };
     assert_eq!(cli(&ci, &["get", &key, "--env", "prod"], None).0, 0);
     assert_eq!(cli(&dev, &["tokens", "revoke", &ci_id], None).0, 0);
     let (code, _, err) = cli(&ci, &["get", &key, "--env", "prod"], None);
@@ -247,7 +254,7 @@ fn dev_with_aws_serves_the_contract_on_moto_and_bootstrap_writes_a_working_root_
     let url =
         lines.find_map(|l| l.strip_prefix("Listening on ").map(|r| r.split(' ').next().unwrap().to_owned())).unwrap();
     std::thread::spawn(move || for _ in lines {});
-    let dev = Dev { child, url, token };
+    let dev = Dev { child, url, token, log: None };
     let (code, out, err) =
         cli(&dev, &["keys", "add", "--name", "k", "--llm-type", "openai", "--json"], Some("sk-on-moto-123456"));
     assert_eq!(code, 0, "{err}");
@@ -262,7 +269,7 @@ fn dev_with_aws_serves_the_contract_on_moto_and_bootstrap_writes_a_working_root_
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let acme = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(acme.starts_with("ibyok_"));
-    let acme_dev = Dev { child: Command::new("true").spawn().unwrap(), url: dev.url.clone(), token: acme };
+    let acme_dev = Dev { child: Command::new("true").spawn().unwrap(), url: dev.url.clone(), token: acme, log: None };
     let (code, out, _) = cli(&acme_dev, &["keys", "list", "--json"], None);
     assert_eq!(code, 0);
     assert!(json(&out)["keys"].as_array().unwrap().is_empty(), "a tenant of its own");
@@ -312,7 +319,7 @@ fn the_cli_warns_of_a_token_expiring_within_seven_days() {
     );
     assert_eq!(code, 0, "{err}");
     let short = json(&out)["token"].as_str().unwrap().to_owned();
-    let short_dev = Dev { child: Command::new("true").spawn().unwrap(), url: dev.url.clone(), token: short };
+    let short_dev = Dev { child: Command::new("true").spawn().unwrap(), url: dev.url.clone(), token: short, log: None };
     let (code, _, err) = cli(&short_dev, &["keys", "list"], None);
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -375,4 +382,33 @@ fn the_console_is_served_with_its_headers_and_root_stays_404() {
         Err(ureq::Error::Status(404, _)) => {}
         other => panic!("GET / answered {other:?}"),
     }
+}
+
+/// `ibyok dev` logs the cleanup function's expiry notice, once, for a token
+/// that reaches 7 days before its expiry.
+#[test]
+fn the_dev_server_logs_each_expiry_notice_once() {
+    let dev = start_dev(&["--purge-every", "1"]);
+    let log = dev.log.as_ref().unwrap();
+    let notices = || log.try_iter().filter(|l| l.starts_with("notice: ")).collect::<Vec<_>>();
+    // Due one second after its creation: 7 days and a second to live.
+    let args = ["tokens", "create", "--name", "weekly", "--scope", "keys:read", "--expires-in", "604801", "--json"];
+    let (code, out, err) = cli(&dev, &args, None);
+    assert_eq!(code, 0, "{err}");
+    let created = json(&out);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = notices();
+    while seen.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        seen = notices();
+    }
+    let line = seen.first().expect("a notice within 10 s").clone();
+    let notice = json(line.strip_prefix("notice: ").unwrap());
+    assert_eq!(notice["tokenId"], created["tokenId"]);
+    assert_eq!(notice["name"], "weekly");
+    assert_eq!(notice["expiresAt"], created["expiresAt"]);
+    assert!(notice["tenantId"].as_str().unwrap().starts_with("ten_"));
+    assert!(!line.contains(created["token"].as_str().unwrap()) && !line.contains("ibyok_"), "{line}");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(seen.len() + notices().len(), 1, "once");
 }

@@ -3,16 +3,51 @@
 //! development server does not accumulate expired tokens either.
 
 use crate::clock::Timestamp;
+use crate::notify::Notifier;
 use crate::store::{PurgeReport, Store, StoreError};
+use serde::Serialize;
 
 /// How often `ibyok dev` runs [`run`].
 pub const DEV_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// What one run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Purge index entries read to find what to delete.
+    pub items_read: usize,
+    /// Tokens deleted.
+    pub deleted: usize,
+    /// Expiry notices sent.
+    pub notified: usize,
+}
+
 /// Deletes expired tokens, and revoked ones past their grace period (the
-/// purge rule, `TokenRecord::purge_second`). It reads only the purge index
-/// entries that are due, so its reads grow with what it deletes.
-pub async fn run<S: Store + ?Sized>(store: &S, now: Timestamp) -> Result<PurgeReport, StoreError> {
-    let report = store.purge_tokens(now).await?;
-    tracing::info!(items_read = report.items_read, deleted = report.deleted, "cleanup");
+/// purge rule, `TokenRecord::purge_second`), reading only the purge index
+/// entries that are due; then, with a notifier, sends each live token's
+/// expiry notice once, 7 days before its expiry
+/// (`TokenRecord::notice_second`): claimed in the store first, so a token
+/// is noticed once however often this runs; a notice that fails to send is
+/// put back for the next run.
+pub async fn run<S: Store + ?Sized>(
+    store: &S,
+    notifier: Option<&dyn Notifier>,
+    now: Timestamp,
+) -> Result<Report, StoreError> {
+    let PurgeReport { items_read, deleted } = store.purge_tokens(now).await?;
+    let mut report = Report { items_read, deleted, notified: 0 };
+    if let Some(notifier) = notifier {
+        for notice in store.claim_expiry_notices(now).await? {
+            match notifier.expiry(&notice).await {
+                Ok(()) => report.notified += 1,
+                Err(e) => {
+                    tracing::warn!(token_id = %notice.token_id, error = %crate::fault::chain(&e), "expiry notice not sent; put back");
+                    let due = notice.expires_at.plus_seconds(-crate::store::EXPIRY_NOTICE_SECONDS).seconds();
+                    store.release_expiry_notice(&notice.token_id, due).await?;
+                }
+            }
+        }
+    }
+    tracing::info!(items_read = report.items_read, deleted = report.deleted, notified = report.notified, "cleanup");
     Ok(report)
 }

@@ -111,7 +111,7 @@ async fn an_issuers_item_does_not_grow_with_what_it_issued() {
         }
         // The jobs' tokens expire; cleanup runs between rounds.
         env.clock.advance_seconds(61);
-        let report = cleanup::handler(env.store.as_ref(), env.clock.as_ref()).await.unwrap();
+        let report = cleanup::handler(env.store.as_ref(), None, env.clock.as_ref()).await.unwrap();
         assert_eq!(report.deleted, 50, "round {round}");
         sizes.push(item_bytes(&raw_token(&env, &issuer_id).await.unwrap()));
     }

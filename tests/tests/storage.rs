@@ -149,14 +149,14 @@ async fn cleanup_deletes_expired_and_long_revoked_tokens_reading_only_those() {
     let (revoked, _) = env.issue(&env.root, json!({"name": "r", "scopes": ["keys:read"]})).await;
     env.call(Req::delete(&format!("/tokens/{revoked}")).token(&env.root)).await.expect(204);
     // Not yet due: nothing read, nothing deleted.
-    let report = cleanup::handler(env.dyn_store(), env.clock.as_ref()).await.unwrap();
+    let report = cleanup::handler(env.dyn_store(), None, env.clock.as_ref()).await.unwrap();
     assert_eq!((report.items_read, report.deleted), (0, 0));
     env.clock.advance_seconds(120);
-    let report = cleanup::handler(env.dyn_store(), env.clock.as_ref()).await.unwrap();
+    let report = cleanup::handler(env.dyn_store(), None, env.clock.as_ref()).await.unwrap();
     assert_eq!((report.items_read, report.deleted), (5, 5));
     // The revoked token stays listed through its grace period, then goes.
     env.clock.advance_seconds(env.app.config.revoked_retention_seconds);
-    let report = cleanup::handler(env.dyn_store(), env.clock.as_ref()).await.unwrap();
+    let report = cleanup::handler(env.dyn_store(), None, env.clock.as_ref()).await.unwrap();
     assert_eq!((report.items_read, report.deleted), (1, 1));
     let listed = env.call(Req::get("/tokens?limit=100").token(&env.root)).await.expect(200);
     let ids: Vec<String> =

@@ -66,6 +66,8 @@ pub const ISSUER_ID: &str = "issuerId";
 pub const PURGE_SHARD: &str = "purgeShard";
 pub const PURGE_AT: &str = "purgeAt";
 pub const COUNTER_ID: &str = "counterId";
+pub const NOTICE_SHARD: &str = "noticeShard";
+pub const NOTICE_AT: &str = "noticeAt";
 /// The TTL attribute of the tokens and audit tables (epoch seconds).
 pub const TTL: &str = "ttl";
 
@@ -78,6 +80,10 @@ pub const AUDIT_SHARDS: u32 = 32;
 
 pub const TENANT_INDEX: &str = "by-tenant";
 pub const PURGE_INDEX: &str = "by-purge";
+/// Tokens whose expiry notice is still to send, by when it is due: a sparse
+/// index (the attributes go when the notice is claimed), sharded as the
+/// purge index.
+pub const NOTICE_INDEX: &str = "by-notice";
 /// Purge index partitions, so that token writes spread over several.
 pub const PURGE_SHARDS: u8 = 8;
 
@@ -89,6 +95,7 @@ pub const TOKENS: Table = Table {
     indexes: &[
         Index { name: TENANT_INDEX, hash: s(TENANT_ID), range: Some(n(CREATED_AT)), keys_only: true },
         Index { name: PURGE_INDEX, hash: s(PURGE_SHARD), range: Some(n(PURGE_AT)), keys_only: true },
+        Index { name: NOTICE_INDEX, hash: s(NOTICE_SHARD), range: Some(n(NOTICE_AT)), keys_only: true },
     ],
     ttl: Some(TTL),
 };

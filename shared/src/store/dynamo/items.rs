@@ -80,6 +80,10 @@ pub fn token_item(t: &TokenRecord) -> Item {
     if let Some(c) = &t.grant.allowed_cidrs {
         item.insert("allowedCidrs".into(), list(c.iter().map(ToString::to_string)));
     }
+    if let Some(at) = t.notice_second() {
+        item.insert(NOTICE_SHARD.into(), s(purge_shard(&t.token_id)));
+        item.insert(NOTICE_AT.into(), n(at));
+    }
     if let Some(r) = t.grant.rate_limit {
         item.insert("rateLimit".into(), n(r));
     }

@@ -233,24 +233,35 @@ impl DynamoStore {
         Ok(got.item.as_ref().and_then(|i| i.get(attr)).and_then(|v| v.as_b().ok()).is_some_and(|b| b.as_ref() == value))
     }
 
+    /// One page of a sharded, sparse tokens index (`(index, shard attribute,
+    /// time attribute)`): the entries of `shard` due at `now` (seconds).
+    async fn due_page(
+        &self,
+        (index, shard_attr, at_attr): (&str, &str, &str),
+        shard: u8,
+        now: Timestamp,
+        start: Option<Item>,
+    ) -> Result<aws_sdk_dynamodb::operation::query::QueryOutput, StoreError> {
+        self.client
+            .query()
+            .table_name(&self.tables.tokens)
+            .index_name(index)
+            .key_condition_expression(format!("{shard_attr} = :s AND {at_attr} <= :now"))
+            .expression_attribute_values(":s", s(shard.to_string()))
+            .expression_attribute_values(":now", n(now.seconds()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(classify)
+    }
+
     /// Deletes one purge shard's due tokens: index queries, each followed by
     /// batch deletes of what it found.
     async fn purge_shard(&self, shard: u8, now: Timestamp) -> Result<PurgeReport, StoreError> {
         let mut report = PurgeReport::default();
         let mut start = None;
         loop {
-            let resp = self
-                .client
-                .query()
-                .table_name(&self.tables.tokens)
-                .index_name(PURGE_INDEX)
-                .key_condition_expression("purgeShard = :s AND purgeAt <= :now")
-                .expression_attribute_values(":s", s(shard.to_string()))
-                .expression_attribute_values(":now", n(now.seconds()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
+            let resp = self.due_page((PURGE_INDEX, PURGE_SHARD, PURGE_AT), shard, now, start).await?;
             let ids: Vec<String> =
                 resp.items().iter().filter_map(|i| i.get(TOKEN_ID).and_then(|v| v.as_s().ok()).cloned()).collect();
             report.items_read += ids.len();
@@ -301,6 +312,37 @@ impl DynamoStore {
             }
         }
         Ok(report)
+    }
+
+    /// The ids of one notice shard's tokens whose notice is due: index
+    /// queries, every page.
+    async fn due_notices(&self, shard: u8, now: Timestamp) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::new();
+        let mut start = None;
+        loop {
+            let resp = self.due_page((NOTICE_INDEX, NOTICE_SHARD, NOTICE_AT), shard, now, start).await?;
+            ids.extend(resp.items().iter().filter_map(|i| opt_s(i, TOKEN_ID)));
+            start = resp.last_evaluated_key;
+            if start.is_none() {
+                return Ok(ids);
+            }
+        }
+    }
+
+    /// Claims one token's notice: removes its index attributes under the
+    /// condition that they are still there. `false`: claimed by another run.
+    async fn claim_notice(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.tables.tokens)
+            .key(TOKEN_ID, s(id))
+            .update_expression(format!("REMOVE {NOTICE_SHARD}, {NOTICE_AT} SET noticedAt = :now"))
+            .condition_expression(format!("attribute_exists({NOTICE_SHARD})"))
+            .expression_attribute_values(":now", n(now.millis()))
+            .send()
+            .await;
+        written(sent.map_err(classify))
     }
 
     /// Consistent batch read of whole items by primary key, retrying
@@ -974,6 +1016,58 @@ impl Store for DynamoStore {
         }
     }
 
+    /// Queries the notice shards at once (reading only due entries), reads
+    /// those tokens consistently, and claims each with one conditional
+    /// `UpdateItem` (64 at once).
+    async fn claim_expiry_notices(&self, now: Timestamp) -> Result<Vec<ExpiryNotice>, StoreError> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let shards = (0..PURGE_SHARDS).map(|shard| self.due_notices(shard, now));
+        let ids: Vec<String> = futures::future::try_join_all(shards).await?.into_iter().flatten().collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = ids.iter().map(|id| Item::from([(TOKEN_ID.to_owned(), s(id))])).collect();
+        let items = self.batch_get(HashMap::from([(self.tables.tokens.clone(), keys)])).await?;
+        let tokens: Vec<TokenRecord> = items
+            .get(&self.tables.tokens)
+            .into_iter()
+            .flatten()
+            .filter(|i| i.contains_key(NOTICE_SHARD))
+            .map(token_from)
+            .collect::<Result<_, _>>()?;
+        let claimed: Vec<Option<ExpiryNotice>> = stream::iter(tokens)
+            .map(|t| async move {
+                let claimed = self.claim_notice(t.token_id.as_str(), now).await?;
+                let live = claimed && t.is_live(now);
+                let notice = ExpiryNotice {
+                    token_id: t.token_id,
+                    name: t.name,
+                    tenant_id: t.tenant_id,
+                    expires_at: t.grant.expires_at,
+                };
+                Ok::<_, StoreError>(live.then_some(notice))
+            })
+            .buffer_unordered(64)
+            .try_collect()
+            .await?;
+        Ok(claimed.into_iter().flatten().collect())
+    }
+
+    async fn release_expiry_notice(&self, token: &TokenId, notice_second: i64) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.tables.tokens)
+            .key(TOKEN_ID, s(token.as_str()))
+            .update_expression(format!("SET {NOTICE_SHARD} = :s, {NOTICE_AT} = :at REMOVE noticedAt"))
+            .condition_expression(format!("attribute_exists({TOKEN_ID})"))
+            .expression_attribute_values(":s", s(purge_shard(token)))
+            .expression_attribute_values(":at", n(notice_second))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
     async fn set_quota(&self, tenant: &TenantId, reads_per_month: Option<u64>) -> Result<(), StoreError> {
         let update = self
             .client
@@ -1011,11 +1105,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":ttl", n(month.next().start().seconds() + QUOTA_KEPT_SECONDS))
             .send()
             .await;
-        match sent.map_err(classify) {
-            Ok(_) => Ok(true),
-            Err(StoreError::NotFound) => Ok(false),
-            Err(e) => Err(e),
-        }
+        written(sent.map_err(classify))
     }
 
     async fn uncount_quota_read(&self, tenant: &TenantId, month: Month) -> Result<(), StoreError> {

@@ -22,6 +22,8 @@ struct State {
     audit: BTreeMap<TenantId, BTreeMap<(i64, String), AuditEvent>>,
     /// Purge seconds (whole seconds, rounded up, as in DynamoDB).
     purge_at: BTreeMap<TokenId, i64>,
+    /// Expiry notices still to send, by the second they are due.
+    notice_at: BTreeMap<TokenId, i64>,
     /// Value reads counted against a tenant's quota, per UTC month.
     quota_used: BTreeMap<(TenantId, Month), u64>,
 }
@@ -183,6 +185,9 @@ impl Store for MemoryStore {
             }
             s.tenants.insert(tenant.tenant_id.clone(), tenant.clone());
             s.purge_at.insert(root.token_id.clone(), root.grant.expires_at.ceil_seconds());
+            if let Some(at) = root.notice_second() {
+                s.notice_at.insert(root.token_id.clone(), at);
+            }
             s.tokens.insert(root.token_id.clone(), root.clone());
             Ok(())
         })
@@ -344,6 +349,9 @@ impl Store for MemoryStore {
                 s.children.entry(parent.clone()).or_default().insert(token.token_id.clone());
             }
             s.purge_at.insert(token.token_id.clone(), token.grant.expires_at.ceil_seconds());
+            if let Some(at) = token.notice_second() {
+                s.notice_at.insert(token.token_id.clone(), at);
+            }
             s.tokens.insert(token.token_id.clone(), token.clone());
             push_audit(s, audit);
             Ok(())
@@ -431,6 +439,7 @@ impl Store for MemoryStore {
             let due: Vec<TokenId> = s.purge_at.iter().filter(|(_, at)| **at <= now).map(|(id, _)| id.clone()).collect();
             for id in &due {
                 s.purge_at.remove(id);
+                s.notice_at.remove(id);
                 if let Some(issuer) = s.tokens.remove(id).and_then(|t| t.issued_by) {
                     if let Some(set) = s.children.get_mut(&issuer) {
                         set.remove(id);
@@ -454,6 +463,35 @@ impl Store for MemoryStore {
         }
         *count += 1;
         Ok(if *count <= limit { RateCount::Within { count: *count } } else { RateCount::FirstOver })
+    }
+
+    async fn claim_expiry_notices(&self, now: Timestamp) -> Result<Vec<ExpiryNotice>, StoreError> {
+        self.with(|s| {
+            let due: Vec<TokenId> =
+                s.notice_at.iter().filter(|(_, at)| **at <= now.seconds()).map(|(id, _)| id.clone()).collect();
+            let mut out = Vec::new();
+            for id in due {
+                s.notice_at.remove(&id);
+                if let Some(t) = s.tokens.get(&id).filter(|t| t.is_live(now)) {
+                    out.push(ExpiryNotice {
+                        token_id: id,
+                        name: t.name.clone(),
+                        tenant_id: t.tenant_id.clone(),
+                        expires_at: t.grant.expires_at,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn release_expiry_notice(&self, token: &TokenId, notice_second: i64) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.tokens.contains_key(token) {
+                s.notice_at.insert(token.clone(), notice_second);
+            }
+            Ok(())
+        })
     }
 
     async fn set_quota(&self, tenant: &TenantId, reads_per_month: Option<u64>) -> Result<(), StoreError> {

@@ -25,6 +25,10 @@ struct TokenRow {
     uses: u64,
     children: Vec<String>,
     purge_at: i64,
+    /// When its expiry notice is due (epoch seconds); `None` once sent or
+    /// for a short-lived token. Files written before notices: none.
+    #[serde(default)]
+    notice_at: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -116,6 +120,7 @@ pub(super) fn save(path: &std::path::Path, s: &State) -> std::io::Result<()> {
                 uses: t.uses,
                 children: s.children.get(&t.token_id).into_iter().flatten().map(ToString::to_string).collect(),
                 purge_at: s.purge_at.get(&t.token_id).copied().unwrap_or(t.grant.expires_at.ceil_seconds()) * 1000,
+                notice_at: s.notice_at.get(&t.token_id).copied(),
             })
             .collect(),
         keys: s
@@ -212,6 +217,9 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
             s.children.insert(id.clone(), t.children.into_iter().map(TokenId::from_stored).collect());
         }
         s.purge_at.insert(id.clone(), Timestamp::from_millis(t.purge_at).ceil_seconds());
+        if let Some(at) = t.notice_at {
+            s.notice_at.insert(id.clone(), at);
+        }
         s.tokens.insert(id, rec);
     }
     for k in file.keys {
