@@ -19,12 +19,12 @@ use ibyok::ids::{KeyId, TenantId};
 use ibyok::kms::local::LocalKms;
 use ibyok::kms::KeyContext;
 use ibyok::secret::SecretValue;
-use ibyok::store::dynamo::{key_from, token_from, Item};
+use ibyok::store::dynamo::{key_from, tenant_from, token_from, Item};
 use libfuzzer_sys::fuzz_target;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-const NAMES: [&str; 26] = [
+const NAMES: [&str; 30] = [
     "keyId",
     "tenantId",
     "name",
@@ -50,6 +50,10 @@ const NAMES: [&str; 26] = [
     "uses",
     "purgeShard",
     "purgeAt",
+    "noticeShard",
+    "noticeAt",
+    "rateLimit",
+    "readsPerMonth",
     "ttl",
 ];
 const BINARY: [&str; 4] = ["ciphertext", "nonce", "wrappedKey", "verifier"];
@@ -187,7 +191,13 @@ enum Base {
         scopes: Vec<Str>,
         key_ids: Option<Vec<Str>>,
         cidrs: Option<Vec<Str>>,
+        rate_limit: Option<i64>,
         times: [i32; 3],
+    },
+    /// A tenant item as `DynamoStore` writes it.
+    Tenant {
+        name: String,
+        reads_per_month: Option<i64>,
     },
 }
 
@@ -252,7 +262,18 @@ fn base_item(base: &Base) -> (Item, Option<String>) {
             ]);
             (item, Some(value.clone()))
         }
-        Base::Token { name, scopes, key_ids, cidrs, times } => {
+        Base::Tenant { name, reads_per_month } => {
+            let mut item = Item::from([
+                ("tenantId".into(), s(TenantId::generate().as_str())),
+                ("name".into(), s(name)),
+                ("createdAt".into(), n(T0)),
+            ]);
+            if let Some(q) = reads_per_month {
+                item.insert("readsPerMonth".into(), n(q));
+            }
+            (item, None)
+        }
+        Base::Token { name, scopes, key_ids, cidrs, rate_limit, times } => {
             let parsed = ibyok::token::ParsedToken::generate();
             let mut item = Item::from([
                 ("tokenId".into(), s(parsed.id().as_str())),
@@ -270,6 +291,9 @@ fn base_item(base: &Base) -> (Item, Option<String>) {
             }
             if let Some(c) = cidrs {
                 item.insert("allowedCidrs".into(), list(c.iter().map(Str::text)));
+            }
+            if let Some(r) = rate_limit {
+                item.insert("rateLimit".into(), n(r));
             }
             (item, None)
         }
@@ -322,7 +346,13 @@ fuzz_target!(|input: Input| {
     if let Ok(token) = token_from(&item) {
         // A decoded token keeps what the item said.
         assert_eq!(Some(token.token_id.as_str()), item.get("tokenId").and_then(|v| v.as_s().ok()).map(String::as_str));
+        // A limit is a positive number of requests a minute, or none.
+        assert!(token.grant.rate_limit.is_none_or(|r| r > 0), "a decoded rate limit of 0");
+        assert_eq!(token.grant.rate_limit.is_some(), item.contains_key("rateLimit"), "a rate limit made up or lost");
         let _ = format!("{token:?}");
+    }
+    if let Ok(tenant) = tenant_from(&item) {
+        assert_eq!(tenant.reads_per_month.is_some(), item.contains_key("readsPerMonth"), "a quota made up or lost");
     }
 
     let Ok(record) = key_from(&item) else { return };

@@ -50,18 +50,8 @@ fn unavailable(r: &Resp) -> bool {
     r.status == 503 && r.code() == "unavailable" && r.raw.header("retry-after").is_some()
 }
 
-#[tokio::test]
-async fn under_injected_faults_answers_are_right_or_503_and_state_stays_consistent() {
-    let seed: u64 = std::env::var("IBYOK_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
-    let ops: usize = std::env::var("IBYOK_FAULT_OPS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
-    let rates = Rates {
-        throttle: 0.05,
-        error_before: 0.02,
-        error_after: 0.03,
-        slow: 0.01,
-        drop_before: 0.02,
-        drop_after: 0.02,
-    };
+/// A service whose adapters talk to moto through a fault proxy.
+async fn through_faults(rates: Rates, seed: u64) -> (FaultProxy, Env) {
     let proxy = FaultProxy::start(&endpoint(), rates, seed, Duration::from_millis(1500)).await;
     // Tighter than Lambda's (1 s / 2 s / 5 s) so that a stalled call costs
     // little here; the same shape: bounded attempts, then 503. An attempt
@@ -74,6 +64,22 @@ async fn under_injected_faults_answers_are_right_or_503_and_state_stays_consiste
         .operation_timeout(Duration::from_secs(5))
         .build();
     let env = Env::builder().through(&proxy.url, timeouts).build().await;
+    (proxy, env)
+}
+
+#[tokio::test]
+async fn under_injected_faults_answers_are_right_or_503_and_state_stays_consistent() {
+    let seed: u64 = std::env::var("IBYOK_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
+    let ops: usize = std::env::var("IBYOK_FAULT_OPS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let rates = Rates {
+        throttle: 0.05,
+        error_before: 0.02,
+        error_after: 0.03,
+        slow: 0.01,
+        drop_before: 0.02,
+        drop_after: 0.02,
+    };
+    let (proxy, env) = through_faults(rates, seed).await;
     let root = env.root.clone();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut keys: Vec<Key> = Vec::new();
@@ -307,13 +313,7 @@ async fn under_injected_faults_a_limit_never_admits_more_than_its_number_plus_th
         drop_before: 0.02,
         drop_after: 0.05,
     };
-    let proxy = FaultProxy::start(&endpoint(), rates, seed, Duration::from_millis(1500)).await;
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_millis(300))
-        .operation_attempt_timeout(Duration::from_secs(1))
-        .operation_timeout(Duration::from_secs(5))
-        .build();
-    let env = Env::builder().through(&proxy.url, timeouts).build().await;
+    let (proxy, env) = through_faults(rates, seed).await;
     // Setup straight to moto: the faults are for the requests under test.
     let clean = env.app_with(ibyok::config::Config::default(), &env.kms_key_id);
     let setup = |req: Req| async { Resp::from(clean.handle(req.0).await) };

@@ -245,7 +245,8 @@ pub(super) fn modes_from(item: &Item) -> Result<TenantModes, StoreError> {
     Ok(modes)
 }
 
-pub(super) fn tenant_from(item: &Item) -> Result<TenantRecord, StoreError> {
+/// Decodes a stored tenant item; a malformed item is `StoreError::Internal`.
+pub fn tenant_from(item: &Item) -> Result<TenantRecord, StoreError> {
     Ok(TenantRecord {
         tenant_id: TenantId::parse(get_s(item, TENANT_ID)?).ok_or_else(|| bad(TENANT_ID))?,
         name: opt_s(item, "name").unwrap_or_default(),

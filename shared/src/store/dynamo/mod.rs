@@ -44,7 +44,7 @@ mod tables;
 use cursor::*;
 use errors::*;
 use items::*;
-pub use items::{key_from, token_from, token_item};
+pub use items::{key_from, tenant_from, token_from, token_item};
 use retry::Backoff;
 pub use tables::create_tables;
 
