@@ -342,3 +342,51 @@ async fn a_quota_reaches_planned_reads_within_a_minute() {
     env.read(&env.root, &key, "prod").await.expect_error(429, "quota_exceeded");
     env.read(&env.root, &key, "dev").await.expect_error(429, "quota_exceeded");
 }
+
+#[test]
+fn a_quota_is_split_over_up_to_eight_shards_that_add_up_to_it() {
+    use ibyok::store::dynamo::quota_shares;
+    assert_eq!(quota_shares(0), [0]);
+    assert_eq!(quota_shares(5), [5]);
+    assert_eq!(quota_shares(10_000), [10_000]);
+    assert_eq!(quota_shares(10_001), [5_001, 5_000]);
+    assert_eq!(quota_shares(80_000), [10_000; 8]);
+    assert_eq!(quota_shares(1_000_003), [125_001, 125_001, 125_001, 125_000, 125_000, 125_000, 125_000, 125_000]);
+    for q in [1, 9_999, 10_001, 33_333, 79_999, 80_001, 12_345_678] {
+        assert_eq!(quota_shares(q).iter().sum::<u64>(), q);
+    }
+}
+
+/// A sharded quota (80,000: eight shards of 10,000) with every shard full
+/// but one, which has two left: of 12 concurrent reads exactly two are
+/// counted, whichever shard each starts at; the sum is the quota.
+#[tokio::test]
+async fn dynamo_a_sharded_quota_admits_exactly_what_is_left() {
+    use ibyok::clock::Month;
+    use ibyok::store::dynamo::quota_counter_id;
+    let env = Env::new().await;
+    let month = Month::of(env.clock.now());
+    for i in 0..8 {
+        let n = if i == 5 { 9_998 } else { 10_000 };
+        env.dynamo
+            .put_item()
+            .table_name(&env.tables.limits)
+            .item("counterId", aws_sdk_dynamodb::types::AttributeValue::S(quota_counter_id(&env.tenant, month, i)))
+            .item("n", aws_sdk_dynamodb::types::AttributeValue::N(n.to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let store = env.store.as_ref();
+    assert_eq!(store.quota_used(&env.tenant, month).await.unwrap(), 79_998);
+    let calls = (0..12).map(|_| store.count_quota_read(&env.tenant, month, 80_000));
+    let got: Vec<bool> = futures::future::join_all(calls).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(got.iter().filter(|c| **c).count(), 2, "{got:?}");
+    assert_eq!(store.quota_used(&env.tenant, month).await.unwrap(), 80_000);
+    store.uncount_quota_read(&env.tenant, month).await.unwrap();
+    assert_eq!(store.quota_used(&env.tenant, month).await.unwrap(), 79_999);
+    assert!(store.count_quota_read(&env.tenant, month, 80_000).await.unwrap());
+    assert!(!store.count_quota_read(&env.tenant, month, 80_000).await.unwrap());
+    // A raised quota admits more at once.
+    assert!(store.count_quota_read(&env.tenant, month, 80_008).await.unwrap());
+}

@@ -315,9 +315,24 @@ pub(super) fn rate_counter_id(token: &TokenId, minute: i64) -> String {
     format!("rate#{token}#{minute}")
 }
 
-/// The counter item of a tenant's value reads in one UTC month.
-pub(super) fn quota_counter_id(tenant: &TenantId, month: Month) -> String {
-    format!("quota#{tenant}#{}", month.key())
+/// The counter item of a tenant's value reads in one UTC month, shard
+/// `shard` (shard 0 has no suffix).
+pub fn quota_counter_id(tenant: &TenantId, month: Month, shard: usize) -> String {
+    match shard {
+        0 => format!("quota#{tenant}#{}", month.key()),
+        i => format!("quota#{tenant}#{}#{i}", month.key()),
+    }
+}
+
+/// At most this many quota shards; one per [`QUOTA_READS_PER_SHARD`] of quota.
+pub(super) const QUOTA_SHARDS: usize = 8;
+pub const QUOTA_READS_PER_SHARD: u64 = 10_000;
+
+/// A quota's share per shard: `ceil(quota / 10,000)` shards (1 to 8), the
+/// quota split as evenly as it goes; the shares add up to the quota.
+pub fn quota_shares(quota: u64) -> Vec<u64> {
+    let k = quota.div_ceil(QUOTA_READS_PER_SHARD).clamp(1, QUOTA_SHARDS as u64);
+    (0..k).map(|i| quota / k + u64::from(i < quota % k)).collect()
 }
 
 /// How long a month's quota counter is kept after the month ends.

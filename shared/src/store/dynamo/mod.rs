@@ -44,7 +44,7 @@ mod tables;
 use cursor::*;
 use errors::*;
 use items::*;
-pub use items::{key_from, tenant_from, token_from, token_item};
+pub use items::{key_from, quota_counter_id, quota_shares, tenant_from, token_from, token_item, QUOTA_READS_PER_SHARD};
 use retry::Backoff;
 pub use tables::create_tables;
 

@@ -1084,59 +1084,72 @@ impl Store for DynamoStore {
         Ok(())
     }
 
-    /// One `UpdateItem` of a small item (one write unit): `ADD` under the
-    /// condition that the count is below the quota. All of a tenant's
-    /// counted reads in a month write this one item: one partition, 1,000
-    /// write units a second, so a tenant with a quota reads at most ~1,000
-    /// values a second (README, *Limits, quota and notices*).
+    /// One `UpdateItem` of a small item (one write unit) while the quota is
+    /// far from reached: `ADD` under the condition that the shard's count is
+    /// below its share. A quota is spread over up to 8 shards (one per
+    /// 10,000 reads of quota, [`quota_shares`]), each its own item and
+    /// partition, so a tenant's counted reads are not bounded by one
+    /// partition's 1,000 write units a second. A read starts at a random
+    /// shard and tries the next ones only when a shard is full: the sum of
+    /// the shards never passes the quota, and a read is refused only when
+    /// every shard was full as it tried it.
     async fn count_quota_read(&self, tenant: &TenantId, month: Month, quota: u64) -> Result<bool, StoreError> {
-        let sent = self
-            .client
-            .update_item()
-            .table_name(&self.tables.limits)
-            .key(COUNTER_ID, s(quota_counter_id(tenant, month)))
-            .update_expression("ADD #n :one SET #ttl = :ttl")
-            .condition_expression("attribute_not_exists(#n) OR #n < :quota")
-            .expression_attribute_names("#n", "n")
-            .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":quota", n(quota))
-            // Kept a year past its month, then swept by TTL.
-            .expression_attribute_values(":ttl", n(month.next().start().seconds() + QUOTA_KEPT_SECONDS))
-            .send()
-            .await;
-        written(sent.map_err(classify))
-    }
-
-    async fn uncount_quota_read(&self, tenant: &TenantId, month: Month) -> Result<(), StoreError> {
-        let sent = self
-            .client
-            .update_item()
-            .table_name(&self.tables.limits)
-            .key(COUNTER_ID, s(quota_counter_id(tenant, month)))
-            .update_expression("ADD #n :minus")
-            .condition_expression("#n > :zero")
-            .expression_attribute_names("#n", "n")
-            .expression_attribute_values(":minus", n(-1))
-            .expression_attribute_values(":zero", n(0))
-            .send()
-            .await;
-        match sent.map_err(classify) {
-            Ok(_) | Err(StoreError::NotFound) => Ok(()),
-            Err(e) => Err(e),
+        use rand::Rng;
+        let shares = quota_shares(quota);
+        let first = rand::thread_rng().gen_range(0..shares.len());
+        for i in (0..shares.len()).map(|j| (first + j) % shares.len()) {
+            if shares[i] == 0 {
+                continue;
+            }
+            let sent = self
+                .client
+                .update_item()
+                .table_name(&self.tables.limits)
+                .key(COUNTER_ID, s(quota_counter_id(tenant, month, i)))
+                .update_expression("ADD #n :one SET #ttl = :ttl")
+                .condition_expression("attribute_not_exists(#n) OR #n < :share")
+                .expression_attribute_names("#n", "n")
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":share", n(shares[i]))
+                // Kept a year past its month, then swept by TTL.
+                .expression_attribute_values(":ttl", n(month.next().start().seconds() + QUOTA_KEPT_SECONDS))
+                .send()
+                .await;
+            if written(sent.map_err(classify))? {
+                return Ok(true);
+            }
         }
+        Ok(false)
     }
 
+    /// Takes one off any shard that has a count (the sum is what counts).
+    async fn uncount_quota_read(&self, tenant: &TenantId, month: Month) -> Result<(), StoreError> {
+        for i in 0..QUOTA_SHARDS {
+            let sent = self
+                .client
+                .update_item()
+                .table_name(&self.tables.limits)
+                .key(COUNTER_ID, s(quota_counter_id(tenant, month, i)))
+                .update_expression("ADD #n :minus")
+                .condition_expression("#n > :zero")
+                .expression_attribute_names("#n", "n")
+                .expression_attribute_values(":minus", n(-1))
+                .expression_attribute_values(":zero", n(0))
+                .send()
+                .await;
+            if written(sent.map_err(classify))? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// One consistent `BatchGetItem` of every shard: their sum.
     async fn quota_used(&self, tenant: &TenantId, month: Month) -> Result<u64, StoreError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.tables.limits)
-            .key(COUNTER_ID, s(quota_counter_id(tenant, month)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(got.item.as_ref().and_then(|i| opt_n(i, "n")).unwrap_or(0))
+        let keys =
+            (0..QUOTA_SHARDS).map(|i| Item::from([(COUNTER_ID.to_owned(), s(quota_counter_id(tenant, month, i)))]));
+        let got = self.batch_get(HashMap::from([(self.tables.limits.clone(), keys.collect())])).await?;
+        Ok(got.get(&self.tables.limits).into_iter().flatten().filter_map(|i| opt_n::<u64>(i, "n")).sum())
     }
 }
