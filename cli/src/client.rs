@@ -310,6 +310,9 @@ struct CreatedToken {
     issued_by: Value,
     key_ids: Value,
     name: Value,
+    /// Absent from a server before rate limits.
+    #[serde(default)]
+    rate_limit: Value,
     scopes: Value,
     #[serde(serialize_with = "expose_token")]
     token: TokenSecret,
