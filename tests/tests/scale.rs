@@ -46,6 +46,7 @@ fn child_of(env: &Env, issuer: &TokenRecord) -> TokenRecord {
             expires_at: env.clock.now().plus_seconds(86_400),
             key_ids: None,
             allowed_cidrs: None,
+            rate_limit: None,
         },
         created_at: env.clock.now(),
         issued_by: Some(issuer.token_id.clone()),
@@ -110,7 +111,7 @@ async fn an_issuers_item_does_not_grow_with_what_it_issued() {
         }
         // The jobs' tokens expire; cleanup runs between rounds.
         env.clock.advance_seconds(61);
-        let report = cleanup::handler(env.store.as_ref(), env.clock.as_ref()).await.unwrap();
+        let report = cleanup::handler(env.store.as_ref(), None, env.clock.as_ref()).await.unwrap();
         assert_eq!(report.tokens.deleted, 50, "round {round}");
         sizes.push(item_bytes(&raw_token(&env, &issuer_id).await.unwrap()));
     }
