@@ -390,6 +390,7 @@ def setup(moto: str, cli: str) -> dict:
         IBYOK_AUDIT_TABLE=f"{prefix}audit",
         IBYOK_CHILDREN_TABLE=f"{prefix}children",
         IBYOK_USAGE_TABLE=f"{prefix}usage",
+        IBYOK_LIMITS_TABLE=f"{prefix}limits",
         AWS_LAMBDA_LOG_LEVEL="warn",
     )
     env.pop("AWS_LAMBDA_FUNCTION_NAME", None)

@@ -14,6 +14,28 @@ pub struct Client {
     base: String,
     token: TokenSecret,
     agent: ureq::Agent,
+    /// Whether the expiry warning was printed (once a process).
+    warned: std::cell::Cell<bool>,
+}
+
+/// A token expiring within this many seconds draws a warning.
+pub const EXPIRY_WARNING_SECONDS: i64 = 7 * 86_400;
+
+/// The warning for a token whose `Ibyok-Token-Expires-At` header is `header`,
+/// if it expires within [`EXPIRY_WARNING_SECONDS`] of `now`.
+pub fn expiry_warning(header: &str, now: ibyok::clock::Timestamp) -> Option<String> {
+    let at = ibyok::clock::Timestamp::parse_rfc3339(header.trim())?;
+    let left = at.seconds() - now.seconds();
+    if left >= EXPIRY_WARNING_SECONDS {
+        return None;
+    }
+    let when = match left {
+        l if l <= 0 => "it has expired".to_owned(),
+        l if l < 3600 => format!("in {} minutes", (l + 59) / 60),
+        l if l < 2 * 86_400 => format!("in {} hours", l / 3600),
+        l => format!("in {} days", l / 86_400),
+    };
+    Some(format!("warning: this token expires at {} ({when}); get a new one before then", at.rfc3339()))
 }
 
 /// A failure to show on stderr; the process exits non-zero.
@@ -23,7 +45,7 @@ impl Client {
     pub fn new(url: &str, token: Option<TokenSecret>) -> Result<Self, CliError> {
         let token = token.ok_or("no token: set IBYOK_TOKEN or pass --token")?;
         let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(30)).build();
-        Ok(Self { base: url.trim_end_matches('/').to_owned(), token, agent })
+        Ok(Self { base: url.trim_end_matches('/').to_owned(), token, agent, warned: std::cell::Cell::new(false) })
     }
 
     /// Sends a request; answers the JSON body of a 2xx, or the server's
@@ -55,6 +77,9 @@ impl Client {
             Some(b) => req.set("content-type", "application/json").send_bytes(b.expose()),
             None => req.call(),
         };
+        if let Ok(resp) | Err(ureq::Error::Status(_, resp)) = &result {
+            self.warn_of_expiry(resp);
+        }
         match result {
             Ok(resp) if resp.status() == 204 => Ok(Vec::new().into()),
             Ok(resp) => read_body(resp),
@@ -65,6 +90,22 @@ impl Client {
                 Err(format!("{msg} ({code}, HTTP {status})"))
             }
             Err(e) => Err(format!("cannot reach {}: {e}", self.base)),
+        }
+    }
+}
+
+impl Client {
+    /// Prints the expiry warning to stderr, once, when the server says the
+    /// token expires within 7 days.
+    fn warn_of_expiry(&self, resp: &ureq::Response) {
+        use ibyok::clock::Clock;
+        if self.warned.get() {
+            return;
+        }
+        let header = resp.header(ibyok::api::TOKEN_EXPIRES_HEADER);
+        if let Some(warning) = header.and_then(|h| expiry_warning(h, ibyok::clock::SystemClock.now())) {
+            self.warned.set(true);
+            eprintln!("{warning}");
         }
     }
 }
@@ -272,16 +313,22 @@ pub fn keys_list(c: &Client, as_json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn tokens_create(
-    c: &Client,
-    name: &str,
-    scopes: &[String],
-    expires_in: Option<u64>,
-    key_ids: &[String],
-    cidrs: &[String],
-    as_json: bool,
-) -> Result<(), CliError> {
+/// What `ibyok tokens create` asks for.
+pub struct NewToken<'a> {
+    pub name: &'a str,
+    pub scopes: &'a [String],
+    pub expires_in: Option<u64>,
+    pub key_ids: &'a [String],
+    pub cidrs: &'a [String],
+    pub rate_limit: Option<u32>,
+}
+
+pub fn tokens_create(c: &Client, t: NewToken<'_>, as_json: bool) -> Result<(), CliError> {
+    let NewToken { name, scopes, expires_in, key_ids, cidrs, rate_limit } = t;
     let mut body = json!({"name": name, "scopes": scopes});
+    if let Some(r) = rate_limit {
+        body["rateLimit"] = json!(r);
+    }
     if let Some(e) = expires_in {
         body["expiresIn"] = json!(e);
     }
@@ -319,6 +366,9 @@ struct CreatedToken {
     issued_by: Value,
     key_ids: Value,
     name: Value,
+    /// Absent from a server before rate limits.
+    #[serde(default)]
+    rate_limit: Value,
     scopes: Value,
     #[serde(serialize_with = "expose_token")]
     token: TokenSecret,
@@ -404,6 +454,16 @@ pub fn usage(c: &Client, as_json: bool) -> Result<(), CliError> {
             .map(|t| vec![text(&t["tokenId"]), text(&t["name"]), text(&t["uses"]), relative(&t["lastUsedAt"])])
             .collect(),
     );
+    let q = &u["quota"];
+    if q.is_object() {
+        println!();
+        println!(
+            "Quota: {} of {} value reads this month; resets {}",
+            text(&q["used"]),
+            text(&q["readsPerMonth"]),
+            relative(&q["resetsAt"])
+        );
+    }
     Ok(())
 }
 
@@ -478,5 +538,25 @@ pub fn run(c: &Client, env_vars: &[String], env: Option<&str>, command: &[String
     {
         let status = cmd.status().map_err(|e| format!("cannot run {program}: {e}"))?;
         std::process::exit(status.code().unwrap_or(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ibyok::clock::Timestamp;
+
+    #[test]
+    fn expiry_warning_within_seven_days_only() {
+        let now = Timestamp::parse_rfc3339("2026-12-01T00:00:00Z").unwrap();
+        assert_eq!(expiry_warning("2026-12-08T00:00:00Z", now), None, "exactly 7 days: no warning");
+        assert_eq!(expiry_warning("2027-01-01T00:00:00Z", now), None);
+        let w = expiry_warning("2026-12-07T23:59:59Z", now).unwrap();
+        assert!(w.starts_with("warning:") && w.contains("2026-12-07T23:59:59Z") && w.contains("in 6 days"), "{w}");
+        assert!(expiry_warning("2026-12-01T05:00:00Z", now).unwrap().contains("in 5 hours"));
+        assert!(expiry_warning("2026-12-02T12:00:00Z", now).unwrap().contains("in 36 hours"));
+        assert!(expiry_warning("2026-12-01T00:10:00Z", now).unwrap().contains("in 10 minutes"));
+        assert!(expiry_warning("2026-11-30T00:00:00Z", now).unwrap().contains("expired"));
+        assert_eq!(expiry_warning("not a time", now), None);
     }
 }

@@ -231,7 +231,9 @@ fn spawn_maintenance(app: Arc<App>, every: Duration) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = ibyok::maintenance::run(app.store.as_ref(), app.clock.now()).await {
+            // The cleanup function's notices, as log lines.
+            let notifier = ibyok::notify::LogNotifier;
+            if let Err(e) = ibyok::maintenance::run(app.store.as_ref(), Some(&notifier), app.clock.now()).await {
                 tracing::warn!(error = %ibyok::fault::chain(&e), "maintenance run failed");
             }
         }

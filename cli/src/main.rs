@@ -128,6 +128,9 @@ enum TokensCmd {
         key_ids: Vec<String>,
         #[arg(long = "cidr")]
         cidrs: Vec<String>,
+        /// Requests a minute (1–100000); a limited issuer's child inherits its limit.
+        #[arg(long = "rate-limit")]
+        rate_limit: Option<u32>,
     },
     /// The tokens this one reaches; filters are ANDed.
     List {
@@ -162,6 +165,18 @@ enum AdminCmd {
         #[arg(long)]
         tenant: String,
     },
+    /// Set a tenant's monthly quota of value reads, or remove it.
+    Quota {
+        /// The tenant's name (as given to bootstrap) or id.
+        #[arg(long)]
+        tenant: String,
+        /// Value reads a UTC month (0 refuses every read).
+        #[arg(long, required_unless_present = "unlimited", conflicts_with = "unlimited")]
+        reads_per_month: Option<u64>,
+        /// Remove the quota.
+        #[arg(long)]
+        unlimited: bool,
+    },
     /// Create the tables from the code's schema, where missing (for a local
     /// AWS-protocol server; production tables come from template.yaml).
     CreateTables,
@@ -188,6 +203,40 @@ async fn bootstrap(tenant: &str, as_json: bool) -> Result<(), String> {
     } else {
         eprintln!("Tenant {} created. Its root token (all scopes, one year) is shown once:", b.tenant.tenant_id);
         println!("{}", b.token.expose_token());
+    }
+    Ok(())
+}
+
+/// `ibyok admin quota`: straight to the store, like bootstrap.
+async fn quota(tenant: &str, reads_per_month: Option<u64>) -> Result<(), String> {
+    let sdk = ibyok::aws::sdk_config().await;
+    let store = ibyok::aws::dynamo_store(&sdk);
+    let id = match ibyok::ids::TenantId::parse(tenant) {
+        Some(id) => id,
+        None => {
+            let found = store.tenants_named(tenant).await.map_err(|e| format!("finding the tenant failed: {e}"))?;
+            match found.as_slice() {
+                [one] => one.tenant_id.clone(),
+                [] => return Err(format!("no tenant is named `{tenant}`")),
+                many => {
+                    let ids: Vec<String> = many.iter().map(|t| t.tenant_id.to_string()).collect();
+                    return Err(format!(
+                        "{} tenants are named `{tenant}`; name one by id: {}",
+                        many.len(),
+                        ids.join(", ")
+                    ));
+                }
+            }
+        }
+    };
+    use ibyok::store::Store;
+    store.set_quota(&id, reads_per_month).await.map_err(|e| match e {
+        ibyok::store::StoreError::NotFound => format!("no tenant {id}"),
+        e => format!("setting the quota failed: {e}"),
+    })?;
+    match reads_per_month {
+        Some(n) => eprintln!("Tenant {id}: at most {n} value reads a UTC month."),
+        None => eprintln!("Tenant {id}: no quota."),
     }
     Ok(())
 }
@@ -225,8 +274,9 @@ fn client_command(cli: &Cli, token: Option<TokenSecret>) -> Result<(), String> {
             println!("{}", client::value_of(&c, key_id, env.as_deref(), version.as_deref())?.expose_value());
             Ok(())
         }
-        Command::Tokens(TokensCmd::Create { name, scopes, expires_in, key_ids, cidrs }) => {
-            client::tokens_create(&c, name, scopes, *expires_in, key_ids, cidrs, j)
+        Command::Tokens(TokensCmd::Create { name, scopes, expires_in, key_ids, cidrs, rate_limit }) => {
+            let t = client::NewToken { name, scopes, expires_in: *expires_in, key_ids, cidrs, rate_limit: *rate_limit };
+            client::tokens_create(&c, t, j)
         }
         Command::Tokens(TokensCmd::List { expiring, unused, state }) => {
             let mut query = String::from("limit=100");
@@ -264,6 +314,9 @@ fn main() {
                 match cli.command {
                     Command::Dev(args) => dev::run(args).await.map_err(|e| e.to_string()),
                     Command::Admin(AdminCmd::Bootstrap { tenant }) => bootstrap(&tenant, cli.json).await,
+                    Command::Admin(AdminCmd::Quota { tenant, reads_per_month, unlimited: _ }) => {
+                        quota(&tenant, reads_per_month).await
+                    }
                     Command::Admin(AdminCmd::CreateTables) => {
                         let sdk = ibyok::aws::sdk_config().await;
                         let tables = ibyok::config::Tables::from_env();

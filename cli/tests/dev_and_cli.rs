@@ -9,6 +9,8 @@ struct Dev {
     child: Child,
     url: String,
     token: String,
+    /// The server's log lines after its start (for servers started here).
+    log: Option<std::sync::mpsc::Receiver<String>>,
 }
 
 impl Drop for Dev {
@@ -44,8 +46,13 @@ fn start_dev_with(extra: &[&str], env: &[(&str, &str)]) -> Dev {
         .find_map(|l| l.strip_prefix("Listening on ").map(|r| r.split(' ').next().unwrap().to_owned()))
         .expect("a listening line");
     // Keep draining the server's log so that it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Dev { child, url, token }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in lines {
+            let _ = tx.send(l);
+        }
+    });
+    Dev { child, url, token, log: Some(rx) }
 }
 
 fn cli(dev: &Dev, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
@@ -116,7 +123,7 @@ fn a_full_flow_through_the_cli() {
     let created = json(&out);
     let ci_token = created["token"].as_str().unwrap().to_owned();
     let ci_id = created["tokenId"].as_str().unwrap().to_owned();
-    let ci = Dev { child: Command::new("true").spawn().unwrap(), url: dev.url.clone(), token: ci_token };
+    let ci = Dev { child: Command::new("true").spawn().unwrap(), url: dev.url.clone(), token: ci_token, log: None };
     assert_eq!(cli(&ci, &["get", &key, "--env", "prod"], None).0, 0);
     assert_eq!(cli(&dev, &["tokens", "revoke", &ci_id], None).0, 0);
     let (code, _, err) = cli(&ci, &["get", &key, "--env", "prod"], None);
@@ -270,16 +277,17 @@ fn aws_env(cmd: &mut Command, prefix: &str) {
         .env("IBYOK_AUDIT_TABLE", format!("{prefix}audit"))
         .env("IBYOK_CHILDREN_TABLE", format!("{prefix}children"))
         .env("IBYOK_USAGE_TABLE", format!("{prefix}usage"))
+        .env("IBYOK_LIMITS_TABLE", format!("{prefix}limits"))
         .env_remove("IBYOK_KMS_KEY_ID")
         .env_remove("AWS_LAMBDA_FUNCTION_NAME");
 }
 
-#[test]
-fn dev_with_aws_serves_the_contract_on_moto_and_bootstrap_writes_a_working_root_token() {
-    let prefix = format!("cli{}-", std::process::id());
+/// `ibyok dev --aws` on moto, on the tables named by `prefix` (created if
+/// missing), with a KMS key of its own.
+fn start_aws_dev(prefix: &str) -> Dev {
     let mut cmd = Command::new(BIN);
     cmd.args(["dev", "--listen", "127.0.0.1:0", "--aws", "--create-tables", "--create-kms-key"]);
-    aws_env(&mut cmd, &prefix);
+    aws_env(&mut cmd, prefix);
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let token = BufReader::new(child.stdout.take().unwrap())
         .lines()
@@ -290,7 +298,70 @@ fn dev_with_aws_serves_the_contract_on_moto_and_bootstrap_writes_a_working_root_
     let url =
         lines.find_map(|l| l.strip_prefix("Listening on ").map(|r| r.split(' ').next().unwrap().to_owned())).unwrap();
     std::thread::spawn(move || for _ in lines {});
-    let dev = Dev { child, url, token };
+    Dev { child, url, token, log: None }
+}
+
+/// A rate limit counts across processes: two `ibyok dev --aws` servers on
+/// the same tables, 200 concurrent requests of a token limited to 50 a
+/// minute, half to each: exactly 50 are served.
+#[test]
+fn a_rate_limit_holds_across_two_server_processes_on_one_table() {
+    let prefix = format!("rl{}-", std::process::id());
+    let (a, b) = (start_aws_dev(&prefix), start_aws_dev(&prefix));
+    let (code, out, err) = cli(
+        &a,
+        &["tokens", "create", "--name", "limited", "--scope", "keys:read", "--rate-limit", "50", "--json"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let created = json(&out);
+    assert_eq!(created["rateLimit"], 50);
+    let token = created["token"].as_str().unwrap().to_owned();
+    // Not across a minute boundary: wait for a fresh minute if it is late.
+    let second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() % 60;
+    if second > 45 {
+        std::thread::sleep(std::time::Duration::from_secs(61 - second));
+    }
+    let urls = [a.url.clone(), b.url.clone()];
+    // 20 clients at once (moto serves one request at a time, and the
+    // servers keep Lambda's 5 s SDK budget), 10 requests each, alternating
+    // between the two servers.
+    let handles: Vec<_> = (0..20)
+        .map(|c| {
+            let urls = urls.clone();
+            let auth = format!("Bearer {token}");
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|i| {
+                        let url = format!("{}/keys", urls[(c + i) % 2]);
+                        match ureq::get(&url).set("authorization", &auth).call() {
+                            Ok(r) => (r.status(), r.header("ratelimit-limit").map(str::to_owned)),
+                            Err(ureq::Error::Status(s, r)) => (s, r.header("ratelimit-limit").map(str::to_owned)),
+                            Err(e) => panic!("{e}"),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, Option<String>)> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+    let limited = answers.iter().filter(|(s, _)| *s == 429).count();
+    let unavailable = answers.len() - ok - limited;
+    assert!(answers.iter().all(|(s, _)| [200, 429, 503].contains(s)), "{answers:?}");
+    println!("two processes, limit 50: {ok} served, {limited} refused, {unavailable} unavailable");
+    // A 503 (moto overloaded) may have been counted without being served.
+    assert!(ok <= 50, "{ok} served over a limit of 50");
+    if unavailable == 0 {
+        assert_eq!((ok, limited), (50, 150), "{answers:?}");
+    }
+    assert!(answers.iter().filter(|(s, _)| *s != 503).all(|(_, l)| l.as_deref() == Some("50")));
+}
+
+#[test]
+fn dev_with_aws_serves_the_contract_on_moto_and_bootstrap_writes_a_working_root_token() {
+    let prefix = format!("cli{}-", std::process::id());
+    let dev = start_aws_dev(&prefix);
     let (code, out, err) =
         cli(&dev, &["keys", "add", "--name", "k", "--llm-type", "openai", "--json"], Some("sk-on-moto-123456"));
     assert_eq!(code, 0, "{err}");
@@ -316,13 +387,68 @@ fn dev_with_aws_serves_the_contract_on_moto_and_bootstrap_writes_a_working_root_
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let acme = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(acme.starts_with("ibyok_"));
-    let acme_dev = Dev { child: Command::new("true").spawn().unwrap(), url: dev.url.clone(), token: acme };
+    let acme_dev = Dev { child: Command::new("true").spawn().unwrap(), url: dev.url.clone(), token: acme, log: None };
     let (code, out, _) = cli(&acme_dev, &["keys", "list", "--json"], None);
     assert_eq!(code, 0);
     assert!(json(&out)["keys"].as_array().unwrap().is_empty(), "a tenant of its own");
     let (code, _, err) = cli(&acme_dev, &["get", &key], None);
     assert_eq!(code, 1);
     assert!(err.contains("404"), "{err}");
+
+    // The operator's quota, by tenant name, then lifted.
+    let admin_quota = |args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["admin", "quota", "--tenant"]).args(args);
+        aws_env(&mut cmd, &prefix);
+        cmd.output().unwrap()
+    };
+    let out = admin_quota(&["acme", "--reads-per-month", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, out, err) =
+        cli(&acme_dev, &["keys", "add", "--name", "a", "--llm-type", "openai", "--json"], Some("sk-acme-1"));
+    assert_eq!(code, 0, "{err}");
+    let acme_key = json(&out)["keyId"].as_str().unwrap().to_owned();
+    assert_eq!(cli(&acme_dev, &["get", &acme_key, "--env", "prod"], None).0, 0);
+    let (code, _, err) = cli(&acme_dev, &["get", &acme_key, "--env", "dev"], None);
+    assert!(code == 1 && err.contains("quota_exceeded") && err.contains("429"), "{err}");
+    let (_, out, _) = cli(&acme_dev, &["usage"], None);
+    assert!(out.contains("Quota: 1 of 1 value reads this month"), "{out}");
+    let out = admin_quota(&["acme", "--unlimited"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(cli(&acme_dev, &["get", &acme_key, "--env", "staging"], None).0, 0);
+    let out = admin_quota(&["nobody", "--unlimited"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no tenant is named"));
+    let out = admin_quota(&["acme"]);
+    assert!(!out.status.success(), "a quota or --unlimited is required");
+}
+
+/// The CLI warns on stderr when the server says its token expires within
+/// 7 days, and stays quiet otherwise.
+#[test]
+fn the_cli_warns_of_a_token_expiring_within_seven_days() {
+    let dev = start_dev(&[]);
+    let (code, _, err) = cli(&dev, &["keys", "list"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "a root token has a year: {err}");
+    let (code, out, err) = cli(
+        &dev,
+        &["tokens", "create", "--name", "short", "--scope", "keys:read", "--expires-in", "86400", "--json"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let short = json(&out)["token"].as_str().unwrap().to_owned();
+    let short_dev = Dev { child: Command::new("true").spawn().unwrap(), url: dev.url.clone(), token: short, log: None };
+    let (code, _, err) = cli(&short_dev, &["keys", "list"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.starts_with("warning: this token expires at ")
+            && (err.contains("in 23 hours") || err.contains("in 24 hours")),
+        "{err}"
+    );
+    assert_eq!(err.matches("warning").count(), 1, "once: {err}");
+    // Also on an error answer (the token authenticated, the scope is missing).
+    let (code, _, err) = cli(&short_dev, &["usage"], None);
+    assert!(code == 1 && err.contains("warning: this token expires") && err.contains("403"), "{err}");
 }
 
 /// `ibyok dev` runs the cleanup function's work on its own: a revoked token
@@ -374,4 +500,33 @@ fn the_console_is_served_with_its_headers_and_root_stays_404() {
         Err(ureq::Error::Status(404, _)) => {}
         other => panic!("GET / answered {other:?}"),
     }
+}
+
+/// `ibyok dev` logs the cleanup function's expiry notice, once, for a token
+/// that reaches 7 days before its expiry.
+#[test]
+fn the_dev_server_logs_each_expiry_notice_once() {
+    let dev = start_dev(&["--purge-every", "1"]);
+    let log = dev.log.as_ref().unwrap();
+    let notices = || log.try_iter().filter(|l| l.starts_with("notice: ")).collect::<Vec<_>>();
+    // Due one second after its creation: 7 days and a second to live.
+    let args = ["tokens", "create", "--name", "weekly", "--scope", "keys:read", "--expires-in", "604801", "--json"];
+    let (code, out, err) = cli(&dev, &args, None);
+    assert_eq!(code, 0, "{err}");
+    let created = json(&out);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = notices();
+    while seen.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        seen = notices();
+    }
+    let line = seen.first().expect("a notice within 10 s").clone();
+    let notice = json(line.strip_prefix("notice: ").unwrap());
+    assert_eq!(notice["tokenId"], created["tokenId"]);
+    assert_eq!(notice["name"], "weekly");
+    assert_eq!(notice["expiresAt"], created["expiresAt"]);
+    assert!(notice["tenantId"].as_str().unwrap().starts_with("ten_"));
+    assert!(!line.contains(created["token"].as_str().unwrap()) && !line.contains("ibyok_"), "{line}");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(seen.len() + notices().len(), 1, "once");
 }

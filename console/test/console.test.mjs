@@ -151,6 +151,17 @@ async function rendered(t, page) {
   await t.page.waitForSelector(`main[data-rendered="${page}"]`);
 }
 
+/** Creates a keys:read token through the tokens page's form (`more` fills the rest); waits for it to be shown. */
+async function createKeysReader(name, more) {
+  const form = root.page.locator('form.add');
+  if (!(await form.isVisible())) await root.page.locator('summary', {hasText: 'Create a token'}).click();
+  await form.getByLabel('Name').fill(name);
+  await form.getByLabel('keys:read').check();
+  await more(form);
+  await form.getByRole('button', {name: 'Create token'}).click();
+  await root.page.waitForSelector('.once');
+}
+
 const SECRET = `sk-console-secret-${Math.random().toString(36).slice(2)}-XyZ9`;
 const root = await tab(BASE_A);
 let keyId;
@@ -316,13 +327,7 @@ try {
   await step('create a token with scopes limited to the caller’s, and copy it', async () => {
     await rendered(root, 'tokens');
     await check(root, 'tokens');
-    const form = root.page.locator('form.add');
-    if (!(await form.isVisible())) await root.page.locator('summary', {hasText: 'Create a token'}).click();
-    await form.getByLabel('Name').fill('ci-reader');
-    await form.getByLabel('keys:read').check();
-    await form.getByLabel('Expires in').selectOption('86400');
-    await form.getByRole('button', {name: 'Create token'}).click();
-    await root.page.waitForSelector('.once');
+    await createKeysReader('ci-reader', (form) => form.getByLabel('Expires in').selectOption('86400'));
     await check(root, 'token-created');
     reader = await root.page.inputValue('.once input.secret');
     ok(/^ibyok_[0-9A-Za-z]{38}$/.test(reader), `shown token ${reader}`);
@@ -334,6 +339,20 @@ try {
     ok((await call(BASE_A, reader, 'GET', '/tokens')).status === 403, 'with keys:read only');
     await root.page.getByRole('button', {name: 'Done, hide it'}).click();
     ok(!(await root.page.content()).includes(reader), 'the token is gone from the page once hidden');
+  });
+
+  await step('create a token with a rate limit: shown in the token tree', async () => {
+    await createKeysReader('limited-reader', (form) => form.getByLabel('Rate limit (requests/minute)').fill('120'));
+    const token = await root.page.inputValue('.once input.secret');
+    await root.page.getByRole('button', {name: 'Done, hide it'}).click();
+    const row = root.page.locator('table.tokens tbody tr', {hasText: 'limited-reader'});
+    ok((await row.locator('td', {hasText: '/min'}).textContent()) === '120/min', `the tree shows the limit: ${await row.textContent()}`);
+    const mine = (await call(BASE_A, TOKEN_A, 'GET', '/tokens?limit=100')).body.tokens.find((t) => t.name === 'limited-reader');
+    ok(mine.rateLimit === 120, `the server holds ${mine.rateLimit}`);
+    const res = await fetch(`${BASE_A}/keys`, {headers: {Authorization: `Bearer ${token}`}});
+    ok(res.status === 200 && res.headers.get('ratelimit-limit') === '120', `RateLimit-Limit ${res.headers.get('ratelimit-limit')}`);
+    ok(await root.page.locator('table.tokens tbody tr', {hasText: 'dev root'}).locator('td', {hasText: '—'}).count() >= 1, 'an unlimited token shows —');
+    await check(root, 'tokens-rate-limit', 'table.tokens');
   });
 
   await step('a keys:read token sees a read-only console, and its expiry warning', async () => {
@@ -425,9 +444,11 @@ try {
     await read(app.token, groq.keyId, 4);
     await read(app.token, keyId, 1);
     const usage = (await call(BASE_A, TOKEN_A, 'GET', '/usage')).body;
+    ok(usage.quota === null, `this tenant has no quota: ${JSON.stringify(usage.quota)}`);
     const total = usage.keys.reduce((n, k) => n + k.retrievals, 0); // every read of this run is today's
     ok(total >= 8, `${total} reads counted`);
     await rendered(root, 'usage');
+    ok(await root.page.isVisible('text=No monthly quota: reads are unlimited.'), 'the quota card says there is none');
     const fig = (kind, id) => root.page.locator(`figure.daily[data-kind="${kind}"][data-id="${id}"]`);
     const expect = async (kind, id, n) => {
       const f = fig(kind, id);
@@ -464,6 +485,24 @@ try {
     await root.page.waitForFunction(() => document.querySelectorAll('figure[data-kind="total"] rect.bar').length === 7);
     await expect('token', app.tokenId, 5);
     await check(root, 'usage-7-days');
+  });
+
+  await step('a tenant quota on the usage page (the answer of GET /usage given a quota)', async () => {
+    // `ibyok admin quota` writes to DynamoDB; the development server's memory
+    // store has no such command, so this page reads a quota put into the
+    // server's own answer.
+    const resetsAt = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() + 1, 1)).toISOString().replace('.000Z', 'Z');
+    await root.page.route('**/usage', async (r) => {
+      const res = await r.fetch();
+      const body = await res.json();
+      body.quota = {readsPerMonth: 10000, used: 2500, resetsAt};
+      await r.fulfill({response: res, json: body});
+    });
+    await rendered(root, 'usage');
+    ok(await root.page.isVisible('text=2,500 of 10,000 reads this month (25 %)'), 'the quota line');
+    ok(await root.page.getAttribute('progress', 'value') === '2500', 'the quota bar');
+    await check(root, 'usage-quota');
+    await root.page.unroute('**/usage');
   });
 
   await step('audit: newest first, paged by cursor, denied events marked', async () => {

@@ -10,6 +10,25 @@ use std::path::Path;
 
 const API_SEEDS: &[(&str, &str)] = &[
     (
+        "rate-limit",
+        "POST /tokens\ncontent-type: application/json\n\n\
+{\"name\": \"limited\", \"scopes\": [\"keys:read\", \"tokens:write\"], \"rateLimit\": 2}\n---\n\
+POST /tokens\nauth: last\ncontent-type: application/json\n\n{\"name\": \"wider\", \"scopes\": [\"keys:read\"], \"rateLimit\": 3}\n---\n\
+GET /external/keys/{key}/value\nauth: last\n\n---\n\
+GET /external/keys/{key}/value\nauth: last\n\n---\n\
+GET /keys\nauth: limited\n\n---\n\
+GET /keys\nauth: limited\n\n---\n\
+GET /keys\nauth: limited\n\n---\n\
+POST /tokens\ncontent-type: application/json\n\n{\"name\": \"bad\", \"scopes\": [\"keys:read\"], \"rateLimit\": 0}\n",
+    ),
+    (
+        "quota",
+        "@quota 2\nGET /external/keys/{key}/value?env=dev\n\n---\n\
+GET /external/keys/{key2}/value?env=prod\n\n---\n\
+GET /external/keys/{key}/value?env=dev\n\n---\n\
+GET /usage\n",
+    ),
+    (
         "create-key",
         "POST /keys\nauth: root\ncontent-type: application/json\n\n\
 {\"name\": \"OpenAI Production\", \"llmType\": \"openai\", \"value\": \"sk-proj-0123456789abcdefXy9Q\",\n \"modeOverrides\": {\"development\": \"live\"}}",

@@ -23,12 +23,12 @@ use ibyok::ids::{KeyId, TenantId};
 use ibyok::kms::local::LocalKms;
 use ibyok::kms::KeyContext;
 use ibyok::secret::SecretValue;
-use ibyok::store::dynamo::{key_from, token_from, Item};
+use ibyok::store::dynamo::{key_from, tenant_from, token_from, Item};
 use libfuzzer_sys::fuzz_target;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-const NAMES: [&str; 34] = [
+const NAMES: [&str; 38] = [
     "keyId",
     "tenantId",
     "name",
@@ -54,6 +54,10 @@ const NAMES: [&str; 34] = [
     "uses",
     "purgeShard",
     "purgeAt",
+    "noticeShard",
+    "noticeAt",
+    "rateLimit",
+    "readsPerMonth",
     "ttl",
     "version",
     "versionCreatedAt",
@@ -211,7 +215,13 @@ enum Base {
         scopes: Vec<Str>,
         key_ids: Option<Vec<Str>>,
         cidrs: Option<Vec<Str>>,
+        rate_limit: Option<i64>,
         times: [i32; 3],
+    },
+    /// A tenant item as `DynamoStore` writes it.
+    Tenant {
+        name: String,
+        reads_per_month: Option<i64>,
     },
 }
 
@@ -327,7 +337,18 @@ fn base_item(base: &Base) -> (Item, Vec<Sealed>) {
             }
             (item, sealed)
         }
-        Base::Token { name, scopes, key_ids, cidrs, times } => {
+        Base::Tenant { name, reads_per_month } => {
+            let mut item = Item::from([
+                ("tenantId".into(), s(TenantId::generate().as_str())),
+                ("name".into(), s(name)),
+                ("createdAt".into(), n(T0)),
+            ]);
+            if let Some(q) = reads_per_month {
+                item.insert("readsPerMonth".into(), n(q));
+            }
+            (item, Vec::new())
+        }
+        Base::Token { name, scopes, key_ids, cidrs, rate_limit, times } => {
             let parsed = ibyok::token::ParsedToken::generate();
             let mut item = Item::from([
                 ("tokenId".into(), s(parsed.id().as_str())),
@@ -345,6 +366,9 @@ fn base_item(base: &Base) -> (Item, Vec<Sealed>) {
             }
             if let Some(c) = cidrs {
                 item.insert("allowedCidrs".into(), list(c.iter().map(Str::text)));
+            }
+            if let Some(r) = rate_limit {
+                item.insert("rateLimit".into(), n(r));
             }
             (item, Vec::new())
         }
@@ -416,7 +440,13 @@ fuzz_target!(|input: Input| {
     if let Ok(token) = token_from(&item) {
         // A decoded token keeps what the item said.
         assert_eq!(Some(token.token_id.as_str()), item.get("tokenId").and_then(|v| v.as_s().ok()).map(String::as_str));
+        // A limit is a positive number of requests a minute, or none.
+        assert!(token.grant.rate_limit.is_none_or(|r| r > 0), "a decoded rate limit of 0");
+        assert_eq!(token.grant.rate_limit.is_some(), item.contains_key("rateLimit"), "a rate limit made up or lost");
         let _ = format!("{token:?}");
+    }
+    if let Ok(tenant) = tenant_from(&item) {
+        assert_eq!(tenant.reads_per_month.is_some(), item.contains_key("readsPerMonth"), "a quota made up or lost");
     }
 
     let Ok(record) = key_from(&item) else { return };

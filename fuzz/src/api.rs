@@ -8,6 +8,7 @@
 //! ```text
 //! @env development          (IBYOK_ENV; default production)
 //! @strict                   (PROD_MOCK_ALLOWED=false)
+//! @quota 3                  (tenant `fuzz`'s monthly quota of value reads)
 //! POST /keys?limit=5
 //! auth: root
 //! content-type: application/json
@@ -19,7 +20,7 @@
 //! ```
 //!
 //! Header lines: `auth:` one of `root`, `child`, `narrow`, `revoked`,
-//! `expired`, `other`, `last` (the token made by the last `POST /tokens`),
+//! `expired`, `other`, `limited` (every scope, 2 requests a minute), `last` (the token made by the last `POST /tokens`),
 //! `none`, or any other text sent as the raw `Authorization` header (a
 //! missing `auth:` line means `root`); `content-type:`, `user-agent:`,
 //! `ip:` (the source address), `request-id:`, and `pad:` N (that many spaces
@@ -80,6 +81,7 @@ pub struct RawRequest {
 pub struct Script {
     pub environment: Option<String>,
     pub strict: bool,
+    pub quota: Option<u64>,
     pub requests: Vec<RawRequest>,
 }
 
@@ -133,6 +135,7 @@ pub fn parse_script(data: &[u8]) -> Script {
         let line = text(&line[1..]);
         match line.split_once(' ') {
             Some(("env", e)) => script.environment = Some(e.trim().to_owned()),
+            Some(("quota", q)) => script.quota = q.trim().parse().ok(),
             _ if line.trim() == "strict" => script.strict = true,
             _ => {}
         }
@@ -165,6 +168,7 @@ pub struct World {
     pub revoked: String,
     pub expired: String,
     pub other: String,
+    pub limited: String,
     pub ids: Vec<(&'static str, String)>,
     pub last_token: Option<String>,
 }
@@ -188,7 +192,12 @@ impl World {
             ..ApiRequest::default()
         };
         let resp = self.app.handle(req).await;
-        assert!(resp.status < 300, "fixture {method} {path}: {} {}", resp.status, String::from_utf8_lossy(resp.body.expose()));
+        assert!(
+            resp.status < 300,
+            "fixture {method} {path}: {} {}",
+            resp.status,
+            String::from_utf8_lossy(resp.body.expose())
+        );
         json(&resp)
     }
 
@@ -228,6 +237,7 @@ impl World {
             revoked: String::new(),
             expired: String::new(),
             other: b.token.expose_token().to_owned(),
+            limited: String::new(),
             ids: vec![("{root}", a.root.token_id.to_string())],
             last_token: None,
         };
@@ -250,6 +260,8 @@ impl World {
                 serde_json::json!({"name": "narrow", "scopes": ["keys:write"], "allowedCidrs": ["203.0.113.0/24"]}),
             )
             .await;
+        let all = ["keys:write", "tokens:write", "settings:write", "usage:read"];
+        let (_, limited) = w.token(&root, serde_json::json!({"name": "limited", "scopes": all, "rateLimit": 2})).await;
         let (revoked_id, revoked) =
             w.token(&root, serde_json::json!({"name": "revoked", "scopes": ["keys:read"]})).await;
         let path = format!("/tokens/{revoked_id}");
@@ -261,7 +273,11 @@ impl World {
             ("{child}", child_id),
             ("{revoked}", revoked_id),
         ]);
-        (w.child, w.narrow, w.revoked, w.expired) = (child, narrow, revoked, expired);
+        (w.child, w.narrow, w.revoked, w.expired, w.limited) = (child, narrow, revoked, expired, limited);
+        if let Some(q) = script.quota {
+            use ibyok::store::Store;
+            store.set_quota(&a.tenant.tenant_id, Some(q)).await.expect("quota");
+        }
         w.secrets = vec![
             w.root.clone(),
             w.child.clone(),
@@ -269,6 +285,7 @@ impl World {
             w.revoked.clone(),
             w.expired.clone(),
             w.other.clone(),
+            w.limited.clone(),
         ];
         w
     }
@@ -309,6 +326,7 @@ impl World {
             "revoked" => Some(format!("Bearer {}", self.revoked)),
             "expired" => Some(format!("Bearer {}", self.expired)),
             "other" => Some(format!("Bearer {}", self.other)),
+            "limited" => Some(format!("Bearer {}", self.limited)),
             "last" => self.last_token.as_ref().map(|t| format!("Bearer {t}")),
             "none" => None,
             other => Some(self.fill(other)),
@@ -357,16 +375,23 @@ impl World {
 }
 
 /// The status each error code goes with (API.md, "Errors").
-fn code_for(status: u16) -> Option<&'static str> {
+fn codes_for(status: u16) -> &'static [&'static str] {
+    match status {
+        429 => &["rate_limited", "quota_exceeded"],
+        s => code_for(s).map_or(&[], std::slice::from_ref),
+    }
+}
+
+fn code_for(status: u16) -> Option<&'static &'static str> {
     Some(match status {
-        400 => "invalid_request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        409 => "conflict",
-        413 => "payload_too_large",
-        415 => "unsupported_media_type",
+        400 => &"invalid_request",
+        401 => &"unauthorized",
+        403 => &"forbidden",
+        404 => &"not_found",
+        405 => &"method_not_allowed",
+        409 => &"conflict",
+        413 => &"payload_too_large",
+        415 => &"unsupported_media_type",
         _ => return None,
     })
 }
@@ -398,7 +423,11 @@ pub fn check(resp: &ApiResponse, what: &str, request_id: Option<&str>) {
         let code = err.get("code").and_then(Value::as_str).unwrap_or_else(|| panic!("{what}: no `error.code`: {body}"));
         let message =
             err.get("message").and_then(Value::as_str).unwrap_or_else(|| panic!("{what}: no `error.message`: {body}"));
-        assert_eq!(Some(code), code_for(resp.status), "{what}: status {} with code {code}", resp.status);
+        assert!(codes_for(resp.status).contains(&code), "{what}: status {} with code {code}", resp.status);
+        if resp.status == 429 {
+            let retry = resp.header("retry-after").and_then(|r| r.parse::<u64>().ok());
+            assert!(retry.is_some_and(|r| r >= 1), "{what}: 429 without a Retry-After in seconds");
+        }
         assert!(!message.trim().is_empty(), "{what}: empty error message");
         if resp.status == 405 {
             // (When the library sends `Allow`, it names at least one method.)

@@ -24,6 +24,7 @@ pub async fn create_tenant(store: &dyn Store, name: &str, now: Timestamp) -> Res
         name: name.to_owned(),
         modes: TenantModes::default(),
         created_at: now,
+        reads_per_month: None,
     };
     let (root, token) = root_token(&tenant.tenant_id, name, now);
     store.create_tenant(&tenant, &root).await?;
@@ -43,6 +44,7 @@ pub fn root_token(tenant: &TenantId, name: &str, now: Timestamp) -> (TokenRecord
             expires_at: now.plus_seconds(ROOT_TOKEN_SECONDS),
             key_ids: None,
             allowed_cidrs: None,
+            rate_limit: None,
         },
         created_at: now,
         issued_by: None,

@@ -52,6 +52,40 @@ impl<'de> serde::Deserialize<'de> for Timestamp {
     }
 }
 
+/// A UTC calendar month: the period of a tenant's quota.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month {
+    year: i32,
+    /// 1 to 12.
+    month: u8,
+}
+
+impl Month {
+    pub fn of(t: Timestamp) -> Self {
+        let dt = OffsetDateTime::from_unix_timestamp(t.seconds()).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        Self { year: dt.year(), month: u8::from(dt.month()) }
+    }
+
+    /// `YYYY-MM`.
+    pub fn key(self) -> String {
+        format!("{:04}-{:02}", self.year, self.month)
+    }
+
+    pub fn next(self) -> Self {
+        match self.month {
+            12 => Self { year: self.year + 1, month: 1 },
+            m => Self { year: self.year, month: m + 1 },
+        }
+    }
+
+    /// Its first instant.
+    pub fn start(self) -> Timestamp {
+        let month = time::Month::try_from(self.month).unwrap_or(time::Month::January);
+        let date = time::Date::from_calendar_date(self.year, month, 1).unwrap_or(time::Date::MIN);
+        Timestamp::from_millis(date.midnight().assume_utc().unix_timestamp() * 1000)
+    }
+}
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
 }
@@ -77,6 +111,9 @@ impl ManualClock {
     pub fn advance_seconds(&self, s: i64) {
         self.0.fetch_add(s * 1000, Ordering::SeqCst);
     }
+    pub fn set(&self, to: Timestamp) {
+        self.0.store(to.millis(), Ordering::SeqCst);
+    }
 }
 
 impl Clock for ManualClock {
@@ -88,6 +125,18 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn months_are_utc_calendar_months() {
+        let t = Timestamp::parse_rfc3339("2026-12-31T23:59:59Z").unwrap();
+        let m = Month::of(t);
+        assert_eq!(m.key(), "2026-12");
+        assert_eq!(m.next().key(), "2027-01");
+        assert_eq!(m.next().start().rfc3339(), "2027-01-01T00:00:00Z");
+        assert_eq!(m.start().rfc3339(), "2026-12-01T00:00:00Z");
+        assert_eq!(Month::of(m.next().start()).key(), "2027-01");
+        assert_eq!(Month::of(Timestamp::parse_rfc3339("2028-02-29T12:00:00Z").unwrap()).next().key(), "2028-03");
+    }
 
     #[test]
     fn formats_whole_seconds_with_z() {

@@ -11,6 +11,7 @@ pub struct Tables {
     pub audit: String,
     pub children: String,
     pub usage: String,
+    pub limits: String,
 }
 
 impl Tables {
@@ -23,6 +24,7 @@ impl Tables {
             audit: format!("{prefix}audit"),
             children: format!("{prefix}children"),
             usage: format!("{prefix}usage"),
+            limits: format!("{prefix}limits"),
         }
     }
 }
@@ -129,7 +131,7 @@ pub fn kms_key_id(get: impl Fn(&str) -> Option<String>) -> Result<String, Config
 
 impl Tables {
     /// `IBYOK_TOKENS_TABLE`, `IBYOK_KEYS_TABLE`, `IBYOK_TENANTS_TABLE`,
-    /// `IBYOK_AUDIT_TABLE`, `IBYOK_CHILDREN_TABLE`, `IBYOK_USAGE_TABLE`; each defaults to
+    /// `IBYOK_AUDIT_TABLE`, `IBYOK_CHILDREN_TABLE`, `IBYOK_USAGE_TABLE`, `IBYOK_LIMITS_TABLE`; each defaults to
     /// `ibyok-<name>`.
     pub fn from_env() -> Self {
         let get = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.to_owned());
@@ -140,6 +142,7 @@ impl Tables {
             audit: get("IBYOK_AUDIT_TABLE", "ibyok-audit"),
             children: get("IBYOK_CHILDREN_TABLE", "ibyok-children"),
             usage: get("IBYOK_USAGE_TABLE", "ibyok-usage"),
+            limits: get("IBYOK_LIMITS_TABLE", "ibyok-limits"),
         }
     }
 }

@@ -15,6 +15,7 @@
 //! - [`maintenance`] — the scheduled work (cleanup), for the cleanup
 //!   function and `ibyok dev`.
 //! - [`mode`] — mock-mode resolution and the provider-shaped fakes.
+//! - [`notify`] — expiry notices: the port, SNS and log adapters.
 //! - [`store`] — the domain records, the storage port, its DynamoDB adapter,
 //!   its in-memory adapter and the table definitions.
 //! - [`aws`] — the AWS SDK clients, their timeouts and retries, built once.
@@ -40,6 +41,7 @@ pub mod kms;
 pub mod lambda;
 pub mod maintenance;
 pub mod mode;
+pub mod notify;
 pub mod secret;
 pub mod store;
 pub mod telemetry;

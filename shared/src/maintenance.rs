@@ -4,6 +4,7 @@
 //! versions either.
 
 use crate::clock::Timestamp;
+use crate::notify::Notifier;
 use crate::store::{PurgeReport, Store, StoreError};
 use serde::Serialize;
 
@@ -12,26 +13,50 @@ pub const DEV_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60)
 
 /// What one run did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MaintenanceReport {
     /// Tokens deleted.
     pub tokens: PurgeReport,
     /// Retired versions destroyed (their ciphertext and wrapped key).
     pub versions: PurgeReport,
+    /// Expiry notices sent.
+    pub notified: usize,
 }
 
 /// Deletes expired tokens, and revoked ones past their grace period (the
 /// purge rule, `TokenRecord::purge_second`), and destroys the previous
-/// versions of keys whose window has closed. It reads only the index
-/// entries that are due, so its reads grow with what it deletes. Run at
-/// least daily: a retired version is destroyed within a day.
-pub async fn run<S: Store + ?Sized>(store: &S, now: Timestamp) -> Result<MaintenanceReport, StoreError> {
+/// versions of keys whose window has closed, reading only the index entries
+/// that are due, so its reads grow with what it deletes (run at least daily:
+/// a retired version is destroyed within a day); then, with a notifier,
+/// sends each live token's expiry notice once, 7 days before its expiry
+/// (`TokenRecord::notice_second`): claimed in the store first, so a token
+/// is noticed once however often this runs; a notice that fails to send is
+/// put back for the next run.
+pub async fn run<S: Store + ?Sized>(
+    store: &S,
+    notifier: Option<&dyn Notifier>,
+    now: Timestamp,
+) -> Result<MaintenanceReport, StoreError> {
     let (tokens, versions) = tokio::join!(store.purge_tokens(now), store.retire_versions(now));
-    let report = MaintenanceReport { tokens: tokens?, versions: versions? };
+    let mut report = MaintenanceReport { tokens: tokens?, versions: versions?, notified: 0 };
+    if let Some(notifier) = notifier {
+        for notice in store.claim_expiry_notices(now).await? {
+            match notifier.expiry(&notice).await {
+                Ok(()) => report.notified += 1,
+                Err(e) => {
+                    tracing::warn!(token_id = %notice.token_id, error = %crate::fault::chain(&e), "expiry notice not sent; put back");
+                    let due = notice.expires_at.plus_seconds(-crate::store::EXPIRY_NOTICE_SECONDS).seconds();
+                    store.release_expiry_notice(&notice.token_id, due).await?;
+                }
+            }
+        }
+    }
     tracing::info!(
         items_read = report.tokens.items_read,
         deleted = report.tokens.deleted,
         versions_read = report.versions.items_read,
         versions_destroyed = report.versions.deleted,
+        notified = report.notified,
         "cleanup"
     );
     Ok(report)

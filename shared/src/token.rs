@@ -190,6 +190,8 @@ pub struct Grant {
     pub expires_at: Timestamp,
     pub key_ids: Option<Vec<KeyId>>,
     pub allowed_cidrs: Option<Vec<IpNet>>,
+    /// Requests a minute (fixed UTC minutes), `None` when unlimited.
+    pub rate_limit: Option<u32>,
 }
 
 impl Grant {
@@ -216,6 +218,7 @@ pub struct IssueRequest {
     pub expires_in_seconds: i64,
     pub key_ids: Option<Vec<KeyId>>,
     pub allowed_cidrs: Option<Vec<IpNet>>,
+    pub rate_limit: Option<u32>,
 }
 
 /// Why an issue request asks for more than its caller holds.
@@ -224,6 +227,7 @@ pub enum Escalation {
     Scopes,
     KeyIds,
     AllowedCidrs,
+    RateLimit,
 }
 
 impl Escalation {
@@ -234,6 +238,7 @@ impl Escalation {
             Escalation::AllowedCidrs => {
                 "allowedCidrs: each CIDR must lie inside one of the issuing token's allowedCidrs"
             }
+            Escalation::RateLimit => "rateLimit: a token can only grant a rate limit up to its own",
         }
     }
 }
@@ -268,8 +273,15 @@ pub fn derive_child(parent: &Grant, req: &IssueRequest, now: Timestamp) -> Resul
             Some(asked.clone())
         }
     };
+    // A limited issuer hands its limit down; a child may ask for less.
+    let rate_limit = match (parent.rate_limit, req.rate_limit) {
+        (None, asked) => asked,
+        (Some(mine), None) => Some(mine),
+        (Some(mine), Some(asked)) if asked > mine => return Err(Escalation::RateLimit),
+        (Some(_), Some(asked)) => Some(asked),
+    };
     let expires_at = now.plus_seconds(req.expires_in_seconds).min(parent.expires_at);
-    Ok(Grant { scopes: req.scopes.clone(), expires_at, key_ids, allowed_cidrs })
+    Ok(Grant { scopes: req.scopes.clone(), expires_at, key_ids, allowed_cidrs, rate_limit })
 }
 
 #[cfg(test)]
@@ -338,11 +350,23 @@ mod tests {
     }
 
     fn grant(sc: &[Scope]) -> Grant {
-        Grant { scopes: scopes(sc), expires_at: Timestamp::from_millis(10_000_000), key_ids: None, allowed_cidrs: None }
+        Grant {
+            scopes: scopes(sc),
+            expires_at: Timestamp::from_millis(10_000_000),
+            key_ids: None,
+            allowed_cidrs: None,
+            rate_limit: None,
+        }
     }
 
     fn ask(sc: &[Scope]) -> IssueRequest {
-        IssueRequest { scopes: scopes(sc), expires_in_seconds: 3600, key_ids: None, allowed_cidrs: None }
+        IssueRequest {
+            scopes: scopes(sc),
+            expires_in_seconds: 3600,
+            key_ids: None,
+            allowed_cidrs: None,
+            rate_limit: None,
+        }
     }
 
     #[test]
@@ -401,6 +425,24 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_inherit_or_must_not_exceed_the_issuer() {
+        let now = Timestamp::from_millis(0);
+        let mut parent = grant(&[Scope::KeysRead]);
+        let mut asked = ask(&[Scope::KeysRead]);
+        asked.rate_limit = Some(500);
+        // Unlimited issuer: the child gets what it asks for, or nothing.
+        assert_eq!(derive_child(&parent, &asked, now).unwrap().rate_limit, Some(500));
+        assert_eq!(derive_child(&parent, &ask(&[Scope::KeysRead]), now).unwrap().rate_limit, None);
+        parent.rate_limit = Some(100);
+        assert_eq!(derive_child(&parent, &ask(&[Scope::KeysRead]), now).unwrap().rate_limit, Some(100));
+        assert_eq!(derive_child(&parent, &asked, now), Err(Escalation::RateLimit));
+        asked.rate_limit = Some(100);
+        assert_eq!(derive_child(&parent, &asked, now).unwrap().rate_limit, Some(100));
+        asked.rate_limit = Some(1);
+        assert_eq!(derive_child(&parent, &asked, now).unwrap().rate_limit, Some(1));
+    }
+
+    #[test]
     fn source_address_checks() {
         let mut g = grant(&[Scope::KeysRead]);
         assert!(g.allows_source(None));
@@ -444,12 +486,16 @@ mod properties {
             p_nets in nets(), r_nets in nets(),
             (p_keys, r_keys) in { let p = pool(); (keys(p.clone()), keys(p)) },
             p_exp in 0i64..1_000_000, r_in in 60i64..31_536_000,
+            p_rate in proptest::option::of(1u32..=100_000), r_rate in proptest::option::of(1u32..=100_000),
         ) {
-            let parent = Grant { scopes: p_scopes, expires_at: Timestamp::from_millis(p_exp * 1000), key_ids: p_keys, allowed_cidrs: p_nets };
-            let req = IssueRequest { scopes: r_scopes, expires_in_seconds: r_in, key_ids: r_keys, allowed_cidrs: r_nets };
+            let parent = Grant { scopes: p_scopes, expires_at: Timestamp::from_millis(p_exp * 1000), key_ids: p_keys, allowed_cidrs: p_nets, rate_limit: p_rate };
+            let req = IssueRequest { scopes: r_scopes, expires_in_seconds: r_in, key_ids: r_keys, allowed_cidrs: r_nets, rate_limit: r_rate };
             if let Ok(child) = derive_child(&parent, &req, Timestamp::from_millis(0)) {
                 prop_assert!(parent.scopes.covers(&child.scopes));
                 prop_assert!(child.expires_at <= parent.expires_at);
+                if let Some(mine) = parent.rate_limit {
+                    prop_assert!(child.rate_limit.is_some_and(|theirs| theirs <= mine), "a limited parent's child is limited as much");
+                }
                 if let Some(mine) = &parent.key_ids {
                     let theirs = child.key_ids.as_ref().expect("a restricted parent's child is restricted");
                     prop_assert!(theirs.iter().all(|k| mine.contains(k)));
@@ -474,7 +520,11 @@ mod properties {
                     (Some(m), Some(a)) => a.iter().all(|n| m.iter().any(|o| o.contains(n))),
                     _ => true,
                 };
-                prop_assert!(!(scopes_ok && keys_ok && nets_ok));
+                let rate_ok = match (parent.rate_limit, req.rate_limit) {
+                    (Some(m), Some(a)) => a <= m,
+                    _ => true,
+                };
+                prop_assert!(!(scopes_ok && keys_ok && nets_ok && rate_ok));
             }
         }
 

@@ -39,7 +39,7 @@ struct Case {
     target: Option<f64>,
 }
 
-const CASES: [Case; 14] = [
+const CASES: [Case; 19] = [
     Case { name: "GET /external/keys/{id}/value (live)", target: Some(2.3) },
     Case { name: "GET /external/keys/{id}/value (mock)", target: Some(1.3) },
     Case { name: "  the same, live, a token's first read", target: None },
@@ -54,9 +54,31 @@ const CASES: [Case; 14] = [
     Case { name: "GET /tokens", target: None },
     Case { name: "PUT /settings/modes", target: None },
     Case { name: "GET /usage", target: None },
+    Case { name: "live read, rate-limited token (planned)", target: Some(2.3) },
+    Case { name: "mock read, rate-limited token (planned)", target: Some(1.3) },
+    Case { name: "GET /keys/{id}, rate-limited token", target: None },
+    Case { name: "  the same, the token's first request", target: None },
+    Case { name: "live read, tenant with a quota (planned)", target: Some(2.3) },
 ];
 
-async fn request_for(env: &Env, case: usize, key: &str, n: usize) -> Req {
+/// The tokens and keys the limit cases use: a token limited to 100,000
+/// requests a minute (never refused here), and another tenant with a quota.
+struct Limited {
+    token: String,
+    quota_root: String,
+    quota_key: String,
+}
+
+async fn limited(env: &Env) -> Limited {
+    let body = json!({"name": "limited", "scopes": ["keys:read", "tokens:write"], "rateLimit": 100_000});
+    let (_, token) = env.issue(&env.root, body).await;
+    let (tenant, quota_root) = env.other_tenant().await;
+    env.store.set_quota(&tenant, Some(1_000_000_000)).await.unwrap();
+    let quota_key = env.add_key(&quota_root, "q", "openai", "sk-bench-quota-000000").await;
+    Limited { token, quota_root, quota_key }
+}
+
+async fn request_for(env: &Env, case: usize, key: &str, n: usize, lim: &Limited) -> Req {
     let root = &env.root;
     match case {
         0 => Req::get(&format!("/external/keys/{key}/value?env=production")).token(root),
@@ -81,7 +103,16 @@ async fn request_for(env: &Env, case: usize, key: &str, n: usize) -> Req {
         }
         11 => Req::get("/tokens?limit=10").token(root),
         12 => Req::put("/settings/modes").token(root).json(json!({"staging": "mock"})),
-        _ => Req::get("/usage").token(root),
+        13 => Req::get("/usage").token(root),
+        14 => Req::get(&format!("/external/keys/{key}/value?env=production")).token(&lim.token),
+        15 => Req::get(&format!("/external/keys/{key}/value?env=development")).token(&lim.token),
+        16 => Req::get(&format!("/keys/{key}")).token(&lim.token),
+        17 => {
+            let body = json!({"name": "limited", "scopes": ["keys:read"], "rateLimit": 100_000});
+            let (_, token) = env.issue(root, body).await;
+            Req::get(&format!("/keys/{key}")).token(&token)
+        }
+        _ => Req::get(&format!("/external/keys/{}/value?env=production", lim.quota_key)).token(&lim.quota_root),
     }
 }
 
@@ -93,11 +124,12 @@ async fn route_medians(delay: Duration) -> Vec<f64> {
         .build();
     let env = Env::builder().through(&proxy.url, timeouts).build().await;
     let key = env.add_key(&env.root, "k", "openai", "sk-bench-value-000000").await;
+    let lim = limited(&env).await;
     let mut out = Vec::new();
     for (index, case) in CASES.iter().enumerate() {
         let mut samples = Vec::new();
         for i in 0..iterations() + 3 {
-            let req = request_for(&env, index, &key, i).await;
+            let req = request_for(&env, index, &key, i, &lim).await;
             let started = Instant::now();
             let r = env.call(req).await;
             let ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -96,7 +96,7 @@ async fn the_scheduled_event_runs_cleanup() {
     assert_eq!(event["detail-type"], "Scheduled Event");
     env.issue(&env.root, json!({"name": "short", "scopes": ["keys:read"], "expiresIn": 60})).await;
     env.clock.advance_seconds(61);
-    let report = cleanup::handler(env.dyn_store(), env.clock.as_ref()).await.unwrap();
+    let report = cleanup::handler(env.dyn_store(), None, env.clock.as_ref()).await.unwrap();
     assert_eq!((report.tokens.items_read, report.tokens.deleted), (1, 1));
 }
 

@@ -21,10 +21,12 @@ enum Caller {
     OtherTenant,
     OutsideCidrs,
     OutsideKeyIds,
+    /// A token whose rate limit for this minute is used up.
+    OverRateLimit,
 }
 
 impl Caller {
-    const ALL: [Caller; 12] = {
+    const ALL: [Caller; 13] = {
         use Caller::*;
         [
             NoHeader,
@@ -39,6 +41,7 @@ impl Caller {
             OtherTenant,
             OutsideCidrs,
             OutsideKeyIds,
+            OverRateLimit,
         ]
     };
 }
@@ -105,6 +108,8 @@ fn expected(route: &str, caller: Caller) -> u16 {
         OutsideKeyIds if route == "DELETE /tokens/{tokenId}" => 404,
         OutsideKeyIds if route == "POST /keys" => 403,
         OutsideKeyIds => ok,
+        // Counted before anything else the route does.
+        OverRateLimit => 429,
     }
 }
 
@@ -177,6 +182,11 @@ async fn credentials(env: &Env, caller: Caller, route: &str, key_elsewhere: &str
             let (_, t) = env.issue(&env.root, json!({"name": "k", "scopes": all, "keyIds": [key_elsewhere]})).await;
             (bearer(&t), ip)
         }
+        OverRateLimit => {
+            let (_, t) = env.issue(&env.root, json!({"name": "l", "scopes": all, "rateLimit": 1})).await;
+            env.call(Req::get("/usage").token(&t)).await.expect(200);
+            (bearer(&t), ip)
+        }
     }
 }
 
@@ -209,6 +219,15 @@ async fn every_route_answers_every_hostile_caller_as_the_contract_says() {
             if want == 401 {
                 assert_eq!(r.raw.header("www-authenticate"), Some("Bearer"));
             }
+            if want == 429 {
+                assert_eq!(r.code(), "rate_limited", "{route}: {}", r.text());
+                assert!(r
+                    .raw
+                    .header("retry-after")
+                    .is_some_and(|s| s.parse::<u32>().is_ok_and(|s| (1..=60).contains(&s))));
+                assert_eq!(r.raw.header("ratelimit-limit"), Some("1"));
+                assert_eq!(r.raw.header("ratelimit-remaining"), Some("0"));
+            }
             // Only a request that a token authenticated learns its expiry.
             let expiry = r.raw.header("ibyok-token-expires-at");
             assert_eq!(expiry.is_some(), want != 401, "{route} × {caller:?}: Ibyok-Token-Expires-At");
@@ -216,7 +235,7 @@ async fn every_route_answers_every_hostile_caller_as_the_contract_says() {
             cases += 1;
         }
     }
-    assert_eq!(cases, ROUTES.len() * 12);
+    assert_eq!(cases, ROUTES.len() * 13);
     // One 401 body for every reason.
     let unauthorized = &bodies[&401];
     assert!(unauthorized.iter().all(|(_, b)| *b == unauthorized[0].1), "{unauthorized:#?}");
@@ -234,7 +253,7 @@ async fn post_tokens_refuses_every_widening() {
         .issue(
             &env.root,
             json!({"name": "n", "scopes": ["keys:read", "tokens:write"], "expiresIn": 600,
-                   "keyIds": [k1], "allowedCidrs": ["203.0.113.0/24"]}),
+                   "keyIds": [k1], "allowedCidrs": ["203.0.113.0/24"], "rateLimit": 1000}),
         )
         .await;
     let ask = |body: serde_json::Value| Req::post("/tokens").token(&narrow).from_ip("203.0.113.5").json(body);
@@ -244,6 +263,8 @@ async fn post_tokens_refuses_every_widening() {
         json!({"name": "x", "scopes": ["keys:read"], "keyIds": [k1, k2]}),
         json!({"name": "x", "scopes": ["keys:read"], "allowedCidrs": ["203.0.0.0/16"]}),
         json!({"name": "x", "scopes": ["keys:read"], "allowedCidrs": ["::/0"]}),
+        json!({"name": "x", "scopes": ["keys:read"], "rateLimit": 1001}),
+        json!({"name": "x", "scopes": ["keys:read"], "rateLimit": 100_000}),
     ] {
         env.call(ask(widening.clone())).await.expect_error(403, "forbidden");
     }
@@ -252,4 +273,5 @@ async fn post_tokens_refuses_every_widening() {
     let exp = ibyok::clock::Timestamp::parse_rfc3339(r.body["expiresAt"].as_str().unwrap()).unwrap();
     let created = ibyok::clock::Timestamp::parse_rfc3339(r.body["createdAt"].as_str().unwrap()).unwrap();
     assert!(exp.seconds() - created.seconds() <= 600);
+    assert_eq!(r.body["rateLimit"], 1000, "the issuer's limit, inherited");
 }

@@ -46,6 +46,7 @@ fn child_of(env: &Env, issuer: &TokenRecord) -> TokenRecord {
             expires_at: env.clock.now().plus_seconds(86_400),
             key_ids: None,
             allowed_cidrs: None,
+            rate_limit: None,
         },
         created_at: env.clock.now(),
         issued_by: Some(issuer.token_id.clone()),
@@ -110,7 +111,7 @@ async fn an_issuers_item_does_not_grow_with_what_it_issued() {
         }
         // The jobs' tokens expire; cleanup runs between rounds.
         env.clock.advance_seconds(61);
-        let report = cleanup::handler(env.store.as_ref(), env.clock.as_ref()).await.unwrap();
+        let report = cleanup::handler(env.store.as_ref(), None, env.clock.as_ref()).await.unwrap();
         assert_eq!(report.tokens.deleted, 50, "round {round}");
         sizes.push(item_bytes(&raw_token(&env, &issuer_id).await.unwrap()));
     }
@@ -369,4 +370,66 @@ async fn legacy_issuer(env: &Env) -> (String, Vec<TokenRecord>) {
         .await
         .unwrap();
     (old_id, children)
+}
+
+/// One tenant's settings are read from 8 replicas of its item, written with
+/// it in one transaction; a tenant of the earlier layout (no replicas) is
+/// read from its item, gains replicas on its next settings change or from
+/// `ibyok admin migrate`.
+#[tokio::test]
+async fn tenant_settings_spread_over_replicas_and_the_earlier_layout_still_reads() {
+    let env = Env::new().await;
+    let replicas = |env: &Env| {
+        let (dynamo, table, tenant) = (env.dynamo.clone(), env.tables.tenants.clone(), env.tenant.to_string());
+        async move {
+            let mut out = Vec::new();
+            for r in 0..8 {
+                let got = dynamo
+                    .get_item()
+                    .table_name(&table)
+                    .key("tenantId", AttributeValue::S(format!("{tenant}#{r}")))
+                    .send()
+                    .await
+                    .unwrap();
+                out.push(got.item.and_then(|i| i.get("staging").cloned()));
+            }
+            out
+        }
+    };
+    let live = Some(AttributeValue::S("live".into()));
+    env.call(Req::put("/settings/modes").token(&env.root).json(json!({"staging": "live"}))).await.expect(200);
+    assert_eq!(replicas(&env).await, vec![live.clone(); 8], "every replica changed with the item");
+
+    // The earlier layout: the item alone.
+    let drop_replicas = |env: &Env| {
+        let (dynamo, table, tenant) = (env.dynamo.clone(), env.tables.tenants.clone(), env.tenant.to_string());
+        async move {
+            for r in 0..8 {
+                dynamo
+                    .delete_item()
+                    .table_name(&table)
+                    .key("tenantId", AttributeValue::S(format!("{tenant}#{r}")))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    drop_replicas(&env).await;
+    let modes = env.call(Req::get("/settings/modes").token(&env.root)).await.expect(200);
+    assert_eq!(modes.body["staging"], "live", "read from the item itself");
+    let key = env.add_key(&env.root, "k", "openai", "sk-replicas-00000000").await;
+    let r = env.read(&env.root, &key, "staging").await.expect(200);
+    assert_eq!(r.body["modeInfo"]["effectiveMode"], "live");
+    env.call(Req::put("/settings/modes").token(&env.root).json(json!({"development": "live"}))).await.expect(200);
+    let dev: Vec<_> = replicas(&env).await;
+    assert_eq!(dev, vec![live.clone(); 8], "a change made the replicas from the item, staging kept");
+
+    drop_replicas(&env).await;
+    let report = env.store.migrate().await.unwrap();
+    assert_eq!(report.tenants, 1, "{report:?}");
+    assert_eq!(replicas(&env).await, vec![live; 8]);
+    assert_eq!(env.store.migrate().await.unwrap().tenants, 0, "idempotent");
+    let r = env.read(&env.root, &key, "development").await.expect(200);
+    assert_eq!(r.body["modeInfo"]["effectiveMode"], "live");
 }

@@ -149,14 +149,14 @@ async fn cleanup_deletes_expired_and_long_revoked_tokens_reading_only_those() {
     let (revoked, _) = env.issue(&env.root, json!({"name": "r", "scopes": ["keys:read"]})).await;
     env.call(Req::delete(&format!("/tokens/{revoked}")).token(&env.root)).await.expect(204);
     // Not yet due: nothing read, nothing deleted.
-    let report = cleanup::handler(env.dyn_store(), env.clock.as_ref()).await.unwrap();
+    let report = cleanup::handler(env.dyn_store(), None, env.clock.as_ref()).await.unwrap();
     assert_eq!((report.tokens.items_read, report.tokens.deleted), (0, 0));
     env.clock.advance_seconds(120);
-    let report = cleanup::handler(env.dyn_store(), env.clock.as_ref()).await.unwrap();
+    let report = cleanup::handler(env.dyn_store(), None, env.clock.as_ref()).await.unwrap();
     assert_eq!((report.tokens.items_read, report.tokens.deleted), (5, 5));
     // The revoked token stays listed through its grace period, then goes.
     env.clock.advance_seconds(env.app.config.revoked_retention_seconds);
-    let report = cleanup::handler(env.dyn_store(), env.clock.as_ref()).await.unwrap();
+    let report = cleanup::handler(env.dyn_store(), None, env.clock.as_ref()).await.unwrap();
     assert_eq!((report.tokens.items_read, report.tokens.deleted), (1, 1));
     let listed = env.call(Req::get("/tokens?limit=100").token(&env.root)).await.expect(200);
     let ids: Vec<String> =
@@ -350,7 +350,7 @@ async fn cleanup_destroys_a_retired_versions_ciphertext_and_wrapped_key() {
     assert!(!gone(&item, &v1), "v1 is previous, in its window");
     // Within the window: nothing due.
     env.clock.advance_seconds(30);
-    let report = cleanup::handler(env.dyn_store(), env.clock.as_ref()).await.unwrap();
+    let report = cleanup::handler(env.dyn_store(), None, env.clock.as_ref()).await.unwrap();
     assert_eq!((report.versions.items_read, report.versions.deleted), (0, 0));
     read_version(&env, &env.root, &key, "previous").await.expect(200);
     // Past it: no longer readable at once, listed as retired until cleanup.
@@ -365,7 +365,7 @@ async fn cleanup_destroys_a_retired_versions_ciphertext_and_wrapped_key() {
         .map(|v| (v["version"].clone(), v["stage"].clone()))
         .collect();
     assert_eq!(stages, vec![(json!(4), json!("pending")), (json!(2), json!("current")), (json!(1), json!("retired"))]);
-    let report = cleanup::handler(env.dyn_store(), env.clock.as_ref()).await.unwrap();
+    let report = cleanup::handler(env.dyn_store(), None, env.clock.as_ref()).await.unwrap();
     assert_eq!((report.versions.items_read, report.versions.deleted), (1, 1));
     let item = raw_key(&env, &key).await;
     assert!(gone(&item, &v1), "the retired version's ciphertext and wrapped key are gone");

@@ -1,14 +1,21 @@
 //! Scheduled: the maintenance run (`ibyok::maintenance`): deletes expired
 //! tokens, and revoked ones past their grace period, and destroys retired
-//! key versions, reading only the index entries that are due.
+//! key versions, reading only the index entries that are due; and sends
+//! each token's expiry notice once, 7 days before it expires, to the
+//! stack's SNS topic.
 
 use ibyok::clock::Clock;
 use ibyok::maintenance::MaintenanceReport;
+use ibyok::notify::Notifier;
 use ibyok::store::{Store, StoreError};
 
 /// Generic over the store so that the binary, on the DynamoDB store itself,
 /// links only the store methods cleanup calls (a `&dyn Store` would keep
 /// every method through its vtable).
-pub async fn handler<S: Store + ?Sized>(store: &S, clock: &dyn Clock) -> Result<MaintenanceReport, StoreError> {
-    ibyok::maintenance::run(store, clock.now()).await
+pub async fn handler<S: Store + ?Sized>(
+    store: &S,
+    notifier: Option<&dyn Notifier>,
+    clock: &dyn Clock,
+) -> Result<MaintenanceReport, StoreError> {
+    ibyok::maintenance::run(store, notifier, clock.now()).await
 }

@@ -1,4 +1,5 @@
 use ibyok::clock::SystemClock;
+use ibyok::notify::{Notifier, SnsNotifier};
 use lambda_http::lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main(flavor = "current_thread")]
@@ -7,8 +8,15 @@ async fn main() -> Result<(), Error> {
     let sdk = ibyok::aws::sdk_config().await;
     let store = ibyok::aws::dynamo_store(&sdk);
     let store = &store;
+    // IBYOK_NOTICE_TOPIC_ARN (the template sets it); without it no notice
+    // is claimed, so none is lost.
+    let notifier = SnsNotifier::from_env(&sdk);
+    if notifier.is_none() {
+        tracing::warn!("IBYOK_NOTICE_TOPIC_ARN is not set: expiry notices are not sent");
+    }
+    let notifier = notifier.as_ref().map(|n| n as &dyn Notifier);
     run(service_fn(move |_event: LambdaEvent<serde_json::Value>| async move {
-        let report = cleanup::handler(store, &SystemClock).await?;
+        let report = cleanup::handler(store, notifier, &SystemClock).await?;
         Ok::<_, Error>(report)
     }))
     .await

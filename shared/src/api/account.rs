@@ -2,7 +2,7 @@
 
 use super::body::{fill_page, JsonObject};
 use super::{ApiError, ApiResponse, Ctx};
-use crate::clock::Timestamp;
+use crate::clock::{Month, Timestamp};
 use crate::ids::{KeyId, TokenId};
 use crate::mode::{Environment, Mode};
 use crate::store::Store;
@@ -29,6 +29,15 @@ struct TokenUsage {
     name: String,
     uses: u64,
     last_used_at: Option<Timestamp>,
+}
+
+/// A tenant's monthly quota of value reads.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QuotaView {
+    reads_per_month: u64,
+    used: u64,
+    resets_at: Timestamp,
 }
 
 /// What the deployment forces, per environment (`null` when nothing).
@@ -96,16 +105,37 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         self.require(&caller, Scope::UsageRead).await?;
         let tenant = &caller.token.tenant_id;
         let store = &self.app.store;
-        let (keys, _) =
-            fill_page(usize::MAX, None, |n, c| async move { store.list_keys(tenant, n, c.as_deref()).await }, |_| true)
-                .await?;
-        let (tokens, _) = fill_page(
-            usize::MAX,
-            None,
-            |n, c| async move { store.list_tokens(tenant, n, c.as_deref()).await },
-            |_| true,
-        )
-        .await?;
+        let lists = async {
+            let (keys, _) = fill_page(
+                usize::MAX,
+                None,
+                |n, c| async move { store.list_keys(tenant, n, c.as_deref()).await },
+                |_| true,
+            )
+            .await?;
+            let (tokens, _) = fill_page(
+                usize::MAX,
+                None,
+                |n, c| async move { store.list_tokens(tenant, n, c.as_deref()).await },
+                |_| true,
+            )
+            .await?;
+            Ok::<_, ApiError>((keys, tokens))
+        };
+        // The quota beside the listing: the tenant's record, then (only with
+        // a quota) this month's counter.
+        let now = self.now;
+        let quota = async {
+            let want = Fetch { tenant: Some(tenant.clone()), ..Fetch::default() };
+            let Some(reads_per_month) = store.fetch(&want).await?.tenant.and_then(|t| t.reads_per_month) else {
+                return Ok::<_, ApiError>(None);
+            };
+            let month = Month::of(now);
+            let used = store.quota_used(tenant, month).await?;
+            Ok(Some(QuotaView { reads_per_month, used, resets_at: month.next().start() }))
+        };
+        let (lists, quota) = tokio::join!(lists, quota);
+        let ((keys, tokens), quota) = (lists?, quota?);
         let keys: Vec<KeyUsage> = keys
             .into_iter()
             .map(|k| KeyUsage {
@@ -119,7 +149,7 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
             .into_iter()
             .map(|t| TokenUsage { token_id: t.token_id, name: t.name, uses: t.uses, last_used_at: t.last_used_at })
             .collect();
-        Ok(ApiResponse::json(200, &serde_json::json!({"keys": keys, "tokens": tokens})))
+        Ok(ApiResponse::json(200, &serde_json::json!({"keys": keys, "tokens": tokens, "quota": quota})))
     }
 
     /// `GET /usage/daily`: reads per UTC day, per key and per token, over

@@ -2,11 +2,12 @@
 //! checksum are checked before any lookup; the token record comes back in the
 //! same round trip as whatever else the route needs.
 
+use super::limits::{self, Known};
 use super::{ApiError, Ctx};
 use crate::ids::{KeyId, TenantId, TokenId};
 use crate::mode::{Environment, Mode};
 use crate::store::Store;
-use crate::store::{AuditAction, AuditEvent, Fetch, Fetched, KeyRecord, Outcome, TokenRecord};
+use crate::store::{AuditAction, AuditEvent, Fetch, Fetched, KeyRecord, Outcome, RateCount, TokenRecord};
 use crate::token::{ParsedToken, Scope};
 
 /// The authenticated caller.
@@ -42,7 +43,21 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         let parsed = parsed.ok_or(ApiError::Unauthorized)?;
         *self.token_id = Some(parsed.id().clone());
         extra.tokens.insert(0, parsed.id().clone());
-        let mut fetched = self.app.store.fetch(&extra).await?;
+        // A limited token's count goes out beside the fetch when its limit
+        // is known here already (or was taken by the planned read); an
+        // unlimited or unknown token's fetch goes alone.
+        let store = &self.app.store;
+        let minute = limits::minute_of(self.now);
+        let (fetched, early) = match (self.pre_counted.take(), self.app.limit_memo.known(parsed.id(), minute)) {
+            (Some(p), _) => (store.fetch(&extra).await, Some((p.limit, p.result))),
+            (None, Known::Limited(limit)) => {
+                let (f, c) = tokio::join!(store.fetch(&extra), store.count_request(parsed.id(), minute, limit));
+                (f, Some((limit, c)))
+            }
+            (None, Known::Over(limit)) => (store.fetch(&extra).await, Some((limit, Ok(RateCount::Over)))),
+            (None, Known::Unknown | Known::Unlimited) => (store.fetch(&extra).await, None),
+        };
+        let mut fetched = fetched?;
         let token = fetched.tokens.get(parsed.id()).cloned().ok_or(ApiError::Unauthorized)?;
         if !parsed.matches(&token.verifier) {
             return Err(ApiError::Unauthorized);
@@ -54,6 +69,14 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
             return Err(ApiError::Unauthorized);
         }
         *self.token_expires_at = Some(caller.token.grant.expires_at);
+        self.app.limit_memo.learn(parsed.id(), caller.token.grant.rate_limit);
+        if let Some(limit) = caller.token.grant.rate_limit {
+            // A count taken for another limit (none can be: a grant never
+            // changes) would be taken again.
+            let early = early.filter(|(l, _)| *l == limit).map(|(_, c)| c);
+            let token = &caller.token;
+            self.apply_rate(&token.tenant_id, &token.token_id, limit, early).await?;
+        }
         // The caller's own record stays in `fetched` only if the route asked
         // for it too (revoking oneself by id).
         if !extra.tokens[1..].contains(parsed.id()) {

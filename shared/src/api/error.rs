@@ -32,6 +32,12 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// The token's rate limit is used up for this minute.
+    #[error("rate limited")]
+    RateLimited { retry_after: i64 },
+    /// The tenant's monthly quota of value reads is used up.
+    #[error("quota exceeded")]
+    QuotaExceeded { retry_after: i64 },
     /// The cause is for the log only (its whole chain, no secret).
     #[error("unavailable")]
     Unavailable(#[source] Cause),
@@ -60,6 +66,7 @@ impl ApiError {
             ApiError::Conflict(_) => 409,
             ApiError::PayloadTooLarge => 413,
             ApiError::UnsupportedMediaType => 415,
+            ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => 429,
             ApiError::Unavailable(_) => 503,
             ApiError::Internal(_) => 500,
         }
@@ -75,6 +82,8 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -89,6 +98,13 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "this path does not take that method".to_owned(),
             ApiError::PayloadTooLarge => "the request body is over 64 KiB".to_owned(),
             ApiError::UnsupportedMediaType => "the request body must be application/json".to_owned(),
+            ApiError::RateLimited { .. } => {
+                "this token's rate limit for the current minute is used up; retry after Retry-After seconds".to_owned()
+            }
+            ApiError::QuotaExceeded { .. } => {
+                "this tenant's monthly quota of value reads is used up; it resets at the start of the next UTC month"
+                    .to_owned()
+            }
             ApiError::Unavailable(_) => "a backend service is unavailable; retry later".to_owned(),
             ApiError::Internal(_) => "an internal error occurred".to_owned(),
         }
@@ -101,6 +117,9 @@ impl ApiError {
             ApiError::Unauthorized => resp.headers.push(("www-authenticate", "Bearer".to_owned())),
             ApiError::Unavailable(_) => resp.headers.push(("retry-after", RETRY_AFTER_SECONDS.to_string())),
             ApiError::MethodNotAllowed(allow) => resp.headers.push(("allow", allow)),
+            ApiError::RateLimited { retry_after } | ApiError::QuotaExceeded { retry_after } => {
+                resp.headers.push(("retry-after", retry_after.max(1).to_string()))
+            }
             _ => {}
         }
         resp

@@ -21,6 +21,7 @@
 //! [`Store::record_expected_read`]: crate::store::Store::record_expected_read
 
 use super::keys::not_found_as_key;
+use super::limits::{self, Known, PreCounted};
 use super::{ApiError, ApiResponse, Ctx};
 use crate::clock::Timestamp;
 use crate::envelope::{self, EnvelopeError};
@@ -62,7 +63,16 @@ pub(crate) struct ReadPlan {
     expect: ExpectedRead,
     /// A previous version's end: past it, the plan is not tried.
     retires_at: Option<Timestamp>,
+    /// The tenant's quota when the plan was made, and when that was: the
+    /// store's conditions do not cover the quota, so a plan serves for at
+    /// most [`PLAN_QUOTA_SECONDS`], and a quota the operator sets or changes
+    /// reaches every instance's planned reads within that time.
+    quota: Option<u64>,
+    made_at: Timestamp,
 }
+
+/// How long a plan stands for the tenant's quota.
+pub(crate) const PLAN_QUOTA_SECONDS: i64 = 60;
 
 type PlanKey = (TokenId, KeyId, Environment, VersionSelector);
 
@@ -153,6 +163,15 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
     ) -> Result<Option<ApiResponse>, ApiError> {
         let plan_key = (parsed.id().clone(), key_id.clone(), environment, which);
         let Some(plan) = self.app.read_plans.get(&plan_key) else { return Ok(None) };
+        if self.now >= plan.made_at.plus_seconds(PLAN_QUOTA_SECONDS) {
+            self.app.read_plans.remove(&plan_key);
+            return Ok(None);
+        }
+        // A token refused in this minute already: the full path answers
+        // (one read, no write).
+        if let Known::Over(_) = self.app.limit_memo.known(parsed.id(), limits::minute_of(self.now)) {
+            return Ok(None);
+        }
         let expect = &plan.expect;
         if !parsed.matches(&expect.verifier)
             || !plan.grant.unexpired_at(self.now)
@@ -168,18 +187,52 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         audit.version = Some(expect.version.number);
         let store = &self.app.store;
         let record = store.record_expected_read(expect, self.now, &audit);
-        let (opened, recorded) = match &expect.envelope {
-            None => (None, record.await),
-            Some(envelope) => {
-                let ctx = KeyContext::new(&expect.tenant_id, &expect.key_id, expect.version.number);
-                let (opened, recorded) = tokio::join!(envelope::open(self.app.kms.as_ref(), &ctx, envelope), record);
-                (Some(opened), recorded)
+        let record_and_open = async {
+            match &expect.envelope {
+                None => (None, record.await),
+                Some(envelope) => {
+                    let ctx = KeyContext::new(&expect.tenant_id, &expect.key_id, expect.version.number);
+                    let (opened, recorded) =
+                        tokio::join!(envelope::open(self.app.kms.as_ref(), &ctx, envelope), record);
+                    (Some(opened), recorded)
+                }
             }
         };
-        if recorded.as_ref().is_ok_and(|landed| *landed) {
+        // A limited token's count, beside the transaction (nothing for an
+        // unlimited one).
+        let rate_limit = plan.grant.rate_limit;
+        let count = async {
+            match rate_limit {
+                Some(limit) => Some(store.count_request(&expect.token_id, limits::minute_of(self.now), limit).await),
+                None => None,
+            }
+        };
+        let counting = limits::count_quota(store.as_ref(), &expect.tenant_id, plan.quota, self.now);
+        let ((opened, recorded), counted, quota_counted) = tokio::join!(record_and_open, count, counting);
+        let landed = recorded.as_ref().is_ok_and(|landed| *landed);
+        if landed {
             // The transaction's conditions confirmed the token.
             *self.token_expires_at = Some(plan.grant.expires_at);
         }
+        if let (Some(limit), Some(counted)) = (rate_limit, counted) {
+            if !landed {
+                // Unconfirmed: the full path authenticates, then uses this count.
+                self.pre_counted = Some(PreCounted { limit, result: counted });
+            } else if let Err(refused) =
+                self.apply_rate(&expect.tenant_id, &expect.token_id, limit, Some(counted)).await
+            {
+                // Over the limit (or not counted): the read is not served, so
+                // it is taken back, and a decrypted value is dropped unseen.
+                self.take_back_read(key_id, &expect.token_id, &audit).await;
+                if let Some(Ok(true)) = quota_counted {
+                    self.uncount_quota(&expect.tenant_id).await;
+                }
+                return Err(refused);
+            }
+        }
+        let served = landed && opened.as_ref().is_none_or(|o| o.is_ok());
+        let read = (key_id, &expect.token_id, &audit);
+        self.settle_quota(&expect.tenant_id, read, served, quota_counted).await?;
         match (recorded?, opened) {
             (false, _) => {
                 self.app.read_plans.remove(&plan_key);
@@ -216,11 +269,9 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         let key = self.visible_key(&caller, &mut fetched, key_id.as_ref()).await?;
         let (version, stage) = key.select(which, self.now).ok_or(ApiError::NotFound("no such version"))?;
         let (version, planned) = (version.clone(), PlannedVersion { number: version.number, stage });
-        let tenant_modes = fetched
-            .tenant
-            .filter(|t| t.tenant_id == caller.token.tenant_id)
-            .map(|t| t.modes)
-            .unwrap_or_else(TenantModes::default);
+        let tenant = fetched.tenant.filter(|t| t.tenant_id == caller.token.tenant_id);
+        let quota = tenant.as_ref().and_then(|t| t.reads_per_month);
+        let tenant_modes = tenant.map(|t| t.modes).unwrap_or_else(TenantModes::default);
         let (effective_mode, source) =
             mode::resolve(&self.app.config.guardrails, environment, &key.mode_overrides, &tenant_modes);
 
@@ -230,19 +281,25 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         audit.version = Some(version.number);
         let store = &self.app.store;
         let record = store.record_read(&key.key_id, &caller.token.token_id, self.now, &audit);
+        // A tenant with a quota counts the read beside its own writes.
+        let counting = limits::count_quota(store.as_ref(), &key.tenant_id, quota, self.now);
+        let read = (&key.key_id, &caller.token.token_id, &audit);
 
         let live;
         let fake;
         let value: &str = match effective_mode {
             Mode::Mock => {
-                record.await.map_err(not_found_as_key)?;
+                let (recorded, counted) = tokio::join!(record, counting);
+                self.settle_quota(&key.tenant_id, read, recorded.is_ok(), counted).await?;
+                recorded.map_err(not_found_as_key)?;
                 fake = mode::fake_value(&key.llm_type, &key.key_id);
                 &fake
             }
             Mode::Live => {
                 let ctx = KeyContext::new(&key.tenant_id, &key.key_id, version.number);
-                let (opened, recorded) =
-                    tokio::join!(envelope::open(self.app.kms.as_ref(), &ctx, &version.envelope), record);
+                let (opened, recorded, counted) =
+                    tokio::join!(envelope::open(self.app.kms.as_ref(), &ctx, &version.envelope), record, counting);
+                self.settle_quota(&key.tenant_id, read, opened.is_ok() && recorded.is_ok(), counted).await?;
                 match (opened, recorded) {
                     (Ok(v), Ok(())) => {
                         live = v;
@@ -273,9 +330,17 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         };
         let resp = value_response(&expect, value);
         let plan_key = (expect.token_id.clone(), expect.key_id.clone(), environment, which);
-        let plan = ReadPlan { grant: token.grant, expect, retires_at: version.retires_at };
+        let plan = ReadPlan { grant: token.grant, expect, retires_at: version.retires_at, quota, made_at: self.now };
         self.app.read_plans.insert(plan_key, plan);
         Ok(resp)
+    }
+
+    /// Takes back the counters and the event of a read that is not served
+    /// (best effort: a failure is logged; the counters then err high by one).
+    pub(crate) async fn take_back_read(&self, key: &KeyId, token: &TokenId, audit: &AuditEvent) {
+        if let Err(undo) = self.app.store.unrecord_read(key, token, audit).await {
+            tracing::warn!(request_id = %self.req.request_id, error = %undo, "could not take back the counters of a failed read");
+        }
     }
 
     /// A value that did not open: its counts and its event are taken back
@@ -289,9 +354,7 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         counted: Option<&AuditEvent>,
     ) -> ApiError {
         if let Some(audit) = counted {
-            if let Err(undo) = self.app.store.unrecord_read(key, token, audit).await {
-                tracing::warn!(request_id = %self.req.request_id, error = %undo, "could not take back the counters of a failed read");
-            }
+            self.take_back_read(key, token, audit).await;
         }
         if matches!(e, EnvelopeError::Integrity | EnvelopeError::Kms(KmsError::Integrity)) {
             tracing::error!(

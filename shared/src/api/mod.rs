@@ -8,6 +8,7 @@ pub mod body;
 pub mod error;
 mod external;
 mod keys;
+pub mod limits;
 mod tokens;
 mod views;
 
@@ -231,11 +232,20 @@ pub struct App<S: ?Sized = dyn Store> {
     pub clock: Arc<dyn Clock>,
     /// The read path's plans (see `external`).
     read_plans: external::ReadPlans,
+    /// The tokens' rate limits this instance has seen (see `limits`).
+    limit_memo: limits::LimitMemo,
 }
 
 impl<S: Store + ?Sized> App<S> {
     pub fn new(store: Arc<S>, kms: Arc<dyn Kms>, config: Config) -> Self {
-        Self { store, kms, config, clock: Arc::new(SystemClock), read_plans: external::ReadPlans::default() }
+        Self {
+            store,
+            kms,
+            config,
+            clock: Arc::new(SystemClock),
+            read_plans: external::ReadPlans::default(),
+            limit_memo: limits::LimitMemo::default(),
+        }
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -260,6 +270,7 @@ impl<S: Store + ?Sized> App<S> {
         }
         let mut token_id = None;
         let mut token_expires_at = None;
+        let mut rate = None;
         let (route_name, result) = if req.body.expose().len() > body::MAX_BODY_BYTES {
             ("-", Err(ApiError::PayloadTooLarge))
         } else {
@@ -271,6 +282,8 @@ impl<S: Store + ?Sized> App<S> {
                         now: self.clock.now(),
                         token_id: &mut token_id,
                         token_expires_at: &mut token_expires_at,
+                        rate: &mut rate,
+                        pre_counted: None,
                     };
                     (r.key(), ctx.dispatch::<SERVED>(r, id.map(str::to_owned)).await)
                 }
@@ -299,6 +312,9 @@ impl<S: Store + ?Sized> App<S> {
         if let Some(expires_at) = token_expires_at {
             resp.headers.push((TOKEN_EXPIRES_HEADER, expires_at.rfc3339()));
         }
+        if let Some(rate) = rate {
+            rate.apply(&mut resp);
+        }
         tracing::info!(
             request_id = %req.request_id,
             route = route_name,
@@ -322,6 +338,10 @@ pub(crate) struct Ctx<'a, S: ?Sized = dyn Store> {
     /// The caller's token's expiry, once the token is authenticated: sent
     /// back as [`TOKEN_EXPIRES_HEADER`].
     pub token_expires_at: &'a mut Option<Timestamp>,
+    /// A limited token's `RateLimit-*` headers, once it was counted.
+    pub rate: &'a mut Option<limits::RateHeaders>,
+    /// A count the planned read took before the full path authenticates.
+    pub pre_counted: Option<limits::PreCounted>,
 }
 
 type Handled<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<ApiResponse, ApiError>> + Send + 'a>>;

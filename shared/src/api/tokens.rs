@@ -2,6 +2,7 @@
 
 use super::auth::Caller;
 use super::body::{check_name, fill_page, JsonObject};
+use super::limits::{MAX_RATE_LIMIT, MIN_RATE_LIMIT};
 use super::views::TokenView;
 use super::{ApiError, ApiResponse, Ctx};
 use crate::ids::{KeyId, TenantId, TokenId};
@@ -76,7 +77,17 @@ fn parse_issue(body: &JsonObject) -> Result<Issue, ApiError> {
             Some(nets)
         }
     };
-    let req = IssueRequest { scopes, expires_in_seconds: expires_in, key_ids, allowed_cidrs };
+    // `null` is "not given", as for keyIds and allowedCidrs: inherit.
+    let rate_limit = match body.raw("rateLimit") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|n| (MIN_RATE_LIMIT..=MAX_RATE_LIMIT).contains(n))
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| ApiError::bad("rateLimit", "must be an integer from 1 to 100000 (requests a minute)"))?,
+        ),
+    };
+    let req = IssueRequest { scopes, expires_in_seconds: expires_in, key_ids, allowed_cidrs, rate_limit };
     Ok(Issue { name, req, unknown_key_ids })
 }
 
@@ -84,8 +95,9 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
     pub(crate) async fn create_token(&mut self) -> Result<ApiResponse, ApiError> {
         // The body is read before authenticating only to fetch the named
         // keys in the same round trip; its errors are reported after.
-        let parsed = JsonObject::parse(self.req, &["name", "scopes", "expiresIn", "keyIds", "allowedCidrs"])
-            .and_then(|b| parse_issue(&b));
+        let parsed =
+            JsonObject::parse(self.req, &["name", "scopes", "expiresIn", "keyIds", "allowedCidrs", "rateLimit"])
+                .and_then(|b| parse_issue(&b));
         let keys = match &parsed {
             Ok(issue) => issue.req.key_ids.clone().unwrap_or_default(),
             Err(_) => Vec::new(),

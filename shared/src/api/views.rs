@@ -66,6 +66,8 @@ pub struct TokenView<'a> {
     pub scopes: Vec<Scope>,
     pub key_ids: Option<&'a [KeyId]>,
     pub allowed_cidrs: Option<Vec<String>>,
+    /// Requests a minute; `null` when unlimited.
+    pub rate_limit: Option<u32>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub issued_by: Option<&'a TokenId>,
@@ -91,6 +93,7 @@ impl<'a> TokenView<'a> {
             scopes: t.grant.scopes.iter().collect(),
             key_ids: t.grant.key_ids.as_deref(),
             allowed_cidrs: t.grant.allowed_cidrs.as_ref().map(|v| v.iter().map(ToString::to_string).collect()),
+            rate_limit: t.grant.rate_limit,
             created_at: t.created_at,
             expires_at: t.grant.expires_at,
             issued_by: t.issued_by.as_ref(),

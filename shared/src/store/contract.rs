@@ -12,6 +12,7 @@
 
 use super::*;
 use crate::bootstrap;
+use crate::clock::Month;
 use crate::ids::new_event_id;
 use crate::token::{ParsedToken, Scope, Scopes};
 use std::sync::Arc;
@@ -107,6 +108,7 @@ impl World {
                 expires_at: at.plus_seconds(ttl_seconds),
                 key_ids: None,
                 allowed_cidrs: None,
+                rate_limit: None,
             },
             created_at: at,
             issued_by: Some(issuer.token_id.clone()),
@@ -268,6 +270,7 @@ pub async fn create_tenant_never_overwrites(store: Subject) {
         name: "again".into(),
         modes: TenantModes::default(),
         created_at: T0,
+        reads_per_month: None,
     };
     let (root, _) = bootstrap::root_token(&w.tenant, "again", T0);
     assert_conflict(w.store.create_tenant(&tenant, &root).await, Conflict::Exists, "same tenant id");
@@ -1011,6 +1014,120 @@ pub async fn expected_read_follows_the_version(store: Subject) {
     assert_eq!(w.get_key(&key.key_id).await.unwrap().retrievals, 4);
 }
 
+pub async fn count_request_stops_at_the_limit_per_token_and_minute(store: Subject) {
+    let w = world(store).await;
+    let other = w.child(&w.root, T0, 3600);
+    let minute = T0.seconds() / 60;
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(w.store.count_request(&w.root.token_id, minute, 3).await.unwrap());
+    }
+    use RateCount::*;
+    assert_eq!(got, [Within { count: 1 }, Within { count: 2 }, Within { count: 3 }, FirstOver, Over]);
+    // Another minute, another token: counted apart.
+    assert_eq!(w.store.count_request(&w.root.token_id, minute + 1, 3).await.unwrap(), Within { count: 1 });
+    assert_eq!(w.store.count_request(&other.token_id, minute, 3).await.unwrap(), Within { count: 1 });
+    // A limit of one.
+    assert_eq!(w.store.count_request(&other.token_id, minute + 7, 1).await.unwrap(), Within { count: 1 });
+    assert_eq!(w.store.count_request(&other.token_id, minute + 7, 1).await.unwrap(), FirstOver);
+    assert!(w.actions().await.is_empty(), "counting writes no event");
+}
+
+pub async fn count_request_is_exact_under_concurrency(store: Subject) {
+    let w = world(store).await;
+    let minute = T0.seconds() / 60;
+    let calls = (0..40).map(|_| w.store.count_request(&w.root.token_id, minute, 10));
+    let got: Vec<RateCount> = futures::future::join_all(calls).await.into_iter().map(Result::unwrap).collect();
+    let mut within: Vec<u32> =
+        got.iter().filter_map(|c| if let RateCount::Within { count } = c { Some(*count) } else { None }).collect();
+    within.sort_unstable();
+    assert_eq!(within, (1..=10).collect::<Vec<_>>());
+    assert_eq!(got.iter().filter(|c| **c == RateCount::FirstOver).count(), 1);
+    assert_eq!(got.iter().filter(|c| **c == RateCount::Over).count(), 29);
+}
+
+pub async fn quota_is_set_on_the_tenant_and_removed(store: Subject) {
+    let w = world(store).await;
+    let tenant = || async { w.store.fetch(&Fetch { tenant: Some(w.tenant.clone()), ..Fetch::default() }).await };
+    assert_eq!(tenant().await.unwrap().tenant.unwrap().reads_per_month, None);
+    w.store.set_quota(&w.tenant, Some(1_000)).await.unwrap();
+    let t = tenant().await.unwrap().tenant.unwrap();
+    assert_eq!(t.reads_per_month, Some(1_000));
+    assert_eq!(t.modes, TenantModes::default(), "the rest of the tenant stays");
+    w.store.set_quota(&w.tenant, None).await.unwrap();
+    assert_eq!(tenant().await.unwrap().tenant.unwrap().reads_per_month, None);
+    let r = w.store.set_quota(&TenantId::generate(), Some(1)).await;
+    assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+    assert!(w.actions().await.is_empty(), "an operator change writes no event");
+}
+
+pub async fn quota_counts_stop_at_the_quota_per_tenant_and_month(store: Subject) {
+    let w = world(store).await;
+    let month = Month::of(T0);
+    assert_eq!(w.store.quota_used(&w.tenant, month).await.unwrap(), 0);
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(w.store.count_quota_read(&w.tenant, month, 3).await.unwrap());
+    }
+    assert_eq!(got, [true, true, true, false]);
+    assert_eq!(w.store.quota_used(&w.tenant, month).await.unwrap(), 3, "a refusal counts nothing");
+    // A raised quota admits more; another month and another tenant start at zero.
+    assert!(w.store.count_quota_read(&w.tenant, month, 4).await.unwrap());
+    assert!(w.store.count_quota_read(&w.tenant, month.next(), 1).await.unwrap());
+    let other = TenantId::generate();
+    assert!(w.store.count_quota_read(&other, month, 1).await.unwrap());
+    assert_eq!(w.store.quota_used(&w.tenant, month).await.unwrap(), 4);
+    assert_eq!(w.store.quota_used(&w.tenant, month.next()).await.unwrap(), 1);
+    // Taken back, never below zero.
+    w.store.uncount_quota_read(&w.tenant, month.next()).await.unwrap();
+    w.store.uncount_quota_read(&w.tenant, month.next()).await.unwrap();
+    assert_eq!(w.store.quota_used(&w.tenant, month.next()).await.unwrap(), 0);
+    w.store.uncount_quota_read(&w.tenant, month.next().next()).await.unwrap();
+    // Exact under concurrency.
+    let calls = (0..30).map(|_| w.store.count_quota_read(&other, month.next(), 12));
+    let got: Vec<bool> = futures::future::join_all(calls).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(got.iter().filter(|c| **c).count(), 12);
+    assert_eq!(w.store.quota_used(&other, month.next()).await.unwrap(), 12);
+}
+
+pub async fn expiry_notices_are_claimed_once_seven_days_before_expiry(store: Subject) {
+    let w = world(store).await;
+    let day = 86_400;
+    // Lives 30 days: due at day 23. Lives 3 days: never noticed.
+    let long = w.child(&w.root, T0, 30 * day);
+    let short = w.child(&w.root, T0, 3 * day);
+    let revoked = w.child(&w.root, T0, 30 * day);
+    for t in [&long, &short, &revoked] {
+        w.store.create_token(t, &w.event(AuditAction::TokenCreate, T0)).await.unwrap();
+    }
+    assert_eq!(long.notice_second(), Some(T0.seconds() + 23 * day));
+    assert_eq!(short.notice_second(), None);
+    w.revoke(&revoked.token_id, T0.plus_seconds(day), 30 * day).await.unwrap();
+    let at = |d: i64| T0.plus_seconds(d * day);
+    assert!(w.store.claim_expiry_notices(at(22)).await.unwrap().is_empty(), "not due yet");
+    let got = w.store.claim_expiry_notices(at(23)).await.unwrap();
+    assert_eq!(got.len(), 1, "the revoked token is not noticed, the short one never: {got:?}");
+    assert_eq!(
+        got[0],
+        ExpiryNotice {
+            token_id: long.token_id.clone(),
+            name: long.name.clone(),
+            tenant_id: w.tenant.clone(),
+            expires_at: long.grant.expires_at
+        }
+    );
+    assert!(w.store.claim_expiry_notices(at(24)).await.unwrap().is_empty(), "once, not daily");
+    // Put back (its send failed): claimed again on the next run, once.
+    w.store.release_expiry_notice(&long.token_id, long.notice_second().unwrap()).await.unwrap();
+    assert_eq!(w.store.claim_expiry_notices(at(24)).await.unwrap().len(), 1);
+    assert!(w.store.claim_expiry_notices(at(25)).await.unwrap().is_empty());
+    // The root token (a year) is due 7 days before its expiry.
+    let root_due = Timestamp::from_millis(w.root.notice_second().unwrap() * 1000);
+    let got = w.store.claim_expiry_notices(root_due).await.unwrap();
+    assert_eq!(got.iter().map(|n| &n.token_id).collect::<Vec<_>>(), [&w.root.token_id]);
+    assert!(w.actions().await.iter().all(|a| *a == AuditAction::TokenCreate), "notices write no event");
+}
+
 /// Every case, by name, for [`store_contract_tests!`](crate::store_contract_tests).
 #[macro_export]
 macro_rules! store_contract_tests {
@@ -1045,6 +1162,11 @@ macro_rules! store_contract_tests {
             a_purged_child_leaves_its_issuer,
             list_tokens_pages_oldest_first,
             audit_lists_newest_first_with_cursors,
+            count_request_stops_at_the_limit_per_token_and_minute,
+            count_request_is_exact_under_concurrency,
+            quota_is_set_on_the_tenant_and_removed,
+            quota_counts_stop_at_the_quota_per_tenant_and_month,
+            expiry_notices_are_claimed_once_seven_days_before_expiry,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -14,7 +14,7 @@ pub mod dynamo;
 pub mod memory;
 pub mod schema;
 
-use crate::clock::Timestamp;
+use crate::clock::{Month, Timestamp};
 use crate::envelope::Envelope;
 use crate::fault::{Fault, FaultKind};
 use crate::ids::{KeyId, TenantId, TokenId};
@@ -77,6 +77,30 @@ impl TokenRecord {
         };
         at.ceil_seconds()
     }
+}
+
+/// Expiry notices go out this long before a token expires.
+pub const EXPIRY_NOTICE_SECONDS: i64 = 7 * 86_400;
+
+impl TokenRecord {
+    /// When this token's expiry notice is due (epoch seconds):
+    /// [`EXPIRY_NOTICE_SECONDS`] before its expiry, for a token issued at
+    /// least that long before it expires; `None` for a shorter-lived token
+    /// (its issuer chose a short life; nobody needs telling).
+    pub fn notice_second(&self) -> Option<i64> {
+        let at = self.grant.expires_at.plus_seconds(-EXPIRY_NOTICE_SECONDS);
+        (at >= self.created_at).then(|| at.seconds())
+    }
+}
+
+/// A token whose expiry is near, for its notice: never the token itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpiryNotice {
+    pub token_id: TokenId,
+    pub name: String,
+    pub tenant_id: TenantId,
+    pub expires_at: Timestamp,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -374,6 +398,8 @@ pub struct TenantRecord {
     pub name: String,
     pub modes: TenantModes,
     pub created_at: Timestamp,
+    /// The operator's monthly quota of value reads; `None` when unlimited.
+    pub reads_per_month: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -398,6 +424,9 @@ pub enum AuditAction {
     SettingsUpdate,
     #[serde(rename = "auth.denied")]
     AuthDenied,
+    /// The first request of a token refused by its rate limit in a minute.
+    #[serde(rename = "auth.limited")]
+    AuthLimited,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -562,6 +591,18 @@ impl PurgeReport {
             deleted: a.deleted + r.deleted,
         })
     }
+}
+
+/// One request counted against a token's rate limit in its minute
+/// ([`Store::count_request`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateCount {
+    /// Allowed: the `count`th request of the minute (1 to the limit).
+    Within { count: u32 },
+    /// Refused, and the first request of the minute to be refused.
+    FirstOver,
+    /// Refused; an earlier request of the minute was refused already.
+    Over,
 }
 
 /// Which state a conditional write found.
@@ -735,4 +776,39 @@ pub trait Store: Send + Sync {
     /// Destroys the previous versions whose window closed at or before
     /// `now` (their ciphertext and wrapped key), reading only those.
     async fn retire_versions(&self, now: Timestamp) -> Result<PurgeReport, StoreError>;
+
+    /// One round trip, one conditional write of one small item keyed by the
+    /// token and the UTC minute (`minute`: epoch seconds / 60): counts one
+    /// request against `limit`. Atomic across instances: of any number of
+    /// concurrent calls for one token and minute, exactly `limit` answer
+    /// `Within` (counts 1 to `limit`), one `FirstOver`, the rest `Over`; the
+    /// stored count never passes `limit + 1`.
+    async fn count_request(&self, token: &TokenId, minute: i64, limit: u32) -> Result<RateCount, StoreError>;
+
+    /// Sets (or, with `None`, removes) a tenant's monthly quota of value
+    /// reads. Operator path; `NotFound` without the tenant.
+    async fn set_quota(&self, tenant: &TenantId, reads_per_month: Option<u64>) -> Result<(), StoreError>;
+
+    /// One round trip, one conditional write of the tenant's counter for
+    /// `month` (UTC): counts one value read if fewer than `quota`
+    /// were counted; `Ok(false)`, writing nothing, if `quota` were. Atomic
+    /// across instances: the count never passes the quota.
+    async fn count_quota_read(&self, tenant: &TenantId, month: Month, quota: u64) -> Result<bool, StoreError>;
+
+    /// Takes back a [`Store::count_quota_read`] whose read was not served
+    /// (never below zero).
+    async fn uncount_quota_read(&self, tenant: &TenantId, month: Month) -> Result<(), StoreError>;
+
+    /// One round trip (consistent): the reads counted for `month`.
+    async fn quota_used(&self, tenant: &TenantId, month: Month) -> Result<u64, StoreError>;
+
+    /// Claims the expiry notices due at `now` ([`TokenRecord::notice_second`]),
+    /// reading only those: each token's notice is claimed once (a concurrent
+    /// run's claim of the same token fails), and the claimed tokens that are
+    /// still live are answered for the caller to send. A revoked or expired
+    /// token's notice is dropped unsent.
+    async fn claim_expiry_notices(&self, now: Timestamp) -> Result<Vec<ExpiryNotice>, StoreError>;
+
+    /// Puts back a claimed notice that could not be sent, for the next run.
+    async fn release_expiry_notice(&self, token: &TokenId, notice_second: i64) -> Result<(), StoreError>;
 }

@@ -75,6 +75,9 @@ pub const USAGE_CHECKPOINTS: &str = "~checkpoints";
 /// second its window closes, for cleanup to find it (sparse).
 pub const RETIRE_SHARD: &str = "retireShard";
 pub const RETIRE_AT: &str = "retireAt";
+pub const COUNTER_ID: &str = "counterId";
+pub const NOTICE_SHARD: &str = "noticeShard";
+pub const NOTICE_AT: &str = "noticeAt";
 /// The TTL attribute of the tokens and audit tables (epoch seconds).
 pub const TTL: &str = "ttl";
 
@@ -87,6 +90,10 @@ pub const AUDIT_SHARDS: u32 = 32;
 
 pub const TENANT_INDEX: &str = "by-tenant";
 pub const PURGE_INDEX: &str = "by-purge";
+/// Tokens whose expiry notice is still to send, by when it is due: a sparse
+/// index (the attributes go when the notice is claimed), sharded as the
+/// purge index.
+pub const NOTICE_INDEX: &str = "by-notice";
 /// Purge index partitions, so that token writes spread over several.
 pub const PURGE_SHARDS: u8 = 8;
 /// The keys whose previous version is to be destroyed (sparse: only keys
@@ -103,6 +110,7 @@ pub const TOKENS: Table = Table {
     indexes: &[
         Index { name: TENANT_INDEX, hash: s(TENANT_ID), range: Some(n(CREATED_AT)), keys_only: true },
         Index { name: PURGE_INDEX, hash: s(PURGE_SHARD), range: Some(n(PURGE_AT)), keys_only: true },
+        Index { name: NOTICE_INDEX, hash: s(NOTICE_SHARD), range: Some(n(NOTICE_AT)), keys_only: true },
     ],
     ttl: Some(TTL),
     stream: false,
@@ -170,7 +178,23 @@ pub const USAGE: Table = Table {
     stream: false,
 };
 
-pub const ALL: [Table; 6] = [TOKENS, KEYS, TENANTS, AUDIT, CHILDREN, USAGE];
+/// Small counters that expire: a token's requests in one UTC minute
+/// (`rate#<tokenId>#<minute>`) and a tenant's value reads in one UTC month
+/// (`quota#<tenantId>#<YYYY-MM>`). Their own table, apart from the records:
+/// a counter is written on every request of a limited token, so it takes its
+/// write units from no record's partition; its TTL sweeps it without a scan;
+/// and only the functions that count may write it.
+pub const LIMITS: Table = Table {
+    logical_id: "LimitsTable",
+    suffix: "limits",
+    hash: s(COUNTER_ID),
+    range: None,
+    indexes: &[],
+    ttl: Some(TTL),
+    stream: false,
+};
+
+pub const ALL: [Table; 7] = [TOKENS, KEYS, TENANTS, AUDIT, CHILDREN, USAGE, LIMITS];
 
 impl Table {
     /// Every attribute that a key of the table or of an index names, once.

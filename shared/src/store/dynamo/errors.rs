@@ -35,6 +35,16 @@ where
     }
 }
 
+/// A conditional write outside a transaction: `true` if it was written,
+/// `false` if its condition failed (which [`classify`] calls `NotFound`).
+pub(super) fn written<T>(r: Result<T, StoreError>) -> Result<bool, StoreError> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(StoreError::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// A cancelled transaction: which of its items failed a condition, if any.
 pub(super) fn classify_tx(err: SdkError<TransactWriteItemsError>) -> Result<usize, StoreError> {
     if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error() {

@@ -80,6 +80,13 @@ pub fn token_item(t: &TokenRecord) -> Item {
     if let Some(c) = &t.grant.allowed_cidrs {
         item.insert("allowedCidrs".into(), list(c.iter().map(ToString::to_string)));
     }
+    if let Some(at) = t.notice_second() {
+        item.insert(NOTICE_SHARD.into(), s(purge_shard(&t.token_id)));
+        item.insert(NOTICE_AT.into(), n(at));
+    }
+    if let Some(r) = t.grant.rate_limit {
+        item.insert("rateLimit".into(), n(r));
+    }
     if let Some(p) = &t.issued_by {
         item.insert("issuedBy".into(), s(p.as_str()));
     }
@@ -138,6 +145,12 @@ pub fn token_from(item: &Item) -> Result<TokenRecord, StoreError> {
             expires_at: ts(item, "expiresAt")?,
             key_ids: opt_list(item, "keyIds")?.map(|v| v.into_iter().map(KeyId::from_stored).collect()),
             allowed_cidrs,
+            rate_limit: match item.get("rateLimit") {
+                None => None,
+                Some(_) => {
+                    Some(get_n::<u32>(item, "rateLimit").ok().filter(|r| *r > 0).ok_or_else(|| bad("rateLimit"))?)
+                }
+            },
         },
         created_at: ts(item, CREATED_AT)?,
         issued_by: opt_s(item, "issuedBy").map(TokenId::from_stored),
@@ -307,16 +320,40 @@ pub fn key_from(item: &Item) -> Result<KeyRecord, StoreError> {
     })
 }
 
+/// Copies of a tenant's item under `<tenantId>#<r>`, written in the same
+/// transaction as the item itself: a read of the settings picks one at
+/// random, so that one tenant's reads spread over this many partition keys
+/// (DynamoDB gives each 3,000 read units a second).
+pub(super) const TENANT_REPLICAS: u32 = 8;
+
+pub(super) fn tenant_replica_id(tenant: &TenantId, r: u32) -> String {
+    format!("{tenant}#{r}")
+}
+
+/// The tenant's item as replica `r`.
+pub(super) fn tenant_replica(main: &Item, tenant: &TenantId, r: u32) -> Item {
+    let mut item = main.clone();
+    item.insert(TENANT_ID.into(), s(tenant_replica_id(tenant, r)));
+    item
+}
+
 pub(super) fn tenant_item(t: &TenantRecord) -> Item {
-    Item::from([
+    let mut item = Item::from([
         (TENANT_ID.into(), s(t.tenant_id.as_str())),
         ("name".into(), s(&t.name)),
         (CREATED_AT.into(), n(t.created_at.millis())),
         ("development".into(), s(t.modes.development.as_str())),
         ("staging".into(), s(t.modes.staging.as_str())),
         ("production".into(), s(t.modes.production.as_str())),
-    ])
+    ]);
+    if let Some(q) = t.reads_per_month {
+        item.insert(READS_PER_MONTH.into(), n(q));
+    }
+    item
 }
+
+/// The tenant item's quota attribute.
+pub(super) const READS_PER_MONTH: &str = "readsPerMonth";
 
 pub(super) fn modes_from(item: &Item) -> Result<TenantModes, StoreError> {
     let mut modes = TenantModes::default();
@@ -328,12 +365,18 @@ pub(super) fn modes_from(item: &Item) -> Result<TenantModes, StoreError> {
     Ok(modes)
 }
 
-pub(super) fn tenant_from(item: &Item) -> Result<TenantRecord, StoreError> {
+/// Decodes a stored tenant item; a malformed item is `StoreError::Internal`.
+pub fn tenant_from(item: &Item) -> Result<TenantRecord, StoreError> {
     Ok(TenantRecord {
-        tenant_id: TenantId::parse(get_s(item, TENANT_ID)?).ok_or_else(|| bad(TENANT_ID))?,
+        // A replica's key is `<tenantId>#<r>`.
+        tenant_id: get_s(item, TENANT_ID)?.split('#').next().and_then(TenantId::parse).ok_or_else(|| bad(TENANT_ID))?,
         name: opt_s(item, "name").unwrap_or_default(),
         modes: modes_from(item)?,
         created_at: opt_ts(item, CREATED_AT).unwrap_or(Timestamp::from_millis(0)),
+        reads_per_month: match item.get(READS_PER_MONTH) {
+            None => None,
+            Some(_) => Some(get_n::<u64>(item, READS_PER_MONTH)?),
+        },
     })
 }
 
@@ -390,6 +433,34 @@ pub(super) fn audit_tenant(partition: &str) -> &str {
 pub(super) fn event_key(e: &AuditEvent) -> String {
     format!("{:015}#{}", e.at.millis(), e.event_id)
 }
+
+/// The counter item of a token's requests in one UTC minute.
+pub(super) fn rate_counter_id(token: &TokenId, minute: i64) -> String {
+    format!("rate#{token}#{minute}")
+}
+
+/// The counter item of a tenant's value reads in one UTC month, shard
+/// `shard` (shard 0 has no suffix).
+pub fn quota_counter_id(tenant: &TenantId, month: Month, shard: usize) -> String {
+    match shard {
+        0 => format!("quota#{tenant}#{}", month.key()),
+        i => format!("quota#{tenant}#{}#{i}", month.key()),
+    }
+}
+
+/// At most this many quota shards; one per [`QUOTA_READS_PER_SHARD`] of quota.
+pub(super) const QUOTA_SHARDS: usize = 8;
+pub const QUOTA_READS_PER_SHARD: u64 = 10_000;
+
+/// A quota's share per shard: `ceil(quota / 10,000)` shards (1 to 8), the
+/// quota split as evenly as it goes; the shares add up to the quota.
+pub fn quota_shares(quota: u64) -> Vec<u64> {
+    let k = quota.div_ceil(QUOTA_READS_PER_SHARD).clamp(1, QUOTA_SHARDS as u64);
+    (0..k).map(|i| quota / k + u64::from(i < quota % k)).collect()
+}
+
+/// How long a month's quota counter is kept after the month ends.
+pub(super) const QUOTA_KEPT_SECONDS: i64 = 366 * 86_400;
 
 /// The live-token rule ([`TokenRecord::is_live`]) as a condition on a token
 /// item, at the time bound to `:at` (milliseconds).

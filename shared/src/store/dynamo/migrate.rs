@@ -6,6 +6,8 @@
 //!   entry per child in the children table, then the issuer gets its
 //!   constant `issued` mark and loses the set. Entries first: a revocation
 //!   meanwhile finds the children one way or the other.
+//! - A tenant's item gains its replicas (see `TENANT_REPLICAS`); until
+//!   then its settings are read from the item itself, a round trip more.
 //! - Audit events under the bare tenant id move to their shard partition
 //!   (written, then the old one deleted). A moved `key.read` event is an
 //!   insert and a removal on the stream: its counts net to zero.
@@ -24,6 +26,8 @@ pub struct MigrateReport {
     pub child_entries: usize,
     /// Audit events moved to their shard partition.
     pub events: usize,
+    /// Tenants whose replicas were made.
+    pub tenants: usize,
 }
 
 impl DynamoStore {
@@ -139,6 +143,19 @@ impl DynamoStore {
         report.events = puts.len();
         self.batch_write(&self.tables.audit, puts).await?;
         self.batch_write(&self.tables.audit, deletes).await?;
+        // Tenants without replicas of their item.
+        let tenants = self
+            .scan_all(&self.tables.tenants, &format!("NOT contains({TENANT_ID}, :hash)"), &[(":hash", "#")])
+            .await?;
+        for t in tenants {
+            let tenant = TenantId::from_stored(get_s(&t, TENANT_ID)?.to_owned());
+            let replica = Item::from([(TENANT_ID.to_owned(), s(tenant_replica_id(&tenant, 0)))]);
+            let got = self.batch_get(HashMap::from([(self.tables.tenants.clone(), vec![replica])])).await?;
+            if got.get(&self.tables.tenants).is_none_or(Vec::is_empty) {
+                self.ensure_tenant_replicas(&tenant).await?;
+                report.tenants += 1;
+            }
+        }
         Ok(report)
     }
 }

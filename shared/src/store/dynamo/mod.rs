@@ -14,9 +14,9 @@
 //! | `usage.rs` | the counters: batches applied exactly, daily counts read |
 
 use super::schema::{
-    self, AUDIT_SHARDS, CREATED_AT, EVENT_KEY, ISSUER_ID, KEY_ID, PURGE_AT, PURGE_INDEX, PURGE_SHARD, PURGE_SHARDS,
-    RETIRE_AT, RETIRE_INDEX, RETIRE_SHARD, RETIRE_SHARDS, TENANT_ID, TENANT_INDEX, TOKEN_ID, TTL, USAGE_CHECKPOINTS,
-    USAGE_KEY,
+    self, AUDIT_SHARDS, COUNTER_ID, CREATED_AT, EVENT_KEY, ISSUER_ID, KEY_ID, NOTICE_AT, NOTICE_INDEX, NOTICE_SHARD,
+    PURGE_AT, PURGE_INDEX, PURGE_SHARD, PURGE_SHARDS, RETIRE_AT, RETIRE_INDEX, RETIRE_SHARD, RETIRE_SHARDS, TENANT_ID,
+    TENANT_INDEX, TOKEN_ID, TTL, USAGE_CHECKPOINTS, USAGE_KEY,
 };
 use super::*;
 use crate::config::Tables;
@@ -55,7 +55,7 @@ mod usage;
 use cursor::*;
 use errors::*;
 use items::*;
-pub use items::{key_from, token_from, token_item};
+pub use items::{key_from, quota_counter_id, quota_shares, tenant_from, token_from, token_item, QUOTA_READS_PER_SHARD};
 pub use migrate::MigrateReport;
 use retry::Backoff;
 pub use tables::create_tables;
@@ -80,5 +80,36 @@ impl DynamoStore {
 
     pub fn tables(&self) -> &Tables {
         &self.tables
+    }
+
+    /// The tenants named `name` (a scan of the tenants table, which holds
+    /// one small item per tenant). Operator path: `ibyok admin quota`.
+    pub async fn tenants_named(&self, name: &str) -> Result<Vec<TenantRecord>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let resp = self
+                .client
+                .scan()
+                .table_name(&self.tables.tenants)
+                // The tenants' own items, not their replicas (`<id>#<r>`).
+                .filter_expression("#name = :name AND NOT contains(#id, :hash)")
+                .expression_attribute_names("#name", "name")
+                .expression_attribute_names("#id", TENANT_ID)
+                .expression_attribute_values(":name", AttributeValue::S(name.to_owned()))
+                .expression_attribute_values(":hash", AttributeValue::S("#".to_owned()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in resp.items() {
+                out.push(tenant_from(item)?);
+            }
+            start = resp.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
     }
 }

@@ -114,6 +114,66 @@ impl DynamoStore {
         }
     }
 
+    /// One change to a tenant's item and to each of its replicas, with its
+    /// audit event if any, in one transaction: all or nothing. A tenant of
+    /// the earlier layout (no replicas) gains them from its item first.
+    /// `NotFound` without the item.
+    async fn update_tenant(
+        &self,
+        tenant: &TenantId,
+        update: impl Fn(String) -> Result<TransactWriteItem, StoreError>,
+        audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        let mut items = vec![update(tenant.to_string())?];
+        for r in 0..TENANT_REPLICAS {
+            items.push(update(tenant_replica_id(tenant, r))?);
+        }
+        if let Some(audit) = audit {
+            items.push(self.audit_put(audit)?);
+        }
+        let sent = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+        match sent.map_err(classify_tx) {
+            Ok(_) => Ok(()),
+            Err(Ok(0)) => Err(StoreError::NotFound),
+            // A replica missing: made from the item, and the change goes again.
+            Err(Ok(_)) => {
+                self.ensure_tenant_replicas(tenant).await?;
+                self.transact_or(items, |_| StoreError::NotFound).await
+            }
+            Err(Err(e)) => Err(e),
+        }
+    }
+
+    /// A tenant's own item (not a replica), consistently; a batch read, as
+    /// every other read of the tenants table.
+    async fn tenant_item_of(&self, tenant: &TenantId) -> Result<Option<Item>, StoreError> {
+        let key = Item::from([(TENANT_ID.to_owned(), s(tenant.as_str()))]);
+        let mut got = self.batch_get(HashMap::from([(self.tables.tenants.clone(), vec![key])])).await?;
+        Ok(got.remove(&self.tables.tenants).and_then(|mut v| v.pop()))
+    }
+
+    /// Makes the missing replicas of a tenant's item from the item (a
+    /// tenant of the earlier layout); `NotFound` without the item.
+    pub(super) async fn ensure_tenant_replicas(&self, tenant: &TenantId) -> Result<(), StoreError> {
+        let main = self.tenant_item_of(tenant).await?.ok_or(StoreError::NotFound)?;
+        for r in 0..TENANT_REPLICAS {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.tables.tenants)
+                .set_item(Some(tenant_replica(&main, tenant, r)))
+                .condition_expression("attribute_not_exists(tenantId)")
+                .send()
+                .await;
+            match put.map_err(classify) {
+                // Made meanwhile by another writer, from the same item.
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes an audit event by its key (taking back a read that was not
     /// served); retried by the SDK, and a missing event is fine.
     async fn delete_event(&self, e: &AuditEvent) -> Result<(), StoreError> {
@@ -279,7 +339,22 @@ impl DynamoStore {
         }
     }
 
-    /// One page of a sparse due index (the purge or the retire index): the
+    /// The ids of one notice shard's tokens whose notice is due: index
+    /// queries, every page.
+    async fn due_notices(&self, shard: u8, now: Timestamp) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::new();
+        let mut start = None;
+        loop {
+            let (page, next) = self.due_page(&self.tables.tokens, NOTICE_INDEX, TOKEN_ID, shard, now, start).await?;
+            ids.extend(page);
+            start = next;
+            if start.is_none() {
+                return Ok(ids);
+            }
+        }
+    }
+
+    /// One page of a sparse due index (the purge, retire or notice index): the
     /// ids in `shard` due at `now`'s second, and where the next page starts.
     async fn due_page(
         &self,
@@ -292,6 +367,7 @@ impl DynamoStore {
     ) -> Result<(Vec<String>, Option<Item>), StoreError> {
         let (shard_attr, at_attr) = match index {
             PURGE_INDEX => (PURGE_SHARD, PURGE_AT),
+            NOTICE_INDEX => (NOTICE_SHARD, NOTICE_AT),
             _ => (RETIRE_SHARD, RETIRE_AT),
         };
         let resp = self
@@ -308,6 +384,22 @@ impl DynamoStore {
             .map_err(classify)?;
         let ids = resp.items().iter().filter_map(|i| i.get(id_attr).and_then(|v| v.as_s().ok()).cloned()).collect();
         Ok((ids, resp.last_evaluated_key))
+    }
+
+    /// Claims one token's notice: removes its index attributes under the
+    /// condition that they are still there. `false`: claimed by another run.
+    async fn claim_notice(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.tables.tokens)
+            .key(TOKEN_ID, s(id))
+            .update_expression(format!("REMOVE {NOTICE_SHARD}, {NOTICE_AT} SET noticedAt = :now"))
+            .condition_expression(format!("attribute_exists({NOTICE_SHARD})"))
+            .expression_attribute_values(":now", n(now.millis()))
+            .send()
+            .await;
+        written(sent.map_err(classify))
     }
 
     /// Consistent batch read of whole items by primary key, retrying
@@ -406,7 +498,9 @@ impl Store for DynamoStore {
         };
         dedup(&self.tables.tokens, TOKEN_ID, want.tokens.iter().map(TokenId::as_str).collect());
         dedup(&self.tables.keys, KEY_ID, want.keys.iter().map(KeyId::as_str).collect());
-        dedup(&self.tables.tenants, TENANT_ID, want.tenant.iter().map(TenantId::as_str).collect());
+        // The tenant's settings from one of its replicas, at random.
+        let replica = want.tenant.as_ref().map(|t| tenant_replica_id(t, rand::random::<u32>() % TENANT_REPLICAS));
+        dedup(&self.tables.tenants, TENANT_ID, replica.iter().map(String::as_str).collect());
         let mut got = self.batch_get(req).await?;
         let mut out = Fetched::default();
         for item in got.remove(&self.tables.tokens).unwrap_or_default() {
@@ -417,17 +511,29 @@ impl Store for DynamoStore {
             let k = key_from(&item)?;
             out.keys.insert(k.key_id.clone(), k);
         }
-        if let Some(item) = got.remove(&self.tables.tenants).unwrap_or_default().first() {
-            out.tenant = Some(tenant_from(item)?);
+        match (got.remove(&self.tables.tenants).unwrap_or_default().first(), &want.tenant) {
+            (Some(item), _) => out.tenant = Some(tenant_from(item)?),
+            // No replica: a tenant of the earlier layout (until `ibyok admin
+            // migrate`), or none at all. Its own item, a round trip more.
+            (None, Some(tenant)) => {
+                if let Some(item) = self.tenant_item_of(tenant).await? {
+                    out.tenant = Some(tenant_from(&item)?);
+                }
+            }
+            (None, None) => {}
         }
         Ok(out)
     }
 
     async fn create_tenant(&self, tenant: &TenantRecord, root: &TokenRecord) -> Result<(), StoreError> {
-        let items = vec![
-            self.put(&self.tables.tenants, tenant_item(tenant), Some("attribute_not_exists(tenantId)"))?,
+        let main = tenant_item(tenant);
+        let mut items = vec![
+            self.put(&self.tables.tenants, main.clone(), Some("attribute_not_exists(tenantId)"))?,
             self.put(&self.tables.tokens, token_item(root), Some("attribute_not_exists(tokenId)"))?,
         ];
+        for r in 0..TENANT_REPLICAS {
+            items.push(self.put(&self.tables.tenants, tenant_replica(&main, &tenant.tenant_id, r), None)?);
+        }
         self.transact_or(items, |_| StoreError::Conflict(Conflict::Exists)).await
     }
 
@@ -442,19 +548,20 @@ impl Store for DynamoStore {
             return Ok(got.tenant.map(|t| t.modes).unwrap_or_default());
         }
         let sets: Vec<String> = changes.iter().map(|(e, _)| format!("#{0} = :{0}", e.as_str())).collect();
-        let mut update = Update::builder()
-            .table_name(&self.tables.tenants)
-            .key(TENANT_ID, s(tenant.as_str()))
-            .update_expression(format!("SET {}", sets.join(", ")))
-            .condition_expression("attribute_exists(tenantId)");
-        for (e, m) in changes {
-            update = update
-                .expression_attribute_names(format!("#{}", e.as_str()), e.as_str())
-                .expression_attribute_values(format!(":{}", e.as_str()), s(m.as_str()));
-        }
-        // The change and its event, or neither.
-        let items = vec![TransactWriteItem::builder().update(build(update.build())?).build(), self.audit_put(audit)?];
-        self.transact_or(items, |_| StoreError::NotFound).await?;
+        let update = |id: String| {
+            let mut update = Update::builder()
+                .table_name(&self.tables.tenants)
+                .key(TENANT_ID, s(id))
+                .update_expression(format!("SET {}", sets.join(", ")))
+                .condition_expression("attribute_exists(tenantId)");
+            for (e, m) in changes {
+                update = update
+                    .expression_attribute_names(format!("#{}", e.as_str()), e.as_str())
+                    .expression_attribute_values(format!(":{}", e.as_str()), s(m.as_str()));
+            }
+            build(update.build()).map(|u| TransactWriteItem::builder().update(u).build())
+        };
+        self.update_tenant(tenant, update, Some(audit)).await?;
         let got = self.fetch(&Fetch { tenant: Some(tenant.clone()), ..Fetch::default() }).await?;
         got.tenant.map(|t| t.modes).ok_or(StoreError::NotFound)
     }
@@ -863,5 +970,183 @@ impl Store for DynamoStore {
         // round trips of one shard, not of eight.
         let shards = (0..PURGE_SHARDS).map(|shard| self.purge_shard(shard, now));
         Ok(PurgeReport::sum(futures::future::try_join_all(shards).await?))
+    }
+
+    /// One `UpdateItem` of a ~60-byte item (one write unit, whether its
+    /// condition holds or not): `ADD` under the condition that the count has
+    /// not passed the limit yet, so the count stops at `limit + 1` and the
+    /// one request that takes it there is the minute's first refusal. The
+    /// SDK may retry it after a lost answer: a retry counts twice, which
+    /// errs on the strict side (one request fewer that minute), never lets
+    /// one more through.
+    async fn count_request(&self, token: &TokenId, minute: i64, limit: u32) -> Result<RateCount, StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.tables.limits)
+            .key(COUNTER_ID, s(rate_counter_id(token, minute)))
+            .update_expression("ADD #n :one SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(#n) OR #n <= :limit")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            // Swept a few minutes after its minute ends.
+            .expression_attribute_values(":ttl", n((minute + 5) * 60))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match sent {
+            Ok(out) => {
+                let count: u64 = out.attributes.as_ref().and_then(|a| opt_n(a, "n")).ok_or_else(|| bad("n"))?;
+                Ok(match u32::try_from(count) {
+                    Ok(c) if c <= limit => RateCount::Within { count: c },
+                    _ => RateCount::FirstOver,
+                })
+            }
+            Err(e) => match classify(e) {
+                // The condition failed: the minute's count has passed the limit.
+                StoreError::NotFound => Ok(RateCount::Over),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Queries the notice shards at once (reading only due entries), reads
+    /// those tokens consistently, and claims each with one conditional
+    /// `UpdateItem` (64 at once).
+    async fn claim_expiry_notices(&self, now: Timestamp) -> Result<Vec<ExpiryNotice>, StoreError> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let shards = (0..PURGE_SHARDS).map(|shard| self.due_notices(shard, now));
+        let ids: Vec<String> = futures::future::try_join_all(shards).await?.into_iter().flatten().collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = ids.iter().map(|id| Item::from([(TOKEN_ID.to_owned(), s(id))])).collect();
+        let items = self.batch_get(HashMap::from([(self.tables.tokens.clone(), keys)])).await?;
+        let tokens: Vec<TokenRecord> = items
+            .get(&self.tables.tokens)
+            .into_iter()
+            .flatten()
+            .filter(|i| i.contains_key(NOTICE_SHARD))
+            .map(token_from)
+            .collect::<Result<_, _>>()?;
+        let claimed: Vec<Option<ExpiryNotice>> = stream::iter(tokens)
+            .map(|t| async move {
+                let claimed = self.claim_notice(t.token_id.as_str(), now).await?;
+                let live = claimed && t.is_live(now);
+                let notice = ExpiryNotice {
+                    token_id: t.token_id,
+                    name: t.name,
+                    tenant_id: t.tenant_id,
+                    expires_at: t.grant.expires_at,
+                };
+                Ok::<_, StoreError>(live.then_some(notice))
+            })
+            .buffer_unordered(64)
+            .try_collect()
+            .await?;
+        Ok(claimed.into_iter().flatten().collect())
+    }
+
+    async fn release_expiry_notice(&self, token: &TokenId, notice_second: i64) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.tables.tokens)
+            .key(TOKEN_ID, s(token.as_str()))
+            .update_expression(format!("SET {NOTICE_SHARD} = :s, {NOTICE_AT} = :at REMOVE noticedAt"))
+            .condition_expression(format!("attribute_exists({TOKEN_ID})"))
+            .expression_attribute_values(":s", s(purge_shard(token)))
+            .expression_attribute_values(":at", n(notice_second))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn set_quota(&self, tenant: &TenantId, reads_per_month: Option<u64>) -> Result<(), StoreError> {
+        // On the item and its replicas: reads take the quota from a replica.
+        let update = |id: String| {
+            let update = Update::builder()
+                .table_name(&self.tables.tenants)
+                .key(TENANT_ID, s(id))
+                .condition_expression(format!("attribute_exists({TENANT_ID})"))
+                .expression_attribute_names("#q", READS_PER_MONTH);
+            let update = match reads_per_month {
+                Some(q) => update.update_expression("SET #q = :q").expression_attribute_values(":q", n(q)),
+                None => update.update_expression("REMOVE #q"),
+            };
+            build(update.build()).map(|u| TransactWriteItem::builder().update(u).build())
+        };
+        self.update_tenant(tenant, update, None).await
+    }
+
+    /// One `UpdateItem` of a small item (one write unit) while the quota is
+    /// far from reached: `ADD` under the condition that the shard's count is
+    /// below its share. A quota is spread over up to 8 shards (one per
+    /// 10,000 reads of quota, [`quota_shares`]), each its own item and
+    /// partition, so a tenant's counted reads are not bounded by one
+    /// partition's 1,000 write units a second. A read starts at a random
+    /// shard and tries the next ones only when a shard is full: the sum of
+    /// the shards never passes the quota, and a read is refused only when
+    /// every shard was full as it tried it.
+    async fn count_quota_read(&self, tenant: &TenantId, month: Month, quota: u64) -> Result<bool, StoreError> {
+        use rand::Rng;
+        let shares = quota_shares(quota);
+        let first = rand::thread_rng().gen_range(0..shares.len());
+        for i in (0..shares.len()).map(|j| (first + j) % shares.len()) {
+            if shares[i] == 0 {
+                continue;
+            }
+            let sent = self
+                .client
+                .update_item()
+                .table_name(&self.tables.limits)
+                .key(COUNTER_ID, s(quota_counter_id(tenant, month, i)))
+                .update_expression("ADD #n :one SET #ttl = :ttl")
+                .condition_expression("attribute_not_exists(#n) OR #n < :share")
+                .expression_attribute_names("#n", "n")
+                .expression_attribute_names("#ttl", TTL)
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":share", n(shares[i]))
+                // Kept a year past its month, then swept by TTL.
+                .expression_attribute_values(":ttl", n(month.next().start().seconds() + QUOTA_KEPT_SECONDS))
+                .send()
+                .await;
+            if written(sent.map_err(classify))? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Takes one off any shard that has a count (the sum is what counts).
+    async fn uncount_quota_read(&self, tenant: &TenantId, month: Month) -> Result<(), StoreError> {
+        for i in 0..QUOTA_SHARDS {
+            let sent = self
+                .client
+                .update_item()
+                .table_name(&self.tables.limits)
+                .key(COUNTER_ID, s(quota_counter_id(tenant, month, i)))
+                .update_expression("ADD #n :minus")
+                .condition_expression("#n > :zero")
+                .expression_attribute_names("#n", "n")
+                .expression_attribute_values(":minus", n(-1))
+                .expression_attribute_values(":zero", n(0))
+                .send()
+                .await;
+            if written(sent.map_err(classify))? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// One consistent `BatchGetItem` of every shard: their sum.
+    async fn quota_used(&self, tenant: &TenantId, month: Month) -> Result<u64, StoreError> {
+        let keys =
+            (0..QUOTA_SHARDS).map(|i| Item::from([(COUNTER_ID.to_owned(), s(quota_counter_id(tenant, month, i)))]));
+        let got = self.batch_get(HashMap::from([(self.tables.limits.clone(), keys.collect())])).await?;
+        Ok(got.get(&self.tables.limits).into_iter().flatten().filter_map(|i| opt_n::<u64>(i, "n")).sum())
     }
 }

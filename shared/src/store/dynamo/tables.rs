@@ -29,6 +29,7 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<(), Store
             "tenants" => &tables.tenants,
             "children" => &tables.children,
             "usage" => &tables.usage,
+            "limits" => &tables.limits,
             _ => &tables.audit,
         };
         let mut req = client

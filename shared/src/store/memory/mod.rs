@@ -27,13 +27,23 @@ struct State {
     daily: BTreeMap<(TenantId, Day, UsageSubject), u64>,
     /// How far each usage batch was applied ([`Store::apply_usage`]).
     batches: BTreeMap<String, SeqNo>,
+    /// Expiry notices still to send, by the second they are due.
+    notice_at: BTreeMap<TokenId, i64>,
+    /// Value reads counted against a tenant's quota, per UTC month.
+    quota_used: BTreeMap<(TenantId, Month), u64>,
 }
 
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
     file: Option<PathBuf>,
+    /// Requests per (token, UTC minute): not saved to the data file (a
+    /// minute's count outlives no restart worth keeping it for).
+    rate: Mutex<HashMap<(TokenId, i64), u32>>,
 }
+
+/// Rate counters kept before the older minutes are dropped.
+const RATE_COUNTERS_KEPT: usize = 4096;
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,7 +125,7 @@ impl MemoryStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
             Err(e) => return Err(e),
         };
-        Ok(Self { state: Mutex::new(state), file: Some(file) })
+        Ok(Self { state: Mutex::new(state), file: Some(file), rate: Mutex::default() })
     }
 
     /// Every tenant id, oldest first (the dev server reuses its tenant).
@@ -200,6 +210,9 @@ impl Store for MemoryStore {
             }
             s.tenants.insert(tenant.tenant_id.clone(), tenant.clone());
             s.purge_at.insert(root.token_id.clone(), root.grant.expires_at.ceil_seconds());
+            if let Some(at) = root.notice_second() {
+                s.notice_at.insert(root.token_id.clone(), at);
+            }
             s.tokens.insert(root.token_id.clone(), root.clone());
             Ok(())
         })
@@ -377,6 +390,9 @@ impl Store for MemoryStore {
                 s.children.entry(parent.clone()).or_default().insert(token.token_id.clone());
             }
             s.purge_at.insert(token.token_id.clone(), token.grant.expires_at.ceil_seconds());
+            if let Some(at) = token.notice_second() {
+                s.notice_at.insert(token.token_id.clone(), at);
+            }
             s.tokens.insert(token.token_id.clone(), token.clone());
             push_audit(s, audit);
             Ok(())
@@ -464,6 +480,7 @@ impl Store for MemoryStore {
             let due: Vec<TokenId> = s.purge_at.iter().filter(|(_, at)| **at <= now).map(|(id, _)| id.clone()).collect();
             for id in &due {
                 s.purge_at.remove(id);
+                s.notice_at.remove(id);
                 if let Some(issuer) = s.tokens.remove(id).and_then(|t| t.issued_by) {
                     if let Some(set) = s.children.get_mut(&issuer) {
                         set.remove(id);
@@ -484,6 +501,80 @@ impl Store for MemoryStore {
             }
             Ok(PurgeReport { items_read: destroyed, deleted: destroyed })
         })
+    }
+
+    async fn count_request(&self, token: &TokenId, minute: i64, limit: u32) -> Result<RateCount, StoreError> {
+        let mut rate = self.rate.lock().map_err(|_| StoreError::internal(FaultKind::Local, "store lock poisoned"))?;
+        if rate.len() >= RATE_COUNTERS_KEPT {
+            rate.retain(|(_, m), _| *m >= minute - 1);
+        }
+        let count = rate.entry((token.clone(), minute)).or_insert(0);
+        // As DynamoDB's condition: the count stops at `limit + 1`.
+        if *count > limit {
+            return Ok(RateCount::Over);
+        }
+        *count += 1;
+        Ok(if *count <= limit { RateCount::Within { count: *count } } else { RateCount::FirstOver })
+    }
+
+    async fn claim_expiry_notices(&self, now: Timestamp) -> Result<Vec<ExpiryNotice>, StoreError> {
+        self.with(|s| {
+            let due: Vec<TokenId> =
+                s.notice_at.iter().filter(|(_, at)| **at <= now.seconds()).map(|(id, _)| id.clone()).collect();
+            let mut out = Vec::new();
+            for id in due {
+                s.notice_at.remove(&id);
+                if let Some(t) = s.tokens.get(&id).filter(|t| t.is_live(now)) {
+                    out.push(ExpiryNotice {
+                        token_id: id,
+                        name: t.name.clone(),
+                        tenant_id: t.tenant_id.clone(),
+                        expires_at: t.grant.expires_at,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn release_expiry_notice(&self, token: &TokenId, notice_second: i64) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.tokens.contains_key(token) {
+                s.notice_at.insert(token.clone(), notice_second);
+            }
+            Ok(())
+        })
+    }
+
+    async fn set_quota(&self, tenant: &TenantId, reads_per_month: Option<u64>) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.tenants.get_mut(tenant).ok_or(StoreError::NotFound)?.reads_per_month = reads_per_month;
+            Ok(())
+        })
+    }
+
+    async fn count_quota_read(&self, tenant: &TenantId, month: Month, quota: u64) -> Result<bool, StoreError> {
+        self.with(|s| {
+            let used = s.quota_used.entry((tenant.clone(), month)).or_insert(0);
+            if *used >= quota {
+                return Ok(false);
+            }
+            *used += 1;
+            Ok(true)
+        })
+    }
+
+    async fn uncount_quota_read(&self, tenant: &TenantId, month: Month) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some(used) = s.quota_used.get_mut(&(tenant.clone(), month)) {
+                *used = used.saturating_sub(1);
+            }
+            Ok(())
+        })
+    }
+
+    async fn quota_used(&self, tenant: &TenantId, month: Month) -> Result<u64, StoreError> {
+        self.read(|s| s.quota_used.get(&(tenant.clone(), month)).copied().unwrap_or(0))
     }
 }
 

@@ -14,6 +14,9 @@ struct TokenRow {
     expires_at: i64,
     key_ids: Option<Vec<String>>,
     allowed_cidrs: Option<Vec<String>>,
+    /// Files written before rate limits have none.
+    #[serde(default)]
+    rate_limit: Option<u32>,
     created_at: i64,
     issued_by: Option<String>,
     ancestors: Vec<String>,
@@ -22,6 +25,10 @@ struct TokenRow {
     uses: u64,
     children: Vec<String>,
     purge_at: i64,
+    /// When its expiry notice is due (epoch seconds); `None` once sent or
+    /// for a short-lived token. Files written before notices: none.
+    #[serde(default)]
+    notice_at: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -99,6 +106,18 @@ struct TenantRow {
     name: String,
     modes: TenantModes,
     created_at: i64,
+    /// Files written before quotas have none.
+    #[serde(default)]
+    reads_per_month: Option<u64>,
+}
+
+/// A tenant's counted value reads in one UTC month.
+#[derive(Serialize, Deserialize)]
+struct QuotaRow {
+    tenant_id: String,
+    /// The first instant of the month (milliseconds).
+    month_start: i64,
+    used: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -130,6 +149,8 @@ struct File {
     /// Files written before daily counts have none.
     #[serde(default)]
     daily: Vec<DailyRow>,
+    #[serde(default)]
+    quota_used: Vec<QuotaRow>,
 }
 
 fn b64(b: &[u8]) -> String {
@@ -154,6 +175,7 @@ pub(super) fn save(path: &std::path::Path, s: &State) -> std::io::Result<()> {
                 expires_at: t.grant.expires_at.millis(),
                 key_ids: t.grant.key_ids.as_ref().map(|v| v.iter().map(ToString::to_string).collect()),
                 allowed_cidrs: t.grant.allowed_cidrs.as_ref().map(|v| v.iter().map(ToString::to_string).collect()),
+                rate_limit: t.grant.rate_limit,
                 created_at: t.created_at.millis(),
                 issued_by: t.issued_by.as_ref().map(ToString::to_string),
                 ancestors: t.ancestors.iter().map(ToString::to_string).collect(),
@@ -162,6 +184,7 @@ pub(super) fn save(path: &std::path::Path, s: &State) -> std::io::Result<()> {
                 uses: t.uses,
                 children: s.children.get(&t.token_id).into_iter().flatten().map(ToString::to_string).collect(),
                 purge_at: s.purge_at.get(&t.token_id).copied().unwrap_or(t.grant.expires_at.ceil_seconds()) * 1000,
+                notice_at: s.notice_at.get(&t.token_id).copied(),
             })
             .collect(),
         keys: s
@@ -196,6 +219,16 @@ pub(super) fn save(path: &std::path::Path, s: &State) -> std::io::Result<()> {
                 name: t.name.clone(),
                 modes: t.modes,
                 created_at: t.created_at.millis(),
+                reads_per_month: t.reads_per_month,
+            })
+            .collect(),
+        quota_used: s
+            .quota_used
+            .iter()
+            .map(|((tenant, month), used)| QuotaRow {
+                tenant_id: tenant.to_string(),
+                month_start: month.start().millis(),
+                used: *used,
             })
             .collect(),
         audit: s
@@ -253,6 +286,7 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
                 expires_at: Timestamp::from_millis(t.expires_at),
                 key_ids,
                 allowed_cidrs,
+                rate_limit: t.rate_limit.filter(|r| *r > 0),
             },
             created_at: Timestamp::from_millis(t.created_at),
             issued_by: t.issued_by.map(TokenId::from_stored),
@@ -265,6 +299,9 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
             s.children.insert(id.clone(), t.children.into_iter().map(TokenId::from_stored).collect());
         }
         s.purge_at.insert(id.clone(), Timestamp::from_millis(t.purge_at).ceil_seconds());
+        if let Some(at) = t.notice_at {
+            s.notice_at.insert(id.clone(), at);
+        }
         s.tokens.insert(id, rec);
     }
     for k in file.keys {
@@ -305,8 +342,13 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
                 name: t.name,
                 modes: t.modes,
                 created_at: Timestamp::from_millis(t.created_at),
+                reads_per_month: t.reads_per_month,
             },
         );
+    }
+    for q in file.quota_used {
+        let month = Month::of(Timestamp::from_millis(q.month_start));
+        s.quota_used.insert((TenantId::from_stored(q.tenant_id), month), q.used);
     }
     for a in file.audit {
         let tenant = TenantId::from_stored(a.tenant_id);
