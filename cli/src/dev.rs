@@ -50,6 +50,10 @@ pub struct DevArgs {
     /// revoked tokens), as the cleanup function runs it in AWS.
     #[arg(long, default_value_t = ibyok::maintenance::DEV_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub purge_every: u64,
+    /// Give the development tenant a monthly quota of value reads, as
+    /// `ibyok admin quota` does for a deployed tenant.
+    #[arg(long, value_name = "READS")]
+    pub quota: Option<u64>,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -91,7 +95,11 @@ async fn aws_backends(args: &DevArgs) -> Result<(Arc<dyn Store>, Arc<dyn ibyok::
 
 /// The tenant to serve and a fresh root token for it: the data dir's first
 /// tenant when there is one, else a new tenant.
-async fn root_token(store: &dyn Store, existing: Option<ibyok::store::TenantRecord>) -> Result<TokenSecret, Error> {
+/// The development tenant's id and a fresh root token for it.
+async fn root_token(
+    store: &dyn Store,
+    existing: Option<ibyok::store::TenantRecord>,
+) -> Result<(ibyok::ids::TenantId, TokenSecret), Error> {
     let now = SystemClock.now();
     match existing {
         Some(tenant) => {
@@ -113,11 +121,11 @@ async fn root_token(store: &dyn Store, existing: Option<ibyok::store::TenantReco
                 retain_until: None,
             };
             store.create_token(&record, &audit).await?;
-            Ok(secret)
+            Ok((tenant.tenant_id, secret))
         }
         None => {
             let b = ibyok::bootstrap::create_tenant(store, "dev", now).await?;
-            Ok(b.token)
+            Ok((b.tenant.tenant_id, b.token))
         }
     }
 }
@@ -164,7 +172,10 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
     } else {
         (Arc::new(MemoryStore::new()), Arc::new(LocalKms::ephemeral()), None)
     };
-    let token = root_token(store.as_ref(), existing).await?;
+    let (tenant, token) = root_token(store.as_ref(), existing).await?;
+    if let Some(reads) = args.quota {
+        store.set_quota(&tenant, Some(reads)).await?;
+    }
     let app = Arc::new(App::new(store, kms, config));
     spawn_maintenance(app.clone(), Duration::from_secs(args.purge_every));
 

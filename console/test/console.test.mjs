@@ -3,8 +3,8 @@
 // checked for CSP violations, console errors, requests to other origins and
 // serious or critical axe-core violations, and screenshotted.
 //
-// Environment: CHROMIUM, OUT_DIR, BASE_A/TOKEN_A (no guardrails),
-// BASE_B/TOKEN_B (started with guardrails).
+// Environment: CHROMIUM, OUT_DIR, BASE_A/TOKEN_A (no guardrails; a quota of
+// 100,000 reads a month), BASE_B/TOKEN_B (started with guardrails; no quota).
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -444,11 +444,9 @@ try {
     await read(app.token, groq.keyId, 4);
     await read(app.token, keyId, 1);
     const usage = (await call(BASE_A, TOKEN_A, 'GET', '/usage')).body;
-    ok(usage.quota === null, `this tenant has no quota: ${JSON.stringify(usage.quota)}`);
     const total = usage.keys.reduce((n, k) => n + k.retrievals, 0); // every read of this run is today's
     ok(total >= 8, `${total} reads counted`);
     await rendered(root, 'usage');
-    ok(await root.page.isVisible('text=No monthly quota: reads are unlimited.'), 'the quota card says there is none');
     const fig = (kind, id) => root.page.locator(`figure.daily[data-kind="${kind}"][data-id="${id}"]`);
     const expect = async (kind, id, n) => {
       const f = fig(kind, id);
@@ -487,22 +485,15 @@ try {
     await check(root, 'usage-7-days');
   });
 
-  await step('a tenant quota on the usage page (the answer of GET /usage given a quota)', async () => {
-    // `ibyok admin quota` writes to DynamoDB; the development server's memory
-    // store has no such command, so this page reads a quota put into the
-    // server's own answer.
-    const resetsAt = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() + 1, 1)).toISOString().replace('.000Z', 'Z');
-    await root.page.route('**/usage', async (r) => {
-      const res = await r.fetch();
-      const body = await res.json();
-      body.quota = {readsPerMonth: 10000, used: 2500, resetsAt};
-      await r.fulfill({response: res, json: body});
-    });
+  await step('the tenant quota on the usage page (ibyok dev --quota 100000)', async () => {
+    const usage = (await call(BASE_A, TOKEN_A, 'GET', '/usage')).body;
+    const reads = usage.keys.reduce((n, k) => n + k.retrievals, 0);
+    ok(usage.quota && usage.quota.readsPerMonth === 100000 && usage.quota.used === reads, `quota ${JSON.stringify(usage.quota)}, ${reads} reads`);
     await rendered(root, 'usage');
-    ok(await root.page.isVisible('text=2,500 of 10,000 reads this month (25 %)'), 'the quota line');
-    ok(await root.page.getAttribute('progress', 'value') === '2500', 'the quota bar');
-    await check(root, 'usage-quota');
-    await root.page.unroute('**/usage');
+    const line = await root.page.textContent('.quota p');
+    ok(line.startsWith(`${reads} of 100,000 reads this month (0 %). Resets in `) && line.includes(usage.quota.resetsAt.slice(0, 10)), `the quota line: ${line}`);
+    ok(await root.page.getAttribute('progress', 'value') === String(reads) && await root.page.getAttribute('progress', 'max') === '100000', 'the quota bar');
+    await check(root, 'usage-quota', '.quota');
   });
 
   await step('audit: newest first, paged by cursor, denied events marked', async () => {
@@ -554,6 +545,8 @@ try {
     ok(staging.includes('forced live') && staging.includes('STAGING_MODE_FORCED'), `staging row: ${staging}`);
     ok(await t.page.locator('tr[data-env="production"] option[value="mock"]').isDisabled(), 'production mock cannot be chosen');
     await check(t, 'modes-guardrails');
+    await rendered(t, 'usage');
+    ok(await t.page.isVisible('text=No monthly quota: reads are unlimited.'), 'a tenant without a quota');
     await t.page.close();
     await root.page.bringToFront(); // a background tab's animation frames are throttled
   });
