@@ -355,6 +355,28 @@ try {
     await check(root, 'tokens-rate-limit', 'table.tokens');
   });
 
+  await step('a token over its rate limit sees the 429 and when to try again', async () => {
+    // One request a minute: sign-in's GET /tokens passes, the tokens page's
+    // own list is refused. A UTC minute turning in between lets both pass:
+    // then once more with a fresh token.
+    for (let attempt = 1; ; attempt++) {
+      const tight = await issue(BASE_A, TOKEN_A, {name: `one-a-minute-${attempt}`, scopes: ['tokens:read'], rateLimit: 1});
+      const t = await tab(BASE_A);
+      await signInWith(t, tight.token, 'tokens');
+      const banner = await t.page.locator('.banner:not([hidden])').count();
+      if (!banner && attempt < 3) {
+        await t.page.close();
+        continue;
+      }
+      const text = await t.page.textContent('.banner');
+      ok(/^Error 429: .+[.!?] Try again in \d+ seconds?\./.test(text), `the banner: ${text}`);
+      await check(t, 'rate-limited');
+      await t.page.close();
+      await root.page.bringToFront();
+      break;
+    }
+  });
+
   await step('a keys:read token sees a read-only console, and its expiry warning', async () => {
     const t = await tab(BASE_A);
     await signInWith(t, reader);

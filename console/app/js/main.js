@@ -33,7 +33,8 @@ export const ui = {
     const msg = err instanceof ApiError ? err.message : String(err && err.message ? err.message : err);
     const parts = [h('strong', null, err instanceof ApiError && err.status ? `Error ${err.status}: ` : 'Error: '), msg];
     if (err instanceof ApiError && err.retryAfter) {
-      parts.push(` Try again ${relative(new Date(Date.now() + err.retryAfter * 1000).toISOString())}.`);
+      const end = /[.!?]$/.test(msg) ? ' ' : '. ';
+      parts.push(`${end}Try again ${relative(new Date(Date.now() + err.retryAfter * 1000).toISOString())}.`);
     }
     if (err instanceof ApiError && err.requestId) {
       parts.push(h('span', {class: 'reqid'}, ' Request id: ', h('code', null, err.requestId)));
