@@ -213,19 +213,31 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
     /// Revokes `root` and, level by level, everything issued below it. Each
     /// revocation answers the tokens its token issued, read after `revokedAt`
     /// was set, and an issue whose issuer is revoked fails: no child can
-    /// slip in between. The audit event is written once the root's
-    /// revocation has landed (beside the cascade), so that it never
-    /// describes a revocation that did not happen.
+    /// slip in between. The audit event is written beside the root's
+    /// revocation (one round trip, not two) and retracted if the revocation
+    /// fails, so that no event stays for a revocation that did not happen.
     async fn revoke_tree(&self, caller: &Caller, root: Revocable) -> Result<(), ApiError> {
         let tenant = &caller.token.tenant_id;
         let grace = self.app.config.revoked_retention_seconds;
         let mut audit = self.event(caller, AuditAction::TokenRevoke, None);
         audit.token_id = Some(root.token_id.clone());
-        let frontier = self.app.store.revoke_token(tenant, &root, self.now, grace).await.map_err(|e| match e {
-            StoreError::NotFound => ApiError::NotFound("no such token"),
-            e => e.into(),
-        })?;
-        let (recorded, cascaded) = tokio::join!(self.app.store.append_audit(&audit), async {
+        let (revoked, recorded) = tokio::join!(
+            self.app.store.revoke_token(tenant, &root, self.now, grace),
+            self.app.store.append_audit(&audit)
+        );
+        let frontier = match revoked {
+            Ok(frontier) => frontier,
+            Err(e) => {
+                if let Err(undo) = self.app.store.retract_event(&audit).await {
+                    tracing::warn!(request_id = %self.req.request_id, error = %undo, "could not retract the event of a failed revocation");
+                }
+                return Err(match e {
+                    StoreError::NotFound => ApiError::NotFound("no such token"),
+                    e => e.into(),
+                });
+            }
+        };
+        let cascaded = async {
             let mut frontier = frontier;
             let mut seen: HashSet<TokenId> = HashSet::from([root.token_id.clone()]);
             while !frontier.is_empty() {
@@ -240,8 +252,8 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
                 }
             }
             Ok::<_, ApiError>(())
-        });
-        cascaded?;
+        };
+        cascaded.await?;
         Ok(recorded?)
     }
 }

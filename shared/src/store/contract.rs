@@ -576,6 +576,19 @@ pub async fn expected_read_needs_a_live_token(store: Subject) {
     assert_eq!(w.get_key(&key.key_id).await.unwrap().retrievals, 1);
 }
 
+/// An event retracted is gone, and only it; retracting a gone one is fine.
+pub async fn retract_event_removes_that_event_only(store: Subject) {
+    let w = world(store).await;
+    let keep = w.event(AuditAction::TokenRevoke, T0);
+    let gone = w.event(AuditAction::TokenRevoke, T0);
+    w.store.append_audit(&keep).await.unwrap();
+    w.store.append_audit(&gone).await.unwrap();
+    w.store.retract_event(&gone).await.unwrap();
+    w.store.retract_event(&gone).await.unwrap();
+    let left: Vec<String> = w.audit().await.into_iter().map(|e| e.request_id).collect();
+    assert_eq!(left, vec![keep.request_id.clone()]);
+}
+
 // ------------------------------------------------------------ usage
 
 /// Batches of the audit stream add exactly what they hold: a redelivery
@@ -1154,6 +1167,7 @@ macro_rules! store_contract_tests {
             expected_read_follows_the_tenant_setting,
             expected_read_needs_a_live_token,
             apply_usage_is_exact_under_redelivery,
+            retract_event_removes_that_event_only,
             create_token_records_the_child_for_its_issuer,
             create_token_never_overwrites,
             create_token_needs_a_live_issuer,

@@ -761,6 +761,11 @@ pub trait Store: Send + Sync {
     /// One round trip.
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
 
+    /// One round trip: deletes an event written beside an operation that
+    /// then did not happen (a gone event is fine), so that no event
+    /// describes it. Not for reads: [`Store::unrecord_read`] takes those back.
+    async fn retract_event(&self, event: &AuditEvent) -> Result<(), StoreError>;
+
     /// One round trip, newest first.
     async fn list_audit(
         &self,

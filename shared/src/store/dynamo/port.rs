@@ -905,6 +905,10 @@ impl Store for DynamoStore {
         self.put_event_once(event).await
     }
 
+    async fn retract_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.delete_event(event).await
+    }
+
     /// Newest first across the tenant's partitions: each is queried (at
     /// once) for up to `limit` events older than the cursor, and the pages
     /// are merged. The cursor is the last event key listed.

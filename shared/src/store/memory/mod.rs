@@ -456,6 +456,15 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn retract_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some(events) = event.tenant_id.as_ref().and_then(|t| s.audit.get_mut(t)) {
+                events.remove(&(event.at.millis(), event.event_id.clone()));
+            }
+            Ok(())
+        })
+    }
+
     async fn list_audit(
         &self,
         tenant: &TenantId,
