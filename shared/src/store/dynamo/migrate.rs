@@ -31,31 +31,6 @@ pub struct MigrateReport {
 }
 
 impl DynamoStore {
-    /// Every item of `table` that `filter` keeps, every page.
-    async fn scan_all(&self, table: &str, filter: &str, values: &[(&str, &str)]) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let resp = self
-                .client
-                .scan()
-                .table_name(table)
-                .filter_expression(filter)
-                .set_expression_attribute_values(
-                    (!values.is_empty()).then(|| values.iter().map(|(k, v)| ((*k).to_owned(), s(*v))).collect()),
-                )
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            out.extend(resp.items.unwrap_or_default());
-            start = resp.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
-    }
-
     /// Writes `items` in batches of 25, retrying what comes back unprocessed.
     async fn batch_write(&self, table: &str, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         for chunk in requests.chunks(25) {
@@ -76,7 +51,8 @@ impl DynamoStore {
 
     pub async fn migrate(&self) -> Result<MigrateReport, StoreError> {
         let mut report = MigrateReport::default();
-        let issuers = self.scan_all(&self.tables.tokens, &format!("attribute_exists({LEGACY_CHILDREN})"), &[]).await?;
+        let issuers =
+            self.scan_all(&self.tables.tokens, &format!("attribute_exists({LEGACY_CHILDREN})"), &[], &[]).await?;
         for issuer in issuers {
             let issuer_id = TokenId::from_stored(get_s(&issuer, TOKEN_ID)?.to_owned());
             let ids = match issuer.get(LEGACY_CHILDREN) {
@@ -115,8 +91,9 @@ impl DynamoStore {
             report.issuers += 1;
         }
         // Events of the earlier layout: a partition key without a shard.
-        let events =
-            self.scan_all(&self.tables.audit, &format!("NOT contains({TENANT_ID}, :hash)"), &[(":hash", "#")]).await?;
+        let events = self
+            .scan_all(&self.tables.audit, &format!("NOT contains({TENANT_ID}, :hash)"), &[], &[(":hash", "#")])
+            .await?;
         let mut puts = Vec::new();
         let mut deletes = Vec::new();
         for old in events {
@@ -145,7 +122,7 @@ impl DynamoStore {
         self.batch_write(&self.tables.audit, deletes).await?;
         // Tenants without replicas of their item.
         let tenants = self
-            .scan_all(&self.tables.tenants, &format!("NOT contains({TENANT_ID}, :hash)"), &[(":hash", "#")])
+            .scan_all(&self.tables.tenants, &format!("NOT contains({TENANT_ID}, :hash)"), &[], &[(":hash", "#")])
             .await?;
         for t in tenants {
             let tenant = TenantId::from_stored(get_s(&t, TENANT_ID)?.to_owned());

@@ -85,27 +85,43 @@ impl DynamoStore {
     /// The tenants named `name` (a scan of the tenants table, which holds
     /// one small item per tenant). Operator path: `ibyok admin quota`.
     pub async fn tenants_named(&self, name: &str) -> Result<Vec<TenantRecord>, StoreError> {
+        // The tenants' own items, not their replicas (`<id>#<r>`).
+        let filter = "#name = :name AND NOT contains(#id, :hash)";
+        let names = [("#name", "name"), ("#id", TENANT_ID)];
+        let items = self.scan_all(&self.tables.tenants, filter, &names, &[(":name", name), (":hash", "#")]).await?;
+        items.iter().map(tenant_from).collect()
+    }
+
+    /// Every item of `table` that `filter` keeps, every page, consistently
+    /// (operator paths: a scan reads the whole table).
+    pub(super) async fn scan_all(
+        &self,
+        table: &str,
+        filter: &str,
+        names: &[(&str, &str)],
+        values: &[(&str, &str)],
+    ) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
             let resp = self
                 .client
                 .scan()
-                .table_name(&self.tables.tenants)
-                // The tenants' own items, not their replicas (`<id>#<r>`).
-                .filter_expression("#name = :name AND NOT contains(#id, :hash)")
-                .expression_attribute_names("#name", "name")
-                .expression_attribute_names("#id", TENANT_ID)
-                .expression_attribute_values(":name", AttributeValue::S(name.to_owned()))
-                .expression_attribute_values(":hash", AttributeValue::S("#".to_owned()))
+                .table_name(table)
+                .filter_expression(filter)
+                .set_expression_attribute_names(
+                    (!names.is_empty())
+                        .then(|| names.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
+                )
+                .set_expression_attribute_values(
+                    (!values.is_empty()).then(|| values.iter().map(|(k, v)| ((*k).to_owned(), s(*v))).collect()),
+                )
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(classify)?;
-            for item in resp.items() {
-                out.push(tenant_from(item)?);
-            }
+            out.extend(resp.items.unwrap_or_default());
             start = resp.last_evaluated_key;
             if start.is_none() {
                 return Ok(out);
