@@ -98,9 +98,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "this path does not take that method".to_owned(),
             ApiError::PayloadTooLarge => "the request body is over 64 KiB".to_owned(),
             ApiError::UnsupportedMediaType => "the request body must be application/json".to_owned(),
-            ApiError::RateLimited { .. } => {
-                "this token's rate limit for the current minute is used up; retry after Retry-After seconds".to_owned()
-            }
+            ApiError::RateLimited { .. } => "this token's rate limit for the current UTC minute is used up".to_owned(),
             ApiError::QuotaExceeded { .. } => {
                 "this tenant's monthly quota of value reads is used up; it resets at the start of the next UTC month"
                     .to_owned()
