@@ -6,6 +6,17 @@ copy: "dictionary changed size during iteration", answered as a bare 500.
 Real DynamoDB has no such failure. DynamoDB requests are therefore served
 under one lock; KMS requests are not.
 
+moto's TransactWriteItems also copies a table once per item it holds on
+that table (all copies taken before any write, so all alike); a transaction
+of an item and its four replicas copied the replicas table four times. The
+copies are made once per table per transaction here (`copy_each_table_once`),
+the same rollback state at a fraction of the time and memory.
+
+moto keeps every model object it ever made (for its dashboard, which the
+tests never use): every item and every table copy, so its memory grew by
+gigabytes over a long test (the fault test's transactions). Tracking is off
+here (`forget_instances`).
+
 Usage: moto_server.py PORT [--keepalive] [--capacity]
   stock: werkzeug, as `moto_server` runs it (one connection per request);
   --keepalive: waitress, which keeps connections open (latency work);
@@ -19,6 +30,46 @@ import threading
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
+def copy_each_table_once():
+    """Within one TransactWriteItems, `copy.deepcopy` of a table it has
+    copied already answers that copy (moto takes them all before writing)."""
+    import copy
+    import types
+
+    import moto.dynamodb.models as models
+
+    original = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self, transact_items):
+        copies = {}
+
+        def deepcopy(obj, memo=None):
+            if not isinstance(obj, models.Table):
+                return copy.deepcopy(obj, memo)
+            if id(obj) not in copies:
+                copies[id(obj)] = copy.deepcopy(obj, memo)
+            return copies[id(obj)]
+
+        # Safe: DynamoDB requests are served one at a time (the lock below).
+        models.copy = types.SimpleNamespace(deepcopy=deepcopy)
+        try:
+            return original(self, transact_items)
+        finally:
+            models.copy = copy
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items
+
+
+def forget_instances():
+    """moto's `BaseModel.__new__` appends every instance to a class list that
+    is never emptied; it is made without that."""
+    from moto.core.common_models import BaseModel
+
+    BaseModel.__new__ = staticmethod(lambda cls, *args, **kwargs: object.__new__(cls))
+
+
+copy_each_table_once()
+forget_instances()
 port = int(sys.argv[1])
 os.environ.setdefault("MOTO_PORT", str(port))
 moto = DomainDispatcherApplication(create_backend_app)
