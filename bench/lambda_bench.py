@@ -391,6 +391,7 @@ def setup(moto: str, cli: str) -> dict:
         IBYOK_CHILDREN_TABLE=f"{prefix}children",
         IBYOK_USAGE_TABLE=f"{prefix}usage",
         IBYOK_LIMITS_TABLE=f"{prefix}limits",
+        IBYOK_REPLICAS_TABLE=f"{prefix}replicas",
         AWS_LAMBDA_LOG_LEVEL="warn",
     )
     env.pop("AWS_LAMBDA_FUNCTION_NAME", None)

@@ -278,6 +278,7 @@ fn aws_env(cmd: &mut Command, prefix: &str) {
         .env("IBYOK_CHILDREN_TABLE", format!("{prefix}children"))
         .env("IBYOK_USAGE_TABLE", format!("{prefix}usage"))
         .env("IBYOK_LIMITS_TABLE", format!("{prefix}limits"))
+        .env("IBYOK_REPLICAS_TABLE", format!("{prefix}replicas"))
         .env_remove("IBYOK_KMS_KEY_ID")
         .env_remove("AWS_LAMBDA_FUNCTION_NAME");
 }

@@ -12,6 +12,7 @@ pub struct Tables {
     pub children: String,
     pub usage: String,
     pub limits: String,
+    pub replicas: String,
 }
 
 impl Tables {
@@ -25,6 +26,7 @@ impl Tables {
             children: format!("{prefix}children"),
             usage: format!("{prefix}usage"),
             limits: format!("{prefix}limits"),
+            replicas: format!("{prefix}replicas"),
         }
     }
 }
@@ -131,7 +133,8 @@ pub fn kms_key_id(get: impl Fn(&str) -> Option<String>) -> Result<String, Config
 
 impl Tables {
     /// `IBYOK_TOKENS_TABLE`, `IBYOK_KEYS_TABLE`, `IBYOK_TENANTS_TABLE`,
-    /// `IBYOK_AUDIT_TABLE`, `IBYOK_CHILDREN_TABLE`, `IBYOK_USAGE_TABLE`, `IBYOK_LIMITS_TABLE`; each defaults to
+    /// `IBYOK_AUDIT_TABLE`, `IBYOK_CHILDREN_TABLE`, `IBYOK_USAGE_TABLE`, `IBYOK_LIMITS_TABLE`,
+    /// `IBYOK_REPLICAS_TABLE`; each defaults to
     /// `ibyok-<name>`.
     pub fn from_env() -> Self {
         let get = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.to_owned());
@@ -143,6 +146,7 @@ impl Tables {
             children: get("IBYOK_CHILDREN_TABLE", "ibyok-children"),
             usage: get("IBYOK_USAGE_TABLE", "ibyok-usage"),
             limits: get("IBYOK_LIMITS_TABLE", "ibyok-limits"),
+            replicas: get("IBYOK_REPLICAS_TABLE", "ibyok-replicas"),
         }
     }
 }

@@ -302,6 +302,18 @@ async fn migrate_moves_the_earlier_layout_and_loses_nothing() {
     };
     batch_put(&env, &env.tables.audit, vec![legacy(0, "settings.update"), legacy(1, "key.read")]).await;
     env.read(&env.root, &key, "development").await.expect(200);
+    // A key of the earlier layout (no replicas): read from its item, and
+    // changed alone.
+    let old_key = env.add_key(&env.root, "old", "openai", "sk-migrated-000000001").await;
+    for r in 0..4 {
+        let id = AttributeValue::S(format!("key#{old_key}#{r}"));
+        env.dynamo.delete_item().table_name(&env.tables.replicas).key("replicaId", id).send().await.unwrap();
+    }
+    env.read(&env.root, &old_key, "development").await.expect(200);
+    let renamed = Req::patch(&format!("/keys/{old_key}")).token(&env.root).json(json!({"name": "old-renamed"}));
+    env.call(renamed).await.expect(200);
+    let replica = format!("key#{old_key}#0");
+    assert!(raw_item(&env, &env.tables.replicas, "replicaId", &replica).await.is_none(), "changed alone");
 
     let (audit_before, counts_before) = (listing(&env).await, counters(&env).await);
 
@@ -309,6 +321,14 @@ async fn migrate_moves_the_earlier_layout_and_loses_nothing() {
     assert_eq!((report.issuers, report.child_entries, report.events), (1, 3, 2), "{report:?}");
     let again = env.store.migrate().await.unwrap();
     assert_eq!((again.issuers, again.child_entries, again.events), (0, 0, 0), "idempotent");
+    assert_eq!((report.records, again.records), (5, 0), "the old key and the four old tokens gain replicas, once");
+    replicas_agree(&env, "key", &old_key).await;
+    replicas_agree(&env, "token", &old_id).await;
+    for c in &children {
+        replicas_agree(&env, "token", c.token_id.as_str()).await;
+    }
+    let read = env.read(&env.root, &old_key, "development").await.expect(200);
+    assert_eq!(read.body["name"], "old-renamed");
 
     let item = env
         .dynamo
@@ -432,4 +452,96 @@ async fn tenant_settings_spread_over_replicas_and_the_earlier_layout_still_reads
     assert_eq!(env.store.migrate().await.unwrap().tenants, 0, "idempotent");
     let r = env.read(&env.root, &key, "development").await.expect(200);
     assert_eq!(r.body["modeInfo"]["effectiveMode"], "live");
+}
+
+/// The item under `id` in `table` (keyed by `attr`), consistently.
+async fn raw_item(env: &Env, table: &str, attr: &str, id: &str) -> Option<Item> {
+    let got = env
+        .dynamo
+        .get_item()
+        .table_name(table)
+        .key(attr, AttributeValue::S(id.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    got.item
+}
+
+/// Each of the record's four replicas holds what its item holds (the
+/// counters aside, which the usage function keeps on the item); none is
+/// left when the item is gone.
+async fn replicas_agree(env: &Env, record: &str, id: &str) {
+    let (table, attr) = match record {
+        "key" => (&env.tables.keys, "keyId"),
+        _ => (&env.tables.tokens, "tokenId"),
+    };
+    let strip = |mut i: Item| {
+        for a in ["replicaId", "retrievals", "uses", "lastUsedAt"] {
+            i.remove(a);
+        }
+        i
+    };
+    let main = raw_item(env, table, attr, id).await.map(strip);
+    for r in 0..4 {
+        let replica = raw_item(env, &env.tables.replicas, "replicaId", &format!("{record}#{id}#{r}")).await;
+        assert_eq!(replica.map(strip), main, "{record} {id}: replica {r} is its item");
+    }
+}
+
+/// Every write that changes a key or a token reaches each of its replicas
+/// (read straight from the replicas table): created, renamed, rotated with
+/// a previous version, that version destroyed by cleanup (its bytes gone
+/// from every copy), revoked, deleted, purged.
+#[tokio::test]
+async fn every_write_reaches_every_replica() {
+    let env = Env::new().await;
+    let key = env.add_key(&env.root, "k", "openai", "sk-replicated-value-0001").await;
+    replicas_agree(&env, "key", &key).await;
+    env.call(Req::patch(&format!("/keys/{key}")).token(&env.root).json(json!({"name": "renamed"}))).await.expect(200);
+    replicas_agree(&env, "key", &key).await;
+    let old = raw_item(&env, &env.tables.keys, "keyId", &key).await.unwrap()["ciphertext"].clone();
+    env.call(
+        Req::put(&format!("/keys/{key}/value"))
+            .token(&env.root)
+            .json(json!({"value": "sk-replicated-value-0002", "previousValidFor": 60})),
+    )
+    .await
+    .expect(200);
+    replicas_agree(&env, "key", &key).await;
+    let replica = raw_item(&env, &env.tables.replicas, "replicaId", &format!("key#{key}#0")).await.unwrap();
+    assert!(replica.contains_key("previous"), "the previous version is on the replicas too");
+    env.clock.advance_seconds(61);
+    let report = cleanup::handler(env.store.as_ref(), None, env.clock.as_ref()).await.unwrap();
+    assert_eq!(report.versions.deleted, 1);
+    replicas_agree(&env, "key", &key).await;
+    let all = env.dynamo.scan().table_name(&env.tables.replicas).consistent_read(true).send().await.unwrap();
+    let old = old.as_b().unwrap().as_ref().to_vec();
+    for item in all.items() {
+        let text = format!("{item:?}");
+        assert!(!item.contains_key("previous"), "no replica keeps a destroyed version");
+        assert!(
+            item.values().all(|v| v.as_b().map_or(true, |b| b.as_ref() != old.as_slice())),
+            "the destroyed ciphertext is on no replica: {text:.80}"
+        );
+    }
+
+    let (token, secret) =
+        env.issue(&env.root, json!({"name": "fleet", "scopes": ["keys:read"], "expiresIn": 3600})).await;
+    replicas_agree(&env, "token", &token).await;
+    env.read(&secret, &key, "development").await.expect(200);
+    env.call(Req::delete(&format!("/tokens/{token}")).token(&env.root)).await.expect(204);
+    replicas_agree(&env, "token", &token).await;
+    let replica = raw_item(&env, &env.tables.replicas, "replicaId", &format!("token#{token}#3")).await.unwrap();
+    assert!(replica.contains_key("revokedAt"), "revoked on every replica before the revoke answered");
+    // Every read after the revocation is refused, whichever replica it takes.
+    for _ in 0..8 {
+        env.read(&secret, &key, "development").await.expect(401);
+    }
+    env.call(Req::delete(&format!("/keys/{key}")).token(&env.root)).await.expect(204);
+    replicas_agree(&env, "key", &key).await;
+    env.clock.advance_seconds(3600);
+    cleanup::handler(env.store.as_ref(), None, env.clock.as_ref()).await.unwrap();
+    replicas_agree(&env, "token", &token).await;
+    assert!(raw_item(&env, &env.tables.tokens, "tokenId", &token).await.is_none(), "purged");
 }

@@ -165,7 +165,8 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
 
     async fn caller_and_key(&mut self, id: &str, scope: Scope) -> Result<(super::auth::Caller, KeyRecord), ApiError> {
         let key_id = KeyId::parse(id);
-        let fetch = Fetch { keys: key_id.iter().cloned().collect(), ..Fetch::default() };
+        // Every key route shows the key with its counters.
+        let fetch = Fetch { keys: key_id.iter().cloned().collect(), usage: true, ..Fetch::default() };
         let (caller, mut fetched) = self.authenticate(fetch).await?;
         self.require(&caller, scope).await?;
         let key = self.visible_key(&caller, &mut fetched, key_id.as_ref()).await?;

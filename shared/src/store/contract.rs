@@ -132,18 +132,42 @@ impl World {
         self.store.revoke_token(&self.tenant, &target, at, grace).await
     }
 
-    /// The token as stored, its counters settled.
+    /// The token as stored, its counters settled; every read without its
+    /// counters (from the store's copies, where it keeps them) agrees.
     pub async fn token(&self, id: &TokenId) -> Option<TokenRecord> {
         self.settle().await;
-        let got = self.store.fetch(&Fetch { tokens: vec![id.clone()], ..Fetch::default() }).await.unwrap();
-        got.tokens.get(id).cloned()
+        let want = Fetch { tokens: vec![id.clone()], ..Fetch::default() };
+        let got = self.store.fetch(&Fetch { usage: true, ..want.clone() }).await.unwrap();
+        let stored = got.tokens.get(id).cloned();
+        let bare = |t: &TokenRecord| TokenRecord { uses: 0, last_used_at: None, ..t.clone() };
+        for read in self.reads(&want).await {
+            assert_eq!(read.tokens.get(id).map(bare), stored.as_ref().map(bare), "every read agrees with the item");
+        }
+        stored
     }
 
-    /// The key as stored, its counters settled.
+    /// The key as stored, its counters settled; every read without its
+    /// counters agrees.
     pub async fn get_key(&self, id: &KeyId) -> Option<KeyRecord> {
         self.settle().await;
-        let got = self.store.fetch(&Fetch { keys: vec![id.clone()], ..Fetch::default() }).await.unwrap();
-        got.keys.get(id).cloned()
+        let want = Fetch { keys: vec![id.clone()], ..Fetch::default() };
+        let got = self.store.fetch(&Fetch { usage: true, ..want.clone() }).await.unwrap();
+        let stored = got.keys.get(id).cloned();
+        let bare = |k: &KeyRecord| KeyRecord { retrievals: 0, last_used_at: None, ..k.clone() };
+        for read in self.reads(&want).await {
+            assert_eq!(read.keys.get(id).map(bare), stored.as_ref().map(bare), "every read agrees with the item");
+        }
+        stored
+    }
+
+    /// `want` fetched as a request does, twice as many times as the DynamoDB
+    /// adapter keeps copies of each record (it reads them in turn).
+    async fn reads(&self, want: &Fetch) -> Vec<Fetched> {
+        let mut out = Vec::new();
+        for _ in 0..2 * crate::store::schema::RECORD_REPLICAS {
+            out.push(self.store.fetch(want).await.unwrap());
+        }
+        out
     }
 
     pub async fn modes(&self) -> TenantModes {
@@ -252,6 +276,7 @@ pub async fn fetch_answers_only_what_exists(store: Subject) {
             tokens: vec![w.root.token_id.clone(), missing_token.clone(), w.root.token_id.clone()],
             keys: vec![missing_key],
             tenant: Some(w.tenant.clone()),
+            ..Fetch::default()
         })
         .await
         .unwrap();

@@ -470,6 +470,12 @@ pub struct Fetch {
     pub tokens: Vec<TokenId>,
     pub keys: Vec<KeyId>,
     pub tenant: Option<TenantId>,
+    /// Whether the records' usage counters (`retrievals`, `uses`,
+    /// `lastUsedAt`) are wanted, to be shown. Without it the store may answer
+    /// from copies that hold everything else exactly (the DynamoDB adapter's
+    /// replicas, which spread one key's or token's reads) and whose counters
+    /// are not kept.
+    pub usage: bool,
 }
 
 #[derive(Clone, Debug, Default)]

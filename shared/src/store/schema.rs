@@ -76,6 +76,8 @@ pub const USAGE_CHECKPOINTS: &str = "~checkpoints";
 pub const RETIRE_SHARD: &str = "retireShard";
 pub const RETIRE_AT: &str = "retireAt";
 pub const COUNTER_ID: &str = "counterId";
+/// A replica's key: `key#<keyId>#<r>` or `token#<tokenId>#<r>`.
+pub const REPLICA_ID: &str = "replicaId";
 pub const NOTICE_SHARD: &str = "noticeShard";
 pub const NOTICE_AT: &str = "noticeAt";
 /// The TTL attribute of the tokens and audit tables (epoch seconds).
@@ -194,7 +196,28 @@ pub const LIMITS: Table = Table {
     stream: false,
 };
 
-pub const ALL: [Table; 7] = [TOKENS, KEYS, TENANTS, AUDIT, CHILDREN, USAGE, LIMITS];
+/// Copies of each key's and each token's item (`key#<keyId>#<r>`,
+/// `token#<tokenId>#<r>`, [`RECORD_REPLICAS`] of each), written with the
+/// item by every change to it: a read takes its key and its token from one
+/// replica each, in turn, so that one key or one token is read over that
+/// many partition keys (DynamoDB gives each 3,000 read units a second). A
+/// table of their own, so that no copy enters the records' indexes. A
+/// token's copies carry its TTL and go with it; a key's go with the key.
+pub const REPLICAS: Table = Table {
+    logical_id: "ReplicasTable",
+    suffix: "replicas",
+    hash: s(REPLICA_ID),
+    range: None,
+    indexes: &[],
+    ttl: Some(TTL),
+    stream: false,
+};
+
+/// Replicas of each key's and each token's item: one key, or one token,
+/// takes 4 × 3,000 = 12,000 consistent reads a second.
+pub const RECORD_REPLICAS: u32 = 4;
+
+pub const ALL: [Table; 8] = [TOKENS, KEYS, TENANTS, AUDIT, CHILDREN, USAGE, LIMITS, REPLICAS];
 
 impl Table {
     /// Every attribute that a key of the table or of an index names, once.

@@ -8,6 +8,8 @@
 //!   meanwhile finds the children one way or the other.
 //! - A tenant's item gains its replicas (see `TENANT_REPLICAS`); until
 //!   then its settings are read from the item itself, a round trip more.
+//! - Keys and tokens gain their replicas (see `replicas.rs`); until then
+//!   they are read from their items, a round trip more.
 //! - Audit events under the bare tenant id move to their shard partition
 //!   (written, then the old one deleted). A moved `key.read` event is an
 //!   insert and a removal on the stream: its counts net to zero.
@@ -28,6 +30,8 @@ pub struct MigrateReport {
     pub events: usize,
     /// Tenants whose replicas were made.
     pub tenants: usize,
+    /// Keys and tokens whose replicas were made.
+    pub records: usize,
 }
 
 impl DynamoStore {
@@ -133,6 +137,7 @@ impl DynamoStore {
                 report.tenants += 1;
             }
         }
+        report.records = self.replicate_earlier_records().await?;
         Ok(report)
     }
 }

@@ -8,6 +8,7 @@
 //! | `cursor.rs` | page cursors bound to their tenant |
 //! | `retry.rs` | the one backoff helper for the loops the SDK does not retry |
 //! | `tables.rs` | table creation from [`schema`] |
+//! | `replicas.rs` | the copies of keys' and tokens' items that spread one key's or one token's reads |
 //! | `migrate.rs` | `ibyok admin migrate`: the earlier layout's items moved |
 //! | `stream.rs` | the audit stream's records as the usage function gets them, and what it does with them |
 //! | `consumer.rs` | the stream read where no event source mapping does it (tests, `ibyok dev --aws`) |
@@ -15,8 +16,8 @@
 
 use super::schema::{
     self, AUDIT_SHARDS, COUNTER_ID, CREATED_AT, EVENT_KEY, ISSUER_ID, KEY_ID, NOTICE_AT, NOTICE_INDEX, NOTICE_SHARD,
-    PURGE_AT, PURGE_INDEX, PURGE_SHARD, PURGE_SHARDS, RETIRE_AT, RETIRE_INDEX, RETIRE_SHARD, RETIRE_SHARDS, TENANT_ID,
-    TENANT_INDEX, TOKEN_ID, TTL, USAGE_CHECKPOINTS, USAGE_KEY,
+    PURGE_AT, PURGE_INDEX, PURGE_SHARD, PURGE_SHARDS, RECORD_REPLICAS, REPLICA_ID, RETIRE_AT, RETIRE_INDEX,
+    RETIRE_SHARD, RETIRE_SHARDS, TENANT_ID, TENANT_INDEX, TOKEN_ID, TTL, USAGE_CHECKPOINTS, USAGE_KEY,
 };
 use super::*;
 use crate::config::Tables;
@@ -30,8 +31,8 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, PutRequest, ReturnValue,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, DeleteRequest, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, PutRequest, ReturnValue,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification, StreamViewType,
     TimeToLiveSpecification, TransactWriteItem, Update, WriteRequest,
 };
@@ -47,6 +48,7 @@ mod errors;
 mod items;
 mod migrate;
 mod port;
+mod replicas;
 mod retry;
 pub mod stream;
 mod tables;
@@ -57,6 +59,7 @@ use errors::*;
 use items::*;
 pub use items::{key_from, quota_counter_id, quota_shares, tenant_from, token_from, token_item, QUOTA_READS_PER_SHARD};
 pub use migrate::MigrateReport;
+use replicas::*;
 use retry::Backoff;
 pub use tables::create_tables;
 

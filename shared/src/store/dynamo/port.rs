@@ -69,6 +69,21 @@ fn versions_update(
     (update, condition, names, values)
 }
 
+/// A token's or key's item (or replica) into `out`.
+fn add_record(out: &mut Fetched, rec: Record, item: &Item) -> Result<(), StoreError> {
+    match rec {
+        Record::Token => {
+            let t = token_from(item)?;
+            out.tokens.insert(t.token_id.clone(), t);
+        }
+        Record::Key => {
+            let k = key_from(item)?;
+            out.keys.insert(k.key_id.clone(), k);
+        }
+    }
+    Ok(())
+}
+
 impl DynamoStore {
     fn put(&self, table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
         let put = build(
@@ -258,7 +273,9 @@ impl DynamoStore {
             // Each token goes with its entry under its issuer (the index
             // holds keys only: the issuers come from a batch read).
             let issuers = self.issuers_of(&ids).await?;
-            for chunk in ids.chunks(12) {
+            // A batch takes 25 writes: 4 tokens, each with its entry and
+            // its replicas.
+            for chunk in ids.chunks(4) {
                 let mut writes: HashMap<String, Vec<WriteRequest>> = HashMap::new();
                 for id in chunk {
                     let del = build(DeleteRequest::builder().key(TOKEN_ID, s(id)).build())?;
@@ -266,6 +283,15 @@ impl DynamoStore {
                         .entry(self.tables.tokens.clone())
                         .or_default()
                         .push(WriteRequest::builder().delete_request(del).build());
+                    for r in 0..RECORD_REPLICAS {
+                        let del = build(
+                            DeleteRequest::builder().set_key(Some(key_of(replica_id(Record::Token, id, r)))).build(),
+                        )?;
+                        writes
+                            .entry(self.tables.replicas.clone())
+                            .or_default()
+                            .push(WriteRequest::builder().delete_request(del).build());
+                    }
                     if let Some(issuer) = issuers.get(id) {
                         let del =
                             build(DeleteRequest::builder().key(ISSUER_ID, s(issuer)).key(TOKEN_ID, s(id)).build())?;
@@ -313,19 +339,24 @@ impl DynamoStore {
         loop {
             let (ids, next) = self.due_page(&self.tables.keys, RETIRE_INDEX, KEY_ID, shard, now, start).await?;
             report.items_read += ids.len();
+            // From the item and from each replica at once.
             let updates = ids.iter().map(|id| {
-                self.client
-                    .update_item()
-                    .table_name(&self.tables.keys)
-                    .key(KEY_ID, s(id))
-                    .update_expression(format!("REMOVE #prev, {RETIRE_SHARD}, {RETIRE_AT}"))
-                    .expression_attribute_names("#prev", PREVIOUS)
-                    .condition_expression(format!("{RETIRE_AT} <= :now"))
-                    .expression_attribute_values(":now", n(now.seconds()))
-                    .send()
+                let update = |table: &str, key: Item| {
+                    build(
+                        Update::builder()
+                            .table_name(table)
+                            .set_key(Some(key))
+                            .update_expression(format!("REMOVE #prev, {RETIRE_SHARD}, {RETIRE_AT}"))
+                            .expression_attribute_names("#prev", PREVIOUS)
+                            .condition_expression(format!("{RETIRE_AT} <= :now"))
+                            .expression_attribute_values(":now", n(now.seconds()))
+                            .build(),
+                    )
+                };
+                self.update_replicated(Record::Key, id, update, Vec::new(), |_| StoreError::NotFound)
             });
             for out in futures::future::join_all(updates).await {
-                match out.map_err(classify) {
+                match out {
                     Ok(_) => report.deleted += 1,
                     // Replaced or deleted meanwhile: nothing due here now.
                     Err(StoreError::NotFound) => {}
@@ -483,33 +514,66 @@ impl DynamoStore {
 
 #[async_trait]
 impl Store for DynamoStore {
+    /// One batch read: each token and key from one of its replicas (from
+    /// its item when the counters are wanted), the tenant's settings from
+    /// one of the tenant's replicas. Records without replicas (the earlier
+    /// layout, or none at all) cost a second round trip to their items.
     async fn fetch(&self, want: &Fetch) -> Result<Fetched, StoreError> {
-        let mut req: HashMap<String, Vec<Item>> = HashMap::new();
-        let mut dedup = |table: &str, attr: &str, ids: Vec<&str>| {
-            let mut seen = std::collections::HashSet::new();
-            let keys: Vec<Item> = ids
-                .into_iter()
-                .filter(|id| seen.insert(*id))
-                .map(|id| Item::from([(attr.to_owned(), s(id))]))
-                .collect();
-            if !keys.is_empty() {
-                req.insert(table.to_owned(), keys);
+        let mut wanted: Vec<(Record, &str)> = Vec::new();
+        for w in want
+            .tokens
+            .iter()
+            .map(|t| (Record::Token, t.as_str()))
+            .chain(want.keys.iter().map(|k| (Record::Key, k.as_str())))
+        {
+            if !wanted.contains(&w) {
+                wanted.push(w);
             }
-        };
-        dedup(&self.tables.tokens, TOKEN_ID, want.tokens.iter().map(TokenId::as_str).collect());
-        dedup(&self.tables.keys, KEY_ID, want.keys.iter().map(KeyId::as_str).collect());
-        // The tenant's settings from one of its replicas, at random.
-        let replica = want.tenant.as_ref().map(|t| tenant_replica_id(t, rand::random::<u32>() % TENANT_REPLICAS));
-        dedup(&self.tables.tenants, TENANT_ID, replica.iter().map(String::as_str).collect());
-        let mut got = self.batch_get(req).await?;
-        let mut out = Fetched::default();
-        for item in got.remove(&self.tables.tokens).unwrap_or_default() {
-            let t = token_from(&item)?;
-            out.tokens.insert(t.token_id.clone(), t);
         }
-        for item in got.remove(&self.tables.keys).unwrap_or_default() {
-            let k = key_from(&item)?;
-            out.keys.insert(k.key_id.clone(), k);
+        let mut req: HashMap<String, Vec<Item>> = HashMap::new();
+        let r = next_replica(RECORD_REPLICAS);
+        for (rec, id) in &wanted {
+            match want.usage {
+                true => req
+                    .entry(rec.table(&self.tables).to_owned())
+                    .or_default()
+                    .push(Item::from([(rec.id_attr().to_owned(), s(*id))])),
+                false => req.entry(self.tables.replicas.clone()).or_default().push(key_of(replica_id(*rec, id, r))),
+            }
+        }
+        // The tenant's settings from one of its replicas, in turn.
+        if let Some(t) = &want.tenant {
+            let replica = tenant_replica_id(t, next_replica(TENANT_REPLICAS));
+            req.insert(self.tables.tenants.clone(), vec![Item::from([(TENANT_ID.to_owned(), s(replica))])]);
+        }
+        let mut got = self.batch_get(req).await?;
+        let mut items: Vec<(Record, Item)> = Vec::new();
+        for item in got.remove(&self.tables.replicas).unwrap_or_default() {
+            if let Some(rec) = replica_record(&item) {
+                items.push((rec, item));
+            }
+        }
+        for rec in [Record::Key, Record::Token] {
+            items.extend(got.remove(rec.table(&self.tables)).unwrap_or_default().into_iter().map(|i| (rec, i)));
+        }
+        let mut out = Fetched::default();
+        for (rec, item) in &items {
+            add_record(&mut out, *rec, item)?;
+        }
+        // No replica: the earlier layout (until `ibyok admin migrate`), or
+        // no such record. Its item, a round trip more.
+        let missing: Vec<(Record, &str)> = wanted
+            .iter()
+            .filter(|(rec, id)| match rec {
+                Record::Token => !out.tokens.contains_key(&TokenId::from_stored((*id).to_owned())),
+                Record::Key => !out.keys.contains_key(&KeyId::from_stored((*id).to_owned())),
+            })
+            .copied()
+            .collect();
+        if !want.usage && !missing.is_empty() {
+            for (rec, item) in self.read_items(&missing).await? {
+                add_record(&mut out, rec, &item)?;
+            }
         }
         match (got.remove(&self.tables.tenants).unwrap_or_default().first(), &want.tenant) {
             (Some(item), _) => out.tenant = Some(tenant_from(item)?),
@@ -531,6 +595,7 @@ impl Store for DynamoStore {
             self.put(&self.tables.tenants, main.clone(), Some("attribute_not_exists(tenantId)"))?,
             self.put(&self.tables.tokens, token_item(root), Some("attribute_not_exists(tokenId)"))?,
         ];
+        items.extend(self.replica_puts(Record::Token, &token_item(root), root.token_id.as_str())?);
         for r in 0..TENANT_REPLICAS {
             items.push(self.put(&self.tables.tenants, tenant_replica(&main, &tenant.tenant_id, r), None)?);
         }
@@ -567,10 +632,12 @@ impl Store for DynamoStore {
     }
 
     async fn create_key(&self, key: &KeyRecord, audit: &AuditEvent) -> Result<(), StoreError> {
-        let items = vec![
-            self.put(&self.tables.keys, key_item(key), Some("attribute_not_exists(keyId)"))?,
+        let main = key_item(key);
+        let mut items = vec![
+            self.put(&self.tables.keys, main.clone(), Some("attribute_not_exists(keyId)"))?,
             self.audit_put(audit)?,
         ];
+        items.extend(self.replica_puts(Record::Key, &main, key.key_id.as_str())?);
         match self.transact_or(items, |_| StoreError::Conflict(Conflict::Exists)).await {
             // A retry of our own write that had already landed (the response
             // was lost): the item holds our ciphertext.
@@ -599,33 +666,40 @@ impl Store for DynamoStore {
         at: Timestamp,
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut u = Update::builder()
-            .table_name(&self.tables.keys)
-            .key(KEY_ID, s(key.as_str()))
-            .expression_attribute_values(":tenant", s(tenant.as_str()))
-            .expression_attribute_values(":updatedAt", n(at.millis()));
-        u = match change {
-            KeyChange::Versions { expect, current, previous, pending, last_version } => {
-                let (update, condition, names, values) =
-                    versions_update(key, expect, current.as_ref(), previous, pending, *last_version);
-                let mut u = u.update_expression(update).condition_expression(condition);
-                for (k, v) in names {
-                    u = u.expression_attribute_names(k, v);
+        // The same change, under the same condition, to the item and to
+        // each of its replicas.
+        let update = |table: &str, item_key: Item| {
+            let u = Update::builder()
+                .table_name(table)
+                .set_key(Some(item_key))
+                .expression_attribute_values(":tenant", s(tenant.as_str()))
+                .expression_attribute_values(":updatedAt", n(at.millis()));
+            let u = match change {
+                KeyChange::Versions { expect, current, previous, pending, last_version } => {
+                    let (update, condition, names, values) =
+                        versions_update(key, expect, current.as_ref(), previous, pending, *last_version);
+                    let mut u = u.update_expression(update).condition_expression(condition);
+                    for (k, v) in names {
+                        u = u.expression_attribute_names(k, v);
+                    }
+                    for (k, v) in values {
+                        u = u.expression_attribute_values(k, v);
+                    }
+                    u
                 }
-                for (k, v) in values {
-                    u = u.expression_attribute_values(k, v);
-                }
-                u
-            }
-            KeyChange::Meta { name, mode_overrides } => u
-                .condition_expression("tenantId = :tenant")
-                .update_expression("SET #name = :name, modeOverrides = :mo, updatedAt = :updatedAt")
-                .expression_attribute_names("#name", "name")
-                .expression_attribute_values(":name", s(name))
-                .expression_attribute_values(":mo", overrides_value(mode_overrides)),
+                KeyChange::Meta { name, mode_overrides } => u
+                    .condition_expression("tenantId = :tenant")
+                    .update_expression("SET #name = :name, modeOverrides = :mo, updatedAt = :updatedAt")
+                    .expression_attribute_names("#name", "name")
+                    .expression_attribute_values(":name", s(name))
+                    .expression_attribute_values(":mo", overrides_value(mode_overrides)),
+            };
+            build(u.build())
         };
-        let items = vec![TransactWriteItem::builder().update(build(u.build())?).build(), self.audit_put(audit)?];
-        match self.transact_or(items, |_| StoreError::NotFound).await {
+        let changed = self.update_replicated(Record::Key, key.as_str(), update, vec![self.audit_put(audit)?], |_| {
+            StoreError::NotFound
+        });
+        match changed.await {
             // The key is gone or another tenant's, its versions changed, or
             // this very change landed on an earlier attempt.
             Err(StoreError::NotFound) if matches!(change, KeyChange::Versions { .. }) => {
@@ -649,7 +723,9 @@ impl Store for DynamoStore {
                 .expression_attribute_values(":tenant", s(tenant.as_str()))
                 .build(),
         )?;
-        let items = vec![TransactWriteItem::builder().delete(delete).build(), self.audit_put(audit)?];
+        let mut items = vec![TransactWriteItem::builder().delete(delete).build(), self.audit_put(audit)?];
+        // Its replicas with it (none, for a key of the earlier layout).
+        items.extend(self.replica_deletes(Record::Key, key.as_str())?);
         match self.transact_or(items, |_| StoreError::NotFound).await {
             // Gone already: deleted by a retry of this very call whose first
             // response was lost, or by a concurrent delete. Either way it is gone.
@@ -697,7 +773,8 @@ impl Store for DynamoStore {
             ModeRequirement::TenantSetting(..) => Some(expect.tenant_id.clone()),
             _ => None,
         };
-        let want = Fetch { tokens: vec![expect.token_id.clone()], keys: vec![expect.key_id.clone()], tenant };
+        let want =
+            Fetch { tokens: vec![expect.token_id.clone()], keys: vec![expect.key_id.clone()], tenant, usage: false };
         let (got, put) = tokio::join!(self.fetch(&want), self.put_event_once(audit));
         let holds = got.map(|got| {
             let modes = got.tenant.as_ref().map(|t| t.modes).unwrap_or_default();
@@ -733,8 +810,8 @@ impl Store for DynamoStore {
     }
 
     async fn create_token(&self, token: &TokenRecord, audit: &AuditEvent) -> Result<(), StoreError> {
-        let mut items =
-            vec![self.put(&self.tables.tokens, token_item(token), Some("attribute_not_exists(tokenId)"))?];
+        let main = token_item(token);
+        let mut items = vec![self.put(&self.tables.tokens, main.clone(), Some("attribute_not_exists(tokenId)"))?];
         if let Some(parent) = &token.issued_by {
             // The issuer must be live as the child is written, and the child
             // is entered under it, in its own small item: the issuer's item
@@ -752,6 +829,7 @@ impl Store for DynamoStore {
             items.push(self.put(&self.tables.children, child_item(parent, token), None)?);
         }
         items.push(self.audit_put(audit)?);
+        items.extend(self.replica_puts(Record::Token, &main, token.token_id.as_str())?);
         let outcome = self
             .transact_or(items, |i| match i {
                 0 => StoreError::Conflict(Conflict::Exists),
@@ -862,10 +940,17 @@ impl Store for DynamoStore {
         // Read after `revokedAt` was set: every child issued before it is
         // entered; none can be issued after it. A token that never issued
         // one (no `issued` mark) has none to read.
-        let mut children = match item.contains_key(ISSUED) {
-            true => self.children_of(token).await?,
-            false => Vec::new(),
+        // Beside it, the revoked item goes over every replica: once this
+        // answers, no read takes the token as live.
+        let children = async {
+            match item.contains_key(ISSUED) {
+                true => self.children_of(token).await,
+                false => Ok(Vec::new()),
+            }
         };
+        let (copied, children) = tokio::join!(self.overwrite_replicas(Record::Token, &item, token.as_str()), children);
+        copied?;
+        let mut children = children?;
         // Items of the earlier layout list their children on themselves.
         if let Some(AttributeValue::Ss(ids)) = item.get(LEGACY_CHILDREN) {
             let listed: std::collections::HashSet<TokenId> = children.iter().map(|c| c.token_id.clone()).collect();

@@ -30,6 +30,7 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<(), Store
             "children" => &tables.children,
             "usage" => &tables.usage,
             "limits" => &tables.limits,
+            "replicas" => &tables.replicas,
             _ => &tables.audit,
         };
         let mut req = client
