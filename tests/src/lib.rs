@@ -23,6 +23,23 @@ pub fn endpoint() -> String {
     })
 }
 
+/// The capacity model's ledger (`scripts/capacity.py`, when moto runs with
+/// `--capacity`): `GET` answers the units since the last `POST`, which
+/// empties it. `None` when moto runs without the model.
+pub fn capacity_ledger(method: &str) -> Option<Value> {
+    use std::io::{Read, Write};
+    let host = endpoint().trim_start_matches("http://").to_owned();
+    let mut s = std::net::TcpStream::connect(&host).ok()?;
+    write!(s, "{method} /__capacity HTTP/1.0\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    if !head.contains(" 200 ") {
+        return None;
+    }
+    serde_json::from_str(body).ok()
+}
+
 pub async fn sdk_config() -> aws_config::SdkConfig {
     sdk_config_at(&endpoint(), None).await
 }
@@ -298,6 +315,22 @@ impl Env {
     pub fn dyn_store(&self) -> &dyn Store {
         self.store.as_ref()
     }
+}
+
+/// A token's item as stored, read consistently.
+pub async fn raw_token(
+    env: &Env,
+    id: &str,
+) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    env.dynamo
+        .get_item()
+        .table_name(&env.tables.tokens)
+        .key("tokenId", aws_sdk_dynamodb::types::AttributeValue::S(id.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
 }
 
 /// An item's size as DynamoDB counts it for capacity: each attribute's name

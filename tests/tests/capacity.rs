@@ -9,28 +9,14 @@
 //! million read units, KMS $0.03 per 10,000 requests, HTTP API $1.00 per
 //! million, Lambda ~$0.25 per million at 256 MB.
 
-use ibyok_tests::{endpoint, Env, Req};
+use ibyok_tests::{capacity_ledger as capacity, endpoint, Env, Req};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
 
 const WRU: f64 = 0.625;
 const RRU: f64 = 0.125;
 const KMS: f64 = 3.00;
 const API: f64 = 1.00;
 const LAMBDA: f64 = 0.25;
-
-fn capacity(method: &str) -> Option<Value> {
-    let host = endpoint().trim_start_matches("http://").to_owned();
-    let mut s = std::net::TcpStream::connect(&host).ok()?;
-    write!(s, "{method} /__capacity HTTP/1.0\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    if !head.contains(" 200 ") {
-        return None;
-    }
-    serde_json::from_str(body).ok()
-}
 
 struct Measured {
     name: String,

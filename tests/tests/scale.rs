@@ -8,24 +8,12 @@ use ibyok::clock::Clock;
 use ibyok::store::dynamo::token_item;
 use ibyok::store::TokenRecord;
 use ibyok::token::{ParsedToken, Scope, Scopes};
-use ibyok_tests::{item_bytes, Env, Req};
+use ibyok_tests::{item_bytes, raw_token, Env, Req};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Instant;
 
 type Item = HashMap<String, AttributeValue>;
-
-async fn raw_token(env: &Env, id: &str) -> Option<Item> {
-    env.dynamo
-        .get_item()
-        .table_name(&env.tables.tokens)
-        .key("tokenId", AttributeValue::S(id.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-}
 
 async fn revoked(env: &Env, id: &str) -> bool {
     raw_token(env, id).await.is_some_and(|i| i.contains_key("revokedAt"))
