@@ -312,6 +312,19 @@ impl Env {
         self.call(Req::get(&format!("/external/keys/{key}/value?env={env}")).token(token)).await
     }
 
+    /// Writes `item` as a key's stored item and as each of its replicas
+    /// (tampering with the table reaches every copy a read may take).
+    pub async fn put_key_item(&self, item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let id = item["keyId"].as_s().unwrap().clone();
+        self.dynamo.put_item().table_name(&self.tables.keys).set_item(Some(item.clone())).send().await.unwrap();
+        for r in 0..ibyok::store::schema::RECORD_REPLICAS {
+            let mut copy = item.clone();
+            copy.insert("replicaId".into(), AttributeValue::S(format!("key#{id}#{r}")));
+            self.dynamo.put_item().table_name(&self.tables.replicas).set_item(Some(copy)).send().await.unwrap();
+        }
+    }
+
     pub fn dyn_store(&self) -> &dyn Store {
         self.store.as_ref()
     }

@@ -77,7 +77,7 @@ async fn no_secret_reaches_a_log_line_or_an_error_body() {
     ct[3] ^= 0xff;
     let mut tampered = item.clone();
     tampered.insert("ciphertext".into(), aws_sdk_dynamodb::types::AttributeValue::B(ct.into()));
-    env.dynamo.put_item().table_name(&env.tables.keys).set_item(Some(tampered)).send().await.unwrap();
+    env.put_key_item(tampered).await;
     bodies.push(env.read(&token, &key, "production").await.expect(500).text());
     env.call(Req::delete(&format!("/tokens/{tid}")).token(&env.root)).await.expect(204);
     bodies.push(env.read(&token, &key, "production").await.expect(401).text());

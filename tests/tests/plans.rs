@@ -144,7 +144,7 @@ async fn a_tampered_or_deleted_key_is_caught_whatever_the_plan() {
     let mut ct = item["ciphertext"].as_b().unwrap().as_ref().to_vec();
     ct[0] ^= 0x01;
     item.insert("ciphertext".into(), AttributeValue::B(ct.into()));
-    env.dynamo.put_item().table_name(&env.tables.keys).set_item(Some(item)).send().await.unwrap();
+    env.put_key_item(item).await;
     let r = env.read(&env.root, &key, "production").await.expect_error(500, "internal");
     assert!(!r.text().contains("sk-planned"));
     env.call(Req::delete(&format!("/keys/{key}")).token(&env.root)).await.expect(204);

@@ -40,7 +40,7 @@ async fn no_stored_attribute_contains_a_plaintext_value_or_a_token() {
     let (_, token) = env.issue(&env.root, json!({"name": "t", "scopes": ["keys:read"]})).await;
     env.read(&token, &key, "production").await.expect(200);
     let secrets: [&str; 4] = [value, rotated, &token, &env.root];
-    for table in [&env.tables.keys, &env.tables.tokens, &env.tables.tenants, &env.tables.audit] {
+    for table in [&env.tables.keys, &env.tables.tokens, &env.tables.tenants, &env.tables.audit, &env.tables.replicas] {
         for item in scan(&env, table).await {
             for (name, attr) in &item {
                 for s in secrets {
@@ -73,7 +73,7 @@ async fn raw_key(env: &Env, key: &str) -> Item {
 }
 
 async fn put_raw(env: &Env, item: Item) {
-    env.dynamo.put_item().table_name(&env.tables.keys).set_item(Some(item)).send().await.unwrap();
+    env.put_key_item(item).await;
 }
 
 #[tokio::test]
@@ -369,6 +369,9 @@ async fn cleanup_destroys_a_retired_versions_ciphertext_and_wrapped_key() {
     assert_eq!((report.versions.items_read, report.versions.deleted), (1, 1));
     let item = raw_key(&env, &key).await;
     assert!(gone(&item, &v1), "the retired version's ciphertext and wrapped key are gone");
+    for replica in scan(&env, &env.tables.replicas).await {
+        assert!(gone(&replica, &v1), "and from every replica");
+    }
     for attr in ["previous", "retireShard", "retireAt"] {
         assert!(!item.contains_key(attr), "{attr}");
     }
@@ -376,7 +379,10 @@ async fn cleanup_destroys_a_retired_versions_ciphertext_and_wrapped_key() {
     assert_eq!(listed.body["versions"].as_array().unwrap().len(), 2);
     // Deleting the key destroys every version.
     env.call(Req::delete(&format!("/keys/{key}")).token(&env.root)).await.expect(204);
-    assert!(scan(&env, &env.tables.keys).await.iter().all(|i| i["keyId"] != AttributeValue::S(key.clone())));
+    for table in [&env.tables.keys, &env.tables.replicas] {
+        let left = scan(&env, table).await;
+        assert!(left.iter().all(|i| i.get("keyId") != Some(&AttributeValue::S(key.clone()))), "{table}");
+    }
 }
 
 /// Every envelope an item holds: the top-level one and one per version map.

@@ -18,6 +18,10 @@
 //!   `lastUsedAt`), which the usage function keeps on the items only, come
 //!   from the items themselves when a request asks for them
 //!   ([`Fetch::usage`]).
+//! - **Kept on the item only**, besides the counters: an issuer's `issued`
+//!   mark (and the earlier layout's child set), which revocation reads from
+//!   the item it updates, and the expiry notice's claim, which cleanup
+//!   reads from the notice index. No request reads them from a replica.
 //! - **Items of the earlier layout** (without replicas) are read from
 //!   themselves, a round trip more, and changed alone — under the condition
 //!   that they still have no replicas — until `ibyok admin migrate` makes
