@@ -199,7 +199,7 @@ pub const LIMITS: Table = Table {
 /// Copies of each key's and each token's item (`key#<keyId>#<r>`,
 /// `token#<tokenId>#<r>`, [`RECORD_REPLICAS`] of each), written with the
 /// item by every change to it: a read takes its key and its token from one
-/// replica each, in turn, so that one key or one token is read over that
+/// replica each, at random, so that one key or one token is read over that
 /// many partition keys (DynamoDB gives each 3,000 read units a second). A
 /// table of their own, so that no copy enters the records' indexes. A
 /// token's copies carry its TTL and go with it; a key's go with the key.

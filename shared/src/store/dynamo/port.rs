@@ -541,7 +541,7 @@ impl Store for DynamoStore {
                 false => req.entry(self.tables.replicas.clone()).or_default().push(key_of(replica_id(*rec, id, r))),
             }
         }
-        // The tenant's settings from one of its replicas, in turn.
+        // The tenant's settings from one of its replicas, at random.
         if let Some(t) = &want.tenant {
             let replica = tenant_replica_id(t, next_replica(TENANT_REPLICAS));
             req.insert(self.tables.tenants.clone(), vec![Item::from([(TENANT_ID.to_owned(), s(replica))])]);
