@@ -35,24 +35,6 @@ pub struct MigrateReport {
 }
 
 impl DynamoStore {
-    /// Writes `items` in batches of 25, retrying what comes back unprocessed.
-    async fn batch_write(&self, table: &str, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
-        for chunk in requests.chunks(25) {
-            let mut pending = chunk.to_vec();
-            let mut backoff = Backoff::new(6, std::time::Duration::from_millis(50));
-            while !pending.is_empty() {
-                let resp =
-                    self.client.batch_write_item().request_items(table, pending).send().await.map_err(classify)?;
-                pending = resp.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
-                if !pending.is_empty() && !backoff.wait().await {
-                    let f = Fault::new(FaultKind::Throttled, "DynamoDB BatchWriteItem kept unprocessed items");
-                    return Err(StoreError::Unavailable(f));
-                }
-            }
-        }
-        Ok(())
-    }
-
     pub async fn migrate(&self) -> Result<MigrateReport, StoreError> {
         let mut report = MigrateReport::default();
         let issuers =

@@ -200,19 +200,7 @@ impl DynamoStore {
                 Ok(WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut pending = HashMap::from([(self.tables.replicas.clone(), puts)]);
-        let mut backoff = Backoff::new(5, std::time::Duration::from_millis(20));
-        loop {
-            let out = self.client.batch_write_item().set_request_items(Some(pending)).send().await.map_err(classify)?;
-            match out.unprocessed_items.filter(|u| u.values().any(|v| !v.is_empty())) {
-                None => return Ok(()),
-                Some(left) if backoff.wait().await => pending = left,
-                Some(_) => {
-                    let f = Fault::new(FaultKind::Throttled, "DynamoDB BatchWriteItem kept unprocessed replicas");
-                    return Err(StoreError::Unavailable(f));
-                }
-            }
-        }
+        self.batch_write(&self.tables.replicas, puts).await
     }
 
     /// Reads the records `wanted` from their items (consistently).
