@@ -12,7 +12,8 @@ use std::io::IsTerminal;
 /// carry one are written and read through zeroizing buffers.
 pub struct Client {
     base: String,
-    token: TokenSecret,
+    /// `None` for the exchanges, which take no bearer token.
+    token: Option<TokenSecret>,
     agent: ureq::Agent,
     /// Whether the expiry warning was printed (once a process).
     warned: std::cell::Cell<bool>,
@@ -44,8 +45,13 @@ pub type CliError = String;
 impl Client {
     pub fn new(url: &str, token: Option<TokenSecret>) -> Result<Self, CliError> {
         let token = token.ok_or("no token: set IBYOK_TOKEN or pass --token")?;
+        Ok(Self { token: Some(token), ..Self::anonymous(url) })
+    }
+
+    /// A client that sends no token (the workload exchanges).
+    pub fn anonymous(url: &str) -> Self {
         let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(30)).build();
-        Ok(Self { base: url.trim_end_matches('/').to_owned(), token, agent, warned: std::cell::Cell::new(false) })
+        Self { base: url.trim_end_matches('/').to_owned(), token: None, agent, warned: std::cell::Cell::new(false) }
     }
 
     /// Sends a request; answers the JSON body of a 2xx, or the server's
@@ -67,12 +73,14 @@ impl Client {
         path: &str,
         body: Option<&Redacted<Vec<u8>>>,
     ) -> Result<Redacted<Vec<u8>>, CliError> {
-        let authorization: Redacted = format!("Bearer {}", self.token.expose_token()).into();
-        let req = self
+        let mut req = self
             .agent
             .request(method, &format!("{}{path}", self.base))
-            .set("authorization", authorization.expose())
             .set("user-agent", concat!("ibyok-cli/", env!("CARGO_PKG_VERSION")));
+        if let Some(token) = &self.token {
+            let authorization: Redacted = format!("Bearer {}", token.expose_token()).into();
+            req = req.set("authorization", authorization.expose());
+        }
         let result = match body {
             Some(b) => req.set("content-type", "application/json").send_bytes(b.expose()),
             None => req.call(),
@@ -118,7 +126,7 @@ fn read_body(resp: ureq::Response) -> Result<Redacted<Vec<u8>>, CliError> {
 }
 
 /// JSON into a zeroizing buffer.
-fn json_bytes(v: &impl Serialize) -> Redacted<Vec<u8>> {
+pub fn json_bytes(v: &impl Serialize) -> Redacted<Vec<u8>> {
     let mut buf = Redacted::with_capacity(256);
     // Serialising our own request types cannot fail.
     let _ = serde_json::to_writer(&mut buf, v);
@@ -134,7 +142,7 @@ fn expose_token<S: Serializer>(t: &TokenSecret, s: S) -> Result<S::Ok, S::Error>
 }
 
 /// Writes JSON (pretty) to stdout through a zeroizing buffer.
-fn print_secret_json(v: &impl Serialize) {
+pub fn print_secret_json(v: &impl Serialize) {
     use std::io::Write;
     let mut buf = Redacted::with_capacity(1024);
     let _ = serde_json::to_writer_pretty(&mut buf, v);

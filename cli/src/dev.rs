@@ -54,6 +54,15 @@ pub struct DevArgs {
     /// `ibyok admin quota` does for a deployed tenant.
     #[arg(long, value_name = "READS")]
     pub quota: Option<u64>,
+    /// The server id that AWS exchanges (`POST /auth/aws`) must sign in
+    /// their `Ibyok-Server-Id` header.
+    #[arg(long, env = "IBYOK_SERVER_ID")]
+    pub server_id: Option<String>,
+    /// Where AWS exchanges send their rebuilt `sts:GetCallerIdentity`
+    /// (default the regional endpoint of AWS_REGION); `http://127.0.0.1:…`
+    /// is allowed here, for a local STS such as moto's.
+    #[arg(long, env = "IBYOK_STS_ENDPOINT")]
+    pub sts_endpoint: Option<String>,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -117,6 +126,9 @@ async fn root_token(
                 outcome: ibyok::store::Outcome::Ok,
                 source_ip: None,
                 user_agent: Some("ibyok dev".into()),
+                actor: None,
+                identity_id: None,
+                detail: None,
                 event_id: ibyok::ids::new_event_id(),
                 retain_until: None,
             };
@@ -153,7 +165,16 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
     if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         return Err("ibyok dev refuses to run inside AWS Lambda (AWS_LAMBDA_FUNCTION_NAME is set)".into());
     }
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
+    // Local issuers (`http://127.0.0.1:…`, `http://localhost:…`) and a
+    // local STS are allowed here, never in a deployment.
+    config.allow_loopback_http = true;
+    if let Some(id) = &args.server_id {
+        config.server_id = id.clone();
+    }
+    if let Some(url) = &args.sts_endpoint {
+        config.sts_endpoint = url.clone();
+    }
     let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| -> Error {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             format!("{} is already in use; pass --listen HOST:PORT to choose another", args.listen).into()

@@ -4,6 +4,7 @@
 mod client;
 mod console;
 mod dev;
+mod identities;
 mod output;
 
 use clap::{Parser, Subcommand};
@@ -56,16 +57,29 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
-    /// Run a command with keys in its environment.
+    /// Run a command with keys in its environment. With --identity, the
+    /// workload's own credential is exchanged for a short-lived token first
+    /// (kept in memory only).
     Run {
         /// NAME=key_… (repeatable).
         #[arg(long = "env-var", required = true)]
         env_vars: Vec<String>,
         #[arg(long)]
         env: Option<String>,
+        #[command(flatten)]
+        login: identities::WorkloadLogin,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Exchange a workload's credential (OIDC token or AWS credentials) for
+    /// a short-lived token through an identity, and print it.
+    Login {
+        #[command(flatten)]
+        login: identities::WorkloadLogin,
+    },
+    /// Manage workload identities (who may exchange, for what).
+    #[command(subcommand)]
+    Identities(IdentitiesCmd),
     /// Operator commands (straight to DynamoDB with the AWS configuration).
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -146,6 +160,56 @@ enum TokensCmd {
     },
     /// Revoke a token (and its descendants); `self` revokes the one in use.
     Revoke { token_id: String },
+}
+
+// Parsed once per process: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand, Debug)]
+enum IdentitiesCmd {
+    /// An OIDC identity (--issuer, --audience, --subject) or an AWS one
+    /// (--aws-account, --aws-role).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The OpenID issuer (https://token.actions.githubusercontent.com, …).
+        #[arg(long, conflicts_with_all = ["aws_account", "aws_role"])]
+        issuer: Option<String>,
+        #[arg(long, requires = "issuer")]
+        audience: Option<String>,
+        #[arg(long, requires = "issuer")]
+        subject: Option<String>,
+        /// Let `*` in --subject stand for one segment.
+        #[arg(long, requires = "subject")]
+        subject_glob: bool,
+        /// NAME=VALUE (repeatable; a name given twice allows each value).
+        #[arg(long = "bound-claim", requires = "issuer")]
+        bound_claims: Vec<String>,
+        /// 12 digits.
+        #[arg(long)]
+        aws_account: Option<String>,
+        #[arg(long, requires = "aws_account")]
+        aws_role: Option<String>,
+        /// Repeatable, e.g. --scope keys:read.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        #[arg(long = "key-id")]
+        key_ids: Vec<String>,
+        #[arg(long = "cidr")]
+        cidrs: Vec<String>,
+        #[arg(long = "rate-limit")]
+        rate_limit: Option<u32>,
+        /// Seconds an exchanged token lives (60–3600, default 900).
+        #[arg(long = "token-ttl")]
+        token_ttl: Option<u64>,
+    },
+    List,
+    Show {
+        identity_id: String,
+    },
+    /// Delete it: every token exchanged through it is refused from then on.
+    Rm {
+        identity_id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -242,6 +306,13 @@ async fn quota(tenant: &str, reads_per_month: Option<u64>) -> Result<(), String>
 }
 
 fn client_command(cli: &Cli, token: Option<TokenSecret>) -> Result<(), String> {
+    if let Command::Login { login } = &cli.command {
+        return identities::login(&cli.url, login, cli.json);
+    }
+    let token = match &cli.command {
+        Command::Run { login, .. } if login.identity.is_some() => Some(identities::exchange(&cli.url, login)?.0),
+        _ => token,
+    };
     let c = Client::new(&cli.url, token)?;
     let j = cli.json;
     match &cli.command {
@@ -297,8 +368,48 @@ fn client_command(cli: &Cli, token: Option<TokenSecret>) -> Result<(), String> {
         Command::Settings(SettingsCmd::Modes { set }) => client::settings_modes(&c, set, j),
         Command::Usage => client::usage(&c, j),
         Command::Audit { limit } => client::audit(&c, *limit, j),
-        Command::Run { env_vars, env, command } => client::run(&c, env_vars, env.as_deref(), command),
-        Command::Dev(_) | Command::Admin(_) => unreachable!("handled before"),
+        Command::Run { env_vars, env, command, .. } => client::run(&c, env_vars, env.as_deref(), command),
+        Command::Identities(IdentitiesCmd::Create {
+            name,
+            issuer,
+            audience,
+            subject,
+            subject_glob,
+            bound_claims,
+            aws_account,
+            aws_role,
+            scopes,
+            key_ids,
+            cidrs,
+            rate_limit,
+            token_ttl,
+        }) => {
+            let n = identities::NewIdentity {
+                name,
+                issuer: issuer.as_deref(),
+                audience: audience.as_deref(),
+                subject: subject.as_deref(),
+                subject_glob: *subject_glob,
+                bound_claims,
+                aws_account: aws_account.as_deref(),
+                aws_role: aws_role.as_deref(),
+                scopes,
+                key_ids,
+                cidrs,
+                rate_limit: *rate_limit,
+                token_ttl: *token_ttl,
+            };
+            identities::create(&c, n, j)
+        }
+        Command::Identities(IdentitiesCmd::List) => identities::list(&c, j),
+        Command::Identities(IdentitiesCmd::Show { identity_id }) => {
+            client::print_json(&c.call("GET", &format!("/identities/{identity_id}"), None)?);
+            Ok(())
+        }
+        Command::Identities(IdentitiesCmd::Rm { identity_id }) => {
+            c.call("DELETE", &format!("/identities/{identity_id}"), None).map(|_| ())
+        }
+        Command::Login { .. } | Command::Dev(_) | Command::Admin(_) => unreachable!("handled before"),
     }
 }
 

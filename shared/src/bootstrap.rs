@@ -52,6 +52,7 @@ pub fn root_token(tenant: &TenantId, name: &str, now: Timestamp) -> (TokenRecord
         revoked_at: None,
         last_used_at: None,
         uses: 0,
+        identity_id: None,
     };
     (record, parsed.secret().clone())
 }

@@ -13,6 +13,7 @@ pub struct Tables {
     pub usage: String,
     pub limits: String,
     pub replicas: String,
+    pub identities: String,
 }
 
 impl Tables {
@@ -27,6 +28,7 @@ impl Tables {
             usage: format!("{prefix}usage"),
             limits: format!("{prefix}limits"),
             replicas: format!("{prefix}replicas"),
+            identities: format!("{prefix}identities"),
         }
     }
 }
@@ -41,6 +43,15 @@ pub struct Config {
     /// `IBYOK_REVOKED_RETENTION_SECONDS` (default 7 days): how long a revoked
     /// token stays listed before cleanup deletes it.
     pub revoked_retention_seconds: i64,
+    /// `IBYOK_SERVER_ID`: the value of the `Ibyok-Server-Id` header that an
+    /// AWS exchange's signature must cover (default `ibyok`).
+    pub server_id: String,
+    /// `IBYOK_STS_ENDPOINT`: where the AWS exchange sends its rebuilt
+    /// request (default the regional endpoint of `AWS_REGION`).
+    pub sts_endpoint: String,
+    /// Plain HTTP to loopback addresses for OpenID issuers and STS: set by
+    /// `ibyok dev` and the tests, never by a deployment's environment.
+    pub allow_loopback_http: bool,
 }
 
 impl Default for Config {
@@ -50,6 +61,9 @@ impl Default for Config {
             guardrails: Guardrails::none(),
             audit_retention_days: 90,
             revoked_retention_seconds: 7 * 24 * 3600,
+            server_id: "ibyok".to_owned(),
+            sts_endpoint: "https://sts.us-east-1.amazonaws.com/".to_owned(),
+            allow_loopback_http: false,
         }
     }
 }
@@ -116,6 +130,26 @@ impl Config {
                 .filter(|d| *d >= 0)
                 .ok_or_else(|| ConfigError("IBYOK_REVOKED_RETENTION_SECONDS must be a whole number".into()))?;
         }
+        if let Some(id) = get("IBYOK_SERVER_ID").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+            if id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError("IBYOK_SERVER_ID must be 1 to 128 visible ASCII characters".into()));
+            }
+            cfg.server_id = id;
+        }
+        match get("IBYOK_STS_ENDPOINT").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+            Some(url) => {
+                crate::fetch::check_url(&url, &crate::fetch::Policy::DEPLOYED.with_loopback_http(true))
+                    .map_err(|e| ConfigError(format!("IBYOK_STS_ENDPOINT: {e}")))?;
+                cfg.sts_endpoint = url;
+            }
+            None => {
+                if let Some(region) = get("AWS_REGION")
+                    .filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+                {
+                    cfg.sts_endpoint = format!("https://sts.{region}.amazonaws.com/");
+                }
+            }
+        }
         Ok(cfg)
     }
 }
@@ -134,7 +168,7 @@ pub fn kms_key_id(get: impl Fn(&str) -> Option<String>) -> Result<String, Config
 impl Tables {
     /// `IBYOK_TOKENS_TABLE`, `IBYOK_KEYS_TABLE`, `IBYOK_TENANTS_TABLE`,
     /// `IBYOK_AUDIT_TABLE`, `IBYOK_CHILDREN_TABLE`, `IBYOK_USAGE_TABLE`, `IBYOK_LIMITS_TABLE`,
-    /// `IBYOK_REPLICAS_TABLE`; each defaults to
+    /// `IBYOK_REPLICAS_TABLE`, `IBYOK_IDENTITIES_TABLE`; each defaults to
     /// `ibyok-<name>`.
     pub fn from_env() -> Self {
         let get = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.to_owned());
@@ -147,6 +181,7 @@ impl Tables {
             usage: get("IBYOK_USAGE_TABLE", "ibyok-usage"),
             limits: get("IBYOK_LIMITS_TABLE", "ibyok-limits"),
             replicas: get("IBYOK_REPLICAS_TABLE", "ibyok-replicas"),
+            identities: get("IBYOK_IDENTITIES_TABLE", "ibyok-identities"),
         }
     }
 }

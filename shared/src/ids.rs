@@ -77,6 +77,7 @@ macro_rules! id_type {
 id_type!(TenantId, "ten_");
 id_type!(KeyId, "key_");
 id_type!(TokenId, "tok_");
+id_type!(IdentityId, "idn_");
 
 impl TenantId {
     pub fn generate() -> Self {
@@ -113,6 +114,21 @@ impl TokenId {
     pub fn parse(s: &str) -> Option<Self> {
         let rest = s.strip_prefix("tok_")?;
         (rest.len() == 22 && is_base62(rest)).then(|| Self(s.to_owned()))
+    }
+}
+
+/// Random characters of an identity id (about 143 bits).
+const IDENTITY_RANDOM_LEN: usize = 24;
+
+impl IdentityId {
+    pub fn generate() -> Self {
+        Self(format!("idn_{}", random_base62(IDENTITY_RANDOM_LEN)))
+    }
+    /// A well-formed identity id, or `None` (which callers answer as 404,
+    /// or as the exchange's one 401).
+    pub fn parse(s: &str) -> Option<Self> {
+        let rest = s.strip_prefix("idn_")?;
+        (rest.len() == IDENTITY_RANDOM_LEN && is_base62(rest)).then(|| Self(s.to_owned()))
     }
 }
 

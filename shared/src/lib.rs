@@ -11,6 +11,9 @@
 //!   rules.
 //! - [`envelope`] — envelope encryption (seal/open) over the [`kms`] port.
 //! - [`fault`] — a failed backend call: its kind and its cause.
+//! - [`identity`] — workload identities: the trust rules, the JWT and JWKS
+//!   checks and the AWS STS exchange.
+//! - [`fetch`] — outbound HTTPS under one policy (no redirects, limits).
 //! - [`kms`] — the KMS port, its AWS adapter and a local adapter.
 //! - [`maintenance`] — the scheduled work (cleanup), for the cleanup
 //!   function and `ibyok dev`.
@@ -35,6 +38,8 @@ pub mod clock;
 pub mod config;
 pub mod envelope;
 pub mod fault;
+pub mod fetch;
+pub mod identity;
 pub mod ids;
 pub mod kms;
 #[cfg(feature = "lambda")]

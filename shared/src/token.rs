@@ -113,10 +113,13 @@ pub enum Scope {
     SettingsWrite,
     #[serde(rename = "usage:read")]
     UsageRead,
+    /// Key metadata and versions, never a value (`keys:read` implies it).
+    #[serde(rename = "keys:list")]
+    KeysList,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::KeysRead,
         Scope::KeysWrite,
         Scope::TokensRead,
@@ -124,6 +127,7 @@ impl Scope {
         Scope::SettingsRead,
         Scope::SettingsWrite,
         Scope::UsageRead,
+        Scope::KeysList,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -135,6 +139,7 @@ impl Scope {
             Scope::SettingsRead => "settings:read",
             Scope::SettingsWrite => "settings:write",
             Scope::UsageRead => "usage:read",
+            Scope::KeysList => "keys:list",
         }
     }
 
@@ -142,13 +147,15 @@ impl Scope {
         Self::ALL.into_iter().find(|sc| sc.as_str() == s)
     }
 
-    /// The read scope a write scope implies.
-    fn implied_read(self) -> Option<Scope> {
+    /// The scopes this one implies: a write scope its read scope, and
+    /// `keys:read` (so `keys:write` too) `keys:list`.
+    fn implied(self) -> &'static [Scope] {
         match self {
-            Scope::KeysWrite => Some(Scope::KeysRead),
-            Scope::TokensWrite => Some(Scope::TokensRead),
-            Scope::SettingsWrite => Some(Scope::SettingsRead),
-            _ => None,
+            Scope::KeysWrite => &[Scope::KeysRead, Scope::KeysList],
+            Scope::KeysRead => &[Scope::KeysList],
+            Scope::TokensWrite => &[Scope::TokensRead],
+            Scope::SettingsWrite => &[Scope::SettingsRead],
+            _ => &[],
         }
     }
 }
@@ -167,9 +174,10 @@ impl Scopes {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-    /// Whether the set grants `scope`, a `:write` counting as its `:read`.
+    /// Whether the set grants `scope`, a `:write` counting as its `:read`
+    /// and `keys:read` as `keys:list`.
     pub fn allows(&self, scope: Scope) -> bool {
-        self.0.contains(&scope) || self.0.iter().any(|s| s.implied_read() == Some(scope))
+        self.0.contains(&scope) || self.0.iter().any(|s| s.implied().contains(&scope))
     }
     /// Whether every scope of `other` is granted by `self`.
     pub fn covers(&self, other: &Scopes) -> bool {
@@ -337,6 +345,15 @@ mod tests {
 
     fn scopes(list: &[Scope]) -> Scopes {
         list.iter().copied().collect()
+    }
+
+    #[test]
+    fn keys_read_implies_keys_list_never_the_reverse() {
+        assert!(scopes(&[Scope::KeysRead]).allows(Scope::KeysList));
+        assert!(scopes(&[Scope::KeysWrite]).allows(Scope::KeysList));
+        assert!(!scopes(&[Scope::KeysList]).allows(Scope::KeysRead));
+        assert!(scopes(&[Scope::KeysRead]).covers(&scopes(&[Scope::KeysList])));
+        assert!(!scopes(&[Scope::KeysList]).covers(&scopes(&[Scope::KeysRead])));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 pub mod delay;
 pub mod faults;
+pub mod issuer;
+pub mod sts;
 
 use ibyok::api::{ApiRequest, ApiResponse, App};
 use ibyok::bootstrap;
@@ -167,13 +169,16 @@ impl EnvBuilder {
         let store = Arc::new(DynamoStore::new(dynamo.clone(), tables.clone()));
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
         let b = bootstrap::create_tenant(store.as_ref(), "test", clock.now()).await.expect("bootstrap");
+        let mut config = self.config;
+        // The tests' OpenID issuers and STS listen on loopback.
+        config.allow_loopback_http = true;
         let app = match &self.through {
-            None => App::new(store.clone(), Arc::new(AwsKms::new(kms.clone(), key_id.clone())), self.config),
+            None => App::new(store.clone(), Arc::new(AwsKms::new(kms.clone(), key_id.clone())), config),
             Some((url, timeouts)) => {
                 let sdk = sdk_config_at(url, Some(timeouts.clone())).await;
                 let proxied = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), tables.clone());
                 let kms = AwsKms::new(aws_sdk_kms::Client::new(&sdk), key_id.clone());
-                App::new(Arc::new(proxied), Arc::new(kms), self.config)
+                App::new(Arc::new(proxied), Arc::new(kms), config)
             }
         }
         .with_clock(clock.clone());

@@ -40,6 +40,11 @@ async fn every_event_parses_and_reaches_its_handler() {
         ("account.daily-usage", 200),
         ("account.audit", 200),
         ("account.unknown-path", 404),
+        ("identities.create-identity", 201),
+        ("identities.list-identities", 200),
+        // No such identity: the exchanges' one 401.
+        ("auth.exchange-oidc", 401),
+        ("auth.exchange-aws", 401),
         ("revoke.revoke-token", 204),
         ("keys.delete-key", 204),
         ("revoke.revoke-self", 204),
@@ -69,6 +74,8 @@ async fn every_event_parses_and_reaches_its_handler() {
             "revoke" => revoke::handler(app, req).await,
             "keys" => keys::handler(app, req).await,
             "account" => account::handler(app, req).await,
+            "identities" => identities::handler(app, req).await,
+            "auth" => auth::handler(app, req).await,
             other => panic!("no function {other}"),
         };
         // What the runtime sends back to API Gateway: the payload v2 shape.

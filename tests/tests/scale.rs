@@ -42,6 +42,7 @@ fn child_of(env: &Env, issuer: &TokenRecord) -> TokenRecord {
         revoked_at: None,
         last_used_at: None,
         uses: 0,
+        identity_id: None,
     }
 }
 

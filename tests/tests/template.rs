@@ -221,6 +221,8 @@ fn crate_routes() -> BTreeMap<&'static str, &'static [Route]> {
         ("revoke", revoke::ROUTES),
         ("keys", keys::ROUTES),
         ("account", account::ROUTES),
+        ("identities", identities::ROUTES),
+        ("auth", auth::ROUTES),
     ])
 }
 

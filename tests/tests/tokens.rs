@@ -20,7 +20,7 @@ async fn issuing_answers_the_token_once_in_the_contract_shape() {
     assert_eq!(b["allowedCidrs"], json!(["203.0.113.0/24"]));
     assert!(b["issuedBy"].as_str().unwrap().starts_with("tok_"));
     assert_eq!(b["rateLimit"], json!(null), "unlimited");
-    assert_eq!(b.as_object().unwrap().len(), 10, "{b}");
+    assert_eq!(b.as_object().unwrap().len(), 11, "{b}");
     // Unrestricted tokens answer null for both lists; default expiry is 30 days.
     let r = env.call(Req::post("/tokens").token(&env.root).json(json!({"name": "n", "scopes": ["usage:read"]}))).await;
     let b = r.expect(201).body;

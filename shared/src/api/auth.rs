@@ -7,7 +7,7 @@ use super::{ApiError, Ctx};
 use crate::ids::{KeyId, TenantId, TokenId};
 use crate::mode::{Environment, Mode};
 use crate::store::Store;
-use crate::store::{AuditAction, AuditEvent, Fetch, Fetched, KeyRecord, Outcome, RateCount, TokenRecord};
+use crate::store::{Actor, AuditAction, AuditEvent, Fetch, Fetched, KeyRecord, Outcome, RateCount, TokenRecord};
 use crate::token::{ParsedToken, Scope};
 
 /// The authenticated caller.
@@ -127,7 +127,10 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
     }
 
     pub(crate) fn event(&self, caller: &Caller, action: AuditAction, key_id: Option<KeyId>) -> AuditEvent {
-        self.event_as(&caller.token.tenant_id, &caller.token.token_id, action, key_id)
+        let mut event = self.event_as(&caller.token.tenant_id, &caller.token.token_id, action, key_id);
+        event.actor = Some(Actor::of(&caller.token));
+        event.identity_id = caller.token.identity_id.clone();
+        event
     }
 
     /// An event of `token`, in `tenant`.
@@ -151,6 +154,9 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
             outcome: Outcome::Ok,
             source_ip: self.req.source_ip.map(|ip| ip.to_string()),
             user_agent: self.req.user_agent.clone(),
+            actor: None,
+            identity_id: None,
+            detail: None,
             event_id: crate::ids::new_event_id(),
             retain_until: Some(self.now.plus_seconds(self.app.config.audit_retention_days * 86_400)),
         }

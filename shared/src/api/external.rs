@@ -28,7 +28,7 @@ use crate::envelope::{self, EnvelopeError};
 use crate::ids::{KeyId, TenantId, TokenId};
 use crate::kms::{KeyContext, KmsError};
 use crate::mode::{self, Environment, Mode, Source, TenantModes};
-use crate::store::{AuditAction, AuditEvent, ExpectedRead, Fetch, PlannedVersion, Store, VersionSelector};
+use crate::store::{Actor, AuditAction, AuditEvent, ExpectedRead, Fetch, PlannedVersion, Store, VersionSelector};
 use crate::token::{Grant, ParsedToken, Scope};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -69,6 +69,8 @@ pub(crate) struct ReadPlan {
     /// reaches every instance's planned reads within that time.
     quota: Option<u64>,
     made_at: Timestamp,
+    /// Who reads (the token's name and identity never change).
+    actor: Actor,
 }
 
 /// How long a plan stands for the tenant's quota.
@@ -185,6 +187,8 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         audit.environment = Some(environment);
         audit.effective_mode = Some(expect.mode);
         audit.version = Some(expect.version.number);
+        audit.identity_id = plan.actor.identity_id.clone();
+        audit.actor = Some(plan.actor.clone());
         let store = &self.app.store;
         let record = store.record_expected_read(expect, self.now, &audit);
         let record_and_open = async {
@@ -315,6 +319,7 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
             }
         };
         let token = caller.token;
+        let actor = Actor::of(&token);
         let expect = ExpectedRead {
             tenant_id: token.tenant_id,
             token_id: token.token_id,
@@ -330,7 +335,8 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         };
         let resp = value_response(&expect, value);
         let plan_key = (expect.token_id.clone(), expect.key_id.clone(), environment, which);
-        let plan = ReadPlan { grant: token.grant, expect, retires_at: version.retires_at, quota, made_at: self.now };
+        let plan =
+            ReadPlan { grant: token.grant, expect, retires_at: version.retires_at, quota, made_at: self.now, actor };
         self.app.read_plans.insert(plan_key, plan);
         Ok(resp)
     }

@@ -148,7 +148,7 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
 
     pub(crate) async fn list_keys(&mut self) -> Result<ApiResponse, ApiError> {
         let (caller, _) = self.authenticate(Fetch::default()).await?;
-        self.require(&caller, Scope::KeysRead).await?;
+        self.require(&caller, Scope::KeysList).await?;
         let paging = self.req.paging()?;
         let grant = &caller.token.grant;
         let (store, tenant) = (&self.app.store, &caller.token.tenant_id);
@@ -174,7 +174,7 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
     }
 
     pub(crate) async fn get_key(&mut self, id: &str) -> Result<ApiResponse, ApiError> {
-        let (_, key) = self.caller_and_key(id, Scope::KeysRead).await?;
+        let (_, key) = self.caller_and_key(id, Scope::KeysList).await?;
         Ok(ApiResponse::json(200, &KeyView::from(&key)))
     }
 
@@ -254,7 +254,7 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
     /// `GET /keys/{keyId}/versions`: newest first, retired ones until
     /// cleanup destroys them.
     pub(crate) async fn list_versions(&mut self, id: &str) -> Result<ApiResponse, ApiError> {
-        let (_, key) = self.caller_and_key(id, Scope::KeysRead).await?;
+        let (_, key) = self.caller_and_key(id, Scope::KeysList).await?;
         let versions: Vec<VersionView> =
             key.versions(self.now).into_iter().map(|(v, s)| VersionView::new(v, s)).collect();
         Ok(ApiResponse::json(200, &serde_json::json!({ "versions": versions })))

@@ -6,7 +6,9 @@ mod account;
 mod auth;
 pub mod body;
 pub mod error;
+mod exchange;
 mod external;
+mod identities;
 mod keys;
 pub mod limits;
 mod tokens;
@@ -101,10 +103,16 @@ pub enum Route {
     DailyUsage,
     PromoteKey,
     ListVersions,
+    CreateIdentity,
+    ListIdentities,
+    GetIdentity,
+    DeleteIdentity,
+    ExchangeOidc,
+    ExchangeAws,
 }
 
 impl Route {
-    pub const ALL: [Route; 19] = [
+    pub const ALL: [Route; 25] = [
         Route::CreateKey,
         Route::ListKeys,
         Route::GetKey,
@@ -124,6 +132,12 @@ impl Route {
         Route::DailyUsage,
         Route::PromoteKey,
         Route::ListVersions,
+        Route::CreateIdentity,
+        Route::ListIdentities,
+        Route::GetIdentity,
+        Route::DeleteIdentity,
+        Route::ExchangeOidc,
+        Route::ExchangeAws,
     ];
 
     /// The route's bit in a route set (`u32`: one bit per route).
@@ -175,6 +189,12 @@ impl Route {
             Route::DailyUsage => "GET /usage/daily",
             Route::PromoteKey => "POST /keys/{keyId}/promote",
             Route::ListVersions => "GET /keys/{keyId}/versions",
+            Route::CreateIdentity => "POST /identities",
+            Route::ListIdentities => "GET /identities",
+            Route::GetIdentity => "GET /identities/{identityId}",
+            Route::DeleteIdentity => "DELETE /identities/{identityId}",
+            Route::ExchangeOidc => "POST /auth/oidc",
+            Route::ExchangeAws => "POST /auth/aws",
         }
     }
 }
@@ -217,6 +237,10 @@ pub fn route<'a>(method: &str, path: &'a str) -> Matched<'a> {
         ["usage"] => pick(&[("GET", Route::Usage)], None),
         ["usage", "daily"] => pick(&[("GET", Route::DailyUsage)], None),
         ["audit"] => pick(&[("GET", Route::Audit)], None),
+        ["identities"] => pick(&[("GET", Route::ListIdentities), ("POST", Route::CreateIdentity)], None),
+        ["identities", id] => pick(&[("GET", Route::GetIdentity), ("DELETE", Route::DeleteIdentity)], Some(id)),
+        ["auth", "oidc"] => pick(&[("POST", Route::ExchangeOidc)], None),
+        ["auth", "aws"] => pick(&[("POST", Route::ExchangeAws)], None),
         _ => Matched::NotFound,
     }
 }
@@ -234,11 +258,15 @@ pub struct App<S: ?Sized = dyn Store> {
     read_plans: external::ReadPlans,
     /// The tokens' rate limits this instance has seen (see `limits`).
     limit_memo: limits::LimitMemo,
+    /// The OpenID issuers' keys this instance has fetched.
+    jwks: crate::identity::jwks::Jwks,
 }
 
 impl<S: Store + ?Sized> App<S> {
     pub fn new(store: Arc<S>, kms: Arc<dyn Kms>, config: Config) -> Self {
+        let outbound = crate::fetch::Policy::DEPLOYED.with_loopback_http(config.allow_loopback_http);
         Self {
+            jwks: crate::identity::jwks::Jwks::new(outbound),
             store,
             kms,
             config,
@@ -406,6 +434,24 @@ impl<'a, S: Store + ?Sized> Ctx<'a, S> {
             Route::ListVersions if const { Route::ListVersions.in_set(SERVED) } => {
                 Box::pin(async move { self.list_versions(&id).await })
             }
+            Route::CreateIdentity if const { Route::CreateIdentity.in_set(SERVED) } => {
+                Box::pin(async move { self.create_identity().await })
+            }
+            Route::ListIdentities if const { Route::ListIdentities.in_set(SERVED) } => {
+                Box::pin(async move { self.list_identities().await })
+            }
+            Route::GetIdentity if const { Route::GetIdentity.in_set(SERVED) } => {
+                Box::pin(async move { self.get_identity(&id).await })
+            }
+            Route::DeleteIdentity if const { Route::DeleteIdentity.in_set(SERVED) } => {
+                Box::pin(async move { self.delete_identity(&id).await })
+            }
+            Route::ExchangeOidc if const { Route::ExchangeOidc.in_set(SERVED) } => {
+                Box::pin(async move { self.exchange_oidc().await })
+            }
+            Route::ExchangeAws if const { Route::ExchangeAws.in_set(SERVED) } => {
+                Box::pin(async move { self.exchange_aws().await })
+            }
             // Unreachable: `handle_set` checks the set first.
             _ => Box::pin(std::future::ready(Err(ApiError::NotFound("no such route")))),
         }
@@ -436,6 +482,12 @@ mod tests {
             ("PUT", "/settings/modes", Matched::Route(Route::PutModes, None)),
             ("GET", "/settings/guardrails", Matched::Route(Route::GetGuardrails, None)),
             ("PUT", "/settings/guardrails", Matched::MethodNotAllowed("GET".into())),
+            ("POST", "/identities", Matched::Route(Route::CreateIdentity, None)),
+            ("DELETE", "/identities/idn_1", Matched::Route(Route::DeleteIdentity, Some("idn_1"))),
+            ("PATCH", "/identities/idn_1", Matched::MethodNotAllowed("GET, DELETE".into())),
+            ("POST", "/auth/oidc", Matched::Route(Route::ExchangeOidc, None)),
+            ("GET", "/auth/aws", Matched::MethodNotAllowed("POST".into())),
+            ("POST", "/auth/other", Matched::NotFound),
             ("GET", "/console/", Matched::NotFound),
             ("GET", "/", Matched::NotFound),
             ("GET", "/keys/", Matched::NotFound),

@@ -21,13 +21,13 @@ const REVOKE_CONCURRENCY: usize = 64;
 
 /// A validated issue request. `unknown_key_ids` is set when `keyIds` names a
 /// string that is not even a key id: such a key exists nowhere.
-struct Issue {
-    name: String,
-    req: IssueRequest,
-    unknown_key_ids: bool,
+pub(crate) struct Issue {
+    pub name: String,
+    pub req: IssueRequest,
+    pub unknown_key_ids: bool,
 }
 
-fn parse_issue(body: &JsonObject) -> Result<Issue, ApiError> {
+pub(crate) fn parse_issue(body: &JsonObject) -> Result<Issue, ApiError> {
     let name = check_name("name", body.str("name")?)?;
     let scopes = body
         .opt_string_list("scopes")?
@@ -137,6 +137,7 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
             revoked_at: None,
             last_used_at: None,
             uses: 0,
+            identity_id: None,
         };
         let mut audit = self.event(&caller, AuditAction::TokenCreate, None);
         audit.token_id = Some(caller.token.token_id.clone());
@@ -237,24 +238,32 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
                 });
             }
         };
-        let cascaded = async {
-            let mut frontier = frontier;
-            let mut seen: HashSet<TokenId> = HashSet::from([root.token_id.clone()]);
-            while !frontier.is_empty() {
-                frontier.retain(|t| seen.insert(t.token_id.clone()));
-                let results: Vec<_> = stream::iter(frontier.drain(..))
-                    .map(|t| revoke_one(self, tenant, t, grace))
-                    .buffer_unordered(REVOKE_CONCURRENCY)
-                    .collect()
-                    .await;
-                for r in results {
-                    frontier.extend(r?);
-                }
-            }
-            Ok::<_, ApiError>(())
-        };
-        cascaded.await?;
+        self.revoke_all(tenant, frontier, HashSet::from([root.token_id.clone()])).await?;
         Ok(recorded?)
+    }
+
+    /// Revokes the tokens of `frontier` and, level by level, everything
+    /// issued below them (skipping those in `seen`), 64 at a time: a
+    /// revocation's cascade, and an identity's deletion.
+    pub(crate) async fn revoke_all(
+        &self,
+        tenant: &TenantId,
+        mut frontier: Vec<Revocable>,
+        mut seen: HashSet<TokenId>,
+    ) -> Result<(), ApiError> {
+        let grace = self.app.config.revoked_retention_seconds;
+        while !frontier.is_empty() {
+            frontier.retain(|t| seen.insert(t.token_id.clone()));
+            let results: Vec<_> = stream::iter(frontier.drain(..))
+                .map(|t| revoke_one(self, tenant, t, grace))
+                .buffer_unordered(REVOKE_CONCURRENCY)
+                .collect()
+                .await;
+            for r in results {
+                frontier.extend(r?);
+            }
+        }
+        Ok(())
     }
 }
 

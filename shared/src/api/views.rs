@@ -1,7 +1,8 @@
 //! The JSON shapes of the contract's responses.
 
 use crate::clock::Timestamp;
-use crate::ids::{KeyId, TokenId};
+use crate::identity::{IdentityRecord, TrustRule};
+use crate::ids::{IdentityId, KeyId, TokenId};
 use crate::mode::ModeOverrides;
 use crate::store::{KeyRecord, KeyVersion, Stage, TokenRecord};
 use crate::token::Scope;
@@ -71,6 +72,8 @@ pub struct TokenView<'a> {
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub issued_by: Option<&'a TokenId>,
+    /// The workload identity the token was exchanged through.
+    pub identity_id: Option<&'a IdentityId>,
     /// Listings only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_used_at: Option<Option<Timestamp>>,
@@ -97,8 +100,59 @@ impl<'a> TokenView<'a> {
             created_at: t.created_at,
             expires_at: t.grant.expires_at,
             issued_by: t.issued_by.as_ref(),
+            identity_id: t.identity_id.as_ref(),
             last_used_at: None,
             revoked_at: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityView<'a> {
+    pub identity_id: &'a IdentityId,
+    pub name: &'a str,
+    pub kind: &'static str,
+    pub issuer: Option<&'a str>,
+    pub audience: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub subject_match: Option<&'static str>,
+    pub bound_claims: Option<&'a std::collections::BTreeMap<String, Vec<String>>>,
+    pub aws_account_id: Option<&'a str>,
+    pub aws_role_name: Option<&'a str>,
+    pub scopes: Vec<Scope>,
+    pub key_ids: Option<&'a [KeyId]>,
+    pub allowed_cidrs: Option<Vec<String>>,
+    pub rate_limit: Option<u32>,
+    pub token_ttl: i64,
+    pub created_at: Timestamp,
+    pub created_by: &'a TokenId,
+}
+
+impl<'a> From<&'a IdentityRecord> for IdentityView<'a> {
+    fn from(i: &'a IdentityRecord) -> Self {
+        let (oidc, aws) = match &i.rule {
+            TrustRule::Oidc(o) => (Some(o), None),
+            TrustRule::Aws(a) => (None, Some(a)),
+        };
+        Self {
+            identity_id: &i.identity_id,
+            name: &i.name,
+            kind: i.kind(),
+            issuer: oidc.map(|o| o.issuer.as_str()),
+            audience: oidc.map(|o| o.audience.as_str()),
+            subject: oidc.map(|o| o.subject.as_str()),
+            subject_match: oidc.map(|o| o.subject_match.as_str()),
+            bound_claims: oidc.map(|o| &o.bound_claims),
+            aws_account_id: aws.map(|a| a.account_id.as_str()),
+            aws_role_name: aws.map(|a| a.role_name.as_str()),
+            scopes: i.rights.scopes.iter().collect(),
+            key_ids: i.rights.key_ids.as_deref(),
+            allowed_cidrs: i.rights.allowed_cidrs.as_ref().map(|v| v.iter().map(ToString::to_string).collect()),
+            rate_limit: i.rights.rate_limit,
+            token_ttl: i.token_ttl,
+            created_at: i.created_at,
+            created_by: &i.created_by,
         }
     }
 }

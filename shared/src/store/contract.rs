@@ -17,6 +17,9 @@ use crate::ids::new_event_id;
 use crate::token::{ParsedToken, Scope, Scopes};
 use std::sync::Arc;
 
+mod identities;
+pub use identities::*;
+
 /// Lets a store's counters catch up with the reads it recorded.
 pub type Settle = Arc<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
@@ -116,6 +119,7 @@ impl World {
             revoked_at: None,
             last_used_at: None,
             uses: 0,
+            identity_id: None,
         }
     }
 
@@ -252,6 +256,9 @@ pub fn event_in(tenant: &TenantId, action: AuditAction, at: Timestamp) -> AuditE
         outcome: Outcome::Ok,
         source_ip: None,
         user_agent: None,
+        actor: None,
+        identity_id: None,
+        detail: None,
         event_id: new_event_id(),
         retain_until: Some(at.plus_seconds(86_400)),
     }
@@ -1206,6 +1213,10 @@ macro_rules! store_contract_tests {
             quota_is_set_on_the_tenant_and_removed,
             quota_counts_stop_at_the_quota_per_tenant_and_month,
             expiry_notices_are_claimed_once_seven_days_before_expiry,
+            identities_are_created_once_by_a_live_creator,
+            an_exchange_writes_its_token_under_creator_and_identity_and_claims_its_jti_once,
+            deleting_an_identity_marks_it_once_and_answers_its_tokens,
+            list_identities_pages_oldest_first_within_the_tenant,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

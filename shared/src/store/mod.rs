@@ -11,13 +11,14 @@
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
 pub mod dynamo;
+pub mod identities;
 pub mod memory;
 pub mod schema;
 
 use crate::clock::{Month, Timestamp};
 use crate::envelope::Envelope;
 use crate::fault::{Fault, FaultKind};
-use crate::ids::{KeyId, TenantId, TokenId};
+use crate::ids::{IdentityId, KeyId, TenantId, TokenId};
 use crate::mode::{Environment, Mode, ModeOverrides, ModeRequirement, Source, TenantModes};
 use crate::token::Grant;
 use crate::usage::{DailyCount, Day, UsageBatch};
@@ -40,6 +41,8 @@ pub struct TokenRecord {
     pub revoked_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,
     pub uses: u64,
+    /// The workload identity this token was exchanged through, if any.
+    pub identity_id: Option<IdentityId>,
 }
 
 impl TokenRecord {
@@ -427,6 +430,67 @@ pub enum AuditAction {
     /// The first request of a token refused by its rate limit in a minute.
     #[serde(rename = "auth.limited")]
     AuthLimited,
+    #[serde(rename = "identity.create")]
+    IdentityCreate,
+    #[serde(rename = "identity.delete")]
+    IdentityDelete,
+    /// A workload's credential exchanged for a token (`detail`: the JWT's
+    /// subject or the role ARN).
+    #[serde(rename = "auth.exchange")]
+    AuthExchange,
+}
+
+/// Who did what an audit event records (`actor`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Actor {
+    pub kind: ActorKind,
+    /// The token that made the request (for an exchange, the token made).
+    pub token_id: Option<TokenId>,
+    pub member_id: Option<String>,
+    pub identity_id: Option<IdentityId>,
+    /// The token's name (for an exchanged token: the identity's name and
+    /// the subject or role session).
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorKind {
+    Token,
+    Session,
+    Identity,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::Token => "token",
+            ActorKind::Session => "session",
+            ActorKind::Identity => "identity",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "token" => Some(ActorKind::Token),
+            "session" => Some(ActorKind::Session),
+            "identity" => Some(ActorKind::Identity),
+            _ => None,
+        }
+    }
+}
+
+impl Actor {
+    /// The actor of a request that `token` authenticated.
+    pub fn of(token: &TokenRecord) -> Self {
+        Actor {
+            kind: if token.identity_id.is_some() { ActorKind::Identity } else { ActorKind::Token },
+            token_id: Some(token.token_id.clone()),
+            member_id: None,
+            identity_id: token.identity_id.clone(),
+            name: Some(token.name.clone()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -454,6 +518,16 @@ pub struct AuditEvent {
     pub outcome: Outcome,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// Who made the request; `null` on events recorded before actors were.
+    #[serde(default)]
+    pub actor: Option<Actor>,
+    /// The identity a workload exchanged through or was refused by.
+    #[serde(default)]
+    pub identity_id: Option<IdentityId>,
+    /// `auth.exchange`: the subject or role ARN; an exchange's
+    /// `auth.denied`: the check that failed.
+    #[serde(default)]
+    pub detail: Option<String>,
     /// Orders events of one millisecond and names the event to the store
     /// ([`crate::ids::new_event_id`]); not shown.
     #[serde(skip)]
@@ -623,6 +697,9 @@ pub enum Conflict {
     /// A key's versions changed since they were read.
     #[error("the key's versions changed")]
     Changed,
+    /// A JWT's `jti` was exchanged before.
+    #[error("the credential was exchanged before")]
+    Replayed,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -652,7 +729,7 @@ impl StoreError {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: identities::IdentityStore + Send + Sync {
     /// One round trip (`BatchGetItem`, consistent reads).
     async fn fetch(&self, want: &Fetch) -> Result<Fetched, StoreError>;
 

@@ -60,6 +60,7 @@ const fn n(name: &'static str) -> Attr {
 // The attributes that key a table or an index. The item mapping and the
 // queries name them through these constants, never as literals.
 pub const TOKEN_ID: &str = "tokenId";
+pub const IDENTITY_ID: &str = "identityId";
 pub const KEY_ID: &str = "keyId";
 pub const TENANT_ID: &str = "tenantId";
 pub const CREATED_AT: &str = "createdAt";
@@ -181,8 +182,9 @@ pub const USAGE: Table = Table {
 };
 
 /// Small counters that expire: a token's requests in one UTC minute
-/// (`rate#<tokenId>#<minute>`) and a tenant's value reads in one UTC month
-/// (`quota#<tenantId>#<YYYY-MM>`). Their own table, apart from the records:
+/// (`rate#<tokenId>#<minute>`), a tenant's value reads in one UTC month
+/// (`quota#<tenantId>#<YYYY-MM>`), and the exchanged JWTs' `jti`s, each
+/// claimed once until its JWT expires (`jti#<digest>`). Their own table, apart from the records:
 /// a counter is written on every request of a limited token, so it takes its
 /// write units from no record's partition; its TTL sweeps it without a scan;
 /// and only the functions that count may write it.
@@ -217,7 +219,21 @@ pub const REPLICAS: Table = Table {
 /// takes 4 × 3,000 = 12,000 consistent reads a second.
 pub const RECORD_REPLICAS: u32 = 4;
 
-pub const ALL: [Table; 8] = [TOKENS, KEYS, TENANTS, AUDIT, CHILDREN, USAGE, LIMITS, REPLICAS];
+/// Workload identities ([`crate::identity`]), listed per tenant. A deleted
+/// identity stays (hidden) until every token exchanged through it has
+/// expired; its TTL then sweeps it. The tokens exchanged through one are
+/// entered in the children table under its id, as a token's children are.
+pub const IDENTITIES: Table = Table {
+    logical_id: "IdentitiesTable",
+    suffix: "identities",
+    hash: s(IDENTITY_ID),
+    range: None,
+    indexes: &[Index { name: TENANT_INDEX, hash: s(TENANT_ID), range: Some(n(CREATED_AT)), keys_only: true }],
+    ttl: Some(TTL),
+    stream: false,
+};
+
+pub const ALL: [Table; 9] = [TOKENS, KEYS, TENANTS, AUDIT, CHILDREN, USAGE, LIMITS, REPLICAS, IDENTITIES];
 
 impl Table {
     /// Every attribute that a key of the table or of an index names, once.

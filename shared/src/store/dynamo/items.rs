@@ -96,14 +96,19 @@ pub fn token_item(t: &TokenRecord) -> Item {
     if let Some(u) = t.last_used_at {
         item.insert("lastUsedAt".into(), n(u.millis()));
     }
+    if let Some(i) = &t.identity_id {
+        item.insert(IDENTITY_ID.into(), s(i.as_str()));
+    }
     item
 }
 
 /// A child's entry under its issuer. Its TTL is the child's, a backstop for
 /// cleanup, which deletes the entry with the child.
-pub(super) fn child_item(issuer: &TokenId, child: &TokenRecord) -> Item {
+/// A child's entry under its issuer: a token, or the identity it was
+/// exchanged through.
+pub(super) fn child_item(issuer: &str, child: &TokenRecord) -> Item {
     Item::from([
-        (ISSUER_ID.into(), s(issuer.as_str())),
+        (ISSUER_ID.into(), s(issuer)),
         (TOKEN_ID.into(), s(child.token_id.as_str())),
         // Spares the revocation a read: its purge second needs the expiry.
         ("expiresAt".into(), n(child.grant.expires_at.millis())),
@@ -124,8 +129,9 @@ pub(super) const LEGACY_CHILDREN: &str = "children";
 /// is a backstop, not the mechanism.
 pub(super) const TTL_MARGIN_SECONDS: i64 = 86_400;
 
-/// Decodes a stored token item; a malformed item is `StoreError::Internal`.
-pub fn token_from(item: &Item) -> Result<TokenRecord, StoreError> {
+/// A grant as token and identity items hold it (`scopes`, `keyIds`,
+/// `allowedCidrs`, `rateLimit`), its expiry under `expires_attr`.
+pub(super) fn grant_from(item: &Item, expires_attr: &str) -> Result<Grant, StoreError> {
     let scopes = opt_list(item, "scopes")?
         .ok_or_else(|| bad("scopes"))?
         .iter()
@@ -135,29 +141,33 @@ pub fn token_from(item: &Item) -> Result<TokenRecord, StoreError> {
         None => None,
         Some(v) => Some(v.iter().map(|c| c.parse().map_err(|_| bad("allowedCidrs"))).collect::<Result<_, _>>()?),
     };
+    Ok(Grant {
+        scopes,
+        expires_at: ts(item, expires_attr)?,
+        key_ids: opt_list(item, "keyIds")?.map(|v| v.into_iter().map(KeyId::from_stored).collect()),
+        allowed_cidrs,
+        rate_limit: match item.get("rateLimit") {
+            None => None,
+            Some(_) => Some(get_n::<u32>(item, "rateLimit").ok().filter(|r| *r > 0).ok_or_else(|| bad("rateLimit"))?),
+        },
+    })
+}
+
+/// Decodes a stored token item; a malformed item is `StoreError::Internal`.
+pub fn token_from(item: &Item) -> Result<TokenRecord, StoreError> {
     Ok(TokenRecord {
         token_id: TokenId::from_stored(get_s(item, TOKEN_ID)?.to_owned()),
         tenant_id: TenantId::parse(get_s(item, TENANT_ID)?).ok_or_else(|| bad(TENANT_ID))?,
         verifier: get_b(item, "verifier")?.to_vec(),
         name: get_s(item, "name")?.to_owned(),
-        grant: Grant {
-            scopes,
-            expires_at: ts(item, "expiresAt")?,
-            key_ids: opt_list(item, "keyIds")?.map(|v| v.into_iter().map(KeyId::from_stored).collect()),
-            allowed_cidrs,
-            rate_limit: match item.get("rateLimit") {
-                None => None,
-                Some(_) => {
-                    Some(get_n::<u32>(item, "rateLimit").ok().filter(|r| *r > 0).ok_or_else(|| bad("rateLimit"))?)
-                }
-            },
-        },
+        grant: grant_from(item, "expiresAt")?,
         created_at: ts(item, CREATED_AT)?,
         issued_by: opt_s(item, "issuedBy").map(TokenId::from_stored),
         ancestors: opt_list(item, "ancestors")?.unwrap_or_default().into_iter().map(TokenId::from_stored).collect(),
         revoked_at: opt_ts(item, "revokedAt"),
         last_used_at: opt_ts(item, "lastUsedAt"),
         uses: opt_n(item, "uses").unwrap_or(0),
+        identity_id: opt_s(item, IDENTITY_ID).map(IdentityId::from_stored),
     })
 }
 
@@ -402,6 +412,11 @@ pub(super) fn audit_item(e: &AuditEvent) -> Result<Item, StoreError> {
     opt("effectiveMode", e.effective_mode.map(|x| x.as_str().to_owned()));
     opt("sourceIp", e.source_ip.clone());
     opt("userAgent", e.user_agent.clone());
+    opt(IDENTITY_ID, e.identity_id.as_ref().map(ToString::to_string));
+    opt("detail", e.detail.clone());
+    if let Some(a) = &e.actor {
+        item.insert("actor".into(), actor_value(a));
+    }
     if let Some(v) = e.version {
         item.insert(VERSION.to_owned(), n(v));
     }
@@ -489,7 +504,38 @@ pub(super) fn audit_from(item: &Item) -> Result<AuditEvent, StoreError> {
         outcome: enum_from(item, "outcome")?,
         source_ip: opt_s(item, "sourceIp"),
         user_agent: opt_s(item, "userAgent"),
+        actor: item.get("actor").map(actor_from).transpose()?,
+        identity_id: opt_s(item, IDENTITY_ID).map(IdentityId::from_stored),
+        detail: opt_s(item, "detail"),
         event_id: get_s(item, EVENT_KEY)?.split_once('#').map(|(_, id)| id.to_owned()).unwrap_or_default(),
         retain_until: opt_n::<i64>(item, TTL).map(|x| Timestamp::from_millis(x * 1000)),
+    })
+}
+
+fn actor_value(a: &Actor) -> AttributeValue {
+    let mut m = HashMap::from([("kind".to_owned(), s(a.kind.as_str()))]);
+    let fields = [
+        (TOKEN_ID, a.token_id.as_ref().map(ToString::to_string)),
+        ("memberId", a.member_id.clone()),
+        (IDENTITY_ID, a.identity_id.as_ref().map(ToString::to_string)),
+        ("name", a.name.clone()),
+    ];
+    for (k, v) in fields {
+        if let Some(v) = v {
+            m.insert(k.to_owned(), s(v));
+        }
+    }
+    AttributeValue::M(m)
+}
+
+fn actor_from(v: &AttributeValue) -> Result<Actor, StoreError> {
+    let m = v.as_m().map_err(|_| bad("actor"))?;
+    let text = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned();
+    Ok(Actor {
+        kind: text("kind").as_deref().and_then(ActorKind::parse).ok_or_else(|| bad("actor"))?,
+        token_id: text(TOKEN_ID).map(TokenId::from_stored),
+        member_id: text("memberId"),
+        identity_id: text(IDENTITY_ID).map(IdentityId::from_stored),
+        name: text("name"),
     })
 }

@@ -52,7 +52,7 @@ impl DynamoStore {
             let puts = children
                 .iter()
                 .map(|c| {
-                    let put = build(PutRequest::builder().set_item(Some(child_item(&issuer_id, c))).build())?;
+                    let put = build(PutRequest::builder().set_item(Some(child_item(issuer_id.as_str(), c))).build())?;
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;

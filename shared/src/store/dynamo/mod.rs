@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `port.rs` | the [`Store`] implementation |
 //! | `items.rs` | item mapping, the only place records become items and back |
+//! | `identities.rs` | the identities aggregate: its items, and the exchange's one transaction |
 //! | `errors.rs` | SDK failures sorted into the port's outcomes |
 //! | `cursor.rs` | page cursors bound to their tenant |
 //! | `retry.rs` | the one backoff helper for the loops the SDK does not retry |
@@ -15,9 +16,9 @@
 //! | `usage.rs` | the counters: batches applied exactly, daily counts read |
 
 use super::schema::{
-    self, AUDIT_SHARDS, COUNTER_ID, CREATED_AT, EVENT_KEY, ISSUER_ID, KEY_ID, NOTICE_AT, NOTICE_INDEX, NOTICE_SHARD,
-    PURGE_AT, PURGE_INDEX, PURGE_SHARD, PURGE_SHARDS, RECORD_REPLICAS, REPLICA_ID, RETIRE_AT, RETIRE_INDEX,
-    RETIRE_SHARD, RETIRE_SHARDS, TENANT_ID, TENANT_INDEX, TOKEN_ID, TTL, USAGE_CHECKPOINTS, USAGE_KEY,
+    self, AUDIT_SHARDS, COUNTER_ID, CREATED_AT, EVENT_KEY, IDENTITY_ID, ISSUER_ID, KEY_ID, NOTICE_AT, NOTICE_INDEX,
+    NOTICE_SHARD, PURGE_AT, PURGE_INDEX, PURGE_SHARD, PURGE_SHARDS, RECORD_REPLICAS, REPLICA_ID, RETIRE_AT,
+    RETIRE_INDEX, RETIRE_SHARD, RETIRE_SHARDS, TENANT_ID, TENANT_INDEX, TOKEN_ID, TTL, USAGE_CHECKPOINTS, USAGE_KEY,
 };
 use super::*;
 use crate::config::Tables;
@@ -45,6 +46,7 @@ use std::collections::{BTreeMap, HashMap};
 pub mod consumer;
 mod cursor;
 mod errors;
+mod identities;
 mod items;
 mod migrate;
 mod port;

@@ -85,7 +85,12 @@ fn add_record(out: &mut Fetched, rec: Record, item: &Item) -> Result<(), StoreEr
 }
 
 impl DynamoStore {
-    fn put(&self, table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+    pub(super) fn put(
+        &self,
+        table: &str,
+        item: Item,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
         let put = build(
             Put::builder()
                 .table_name(table)
@@ -96,12 +101,12 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    fn audit_put(&self, e: &AuditEvent) -> Result<TransactWriteItem, StoreError> {
+    pub(super) fn audit_put(&self, e: &AuditEvent) -> Result<TransactWriteItem, StoreError> {
         self.put(&self.tables.audit, audit_item(e)?, None)
     }
 
     /// Runs a transaction; a failed condition on item `i` becomes `on_fail(i)`.
-    async fn transact_or(
+    pub(super) async fn transact_or(
         &self,
         items: Vec<TransactWriteItem>,
         on_fail: impl Fn(usize) -> StoreError,
@@ -221,7 +226,7 @@ impl DynamoStore {
 
     /// The children entered under `issuer`: a consistent query of its
     /// partition of the children table, every page.
-    async fn children_of(&self, issuer: &TokenId) -> Result<Vec<Revocable>, StoreError> {
+    pub(super) async fn children_of(&self, issuer: &str) -> Result<Vec<Revocable>, StoreError> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
@@ -230,7 +235,7 @@ impl DynamoStore {
                 .query()
                 .table_name(&self.tables.children)
                 .key_condition_expression(format!("{ISSUER_ID} = :issuer"))
-                .expression_attribute_values(":issuer", s(issuer.as_str()))
+                .expression_attribute_values(":issuer", s(issuer))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
@@ -244,6 +249,53 @@ impl DynamoStore {
             if start.is_none() {
                 return Ok(out);
             }
+        }
+    }
+
+    /// The writes that create `token`, in one transaction with whatever
+    /// the caller adds after them: the token (item 0, never over an
+    /// existing id), its replicas, and with an issuer, the issuer's mark and
+    /// liveness (item 1) and the child's entry under it.
+    pub(super) fn token_creation(&self, token: &TokenRecord) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let main = token_item(token);
+        let mut items = vec![self.put(&self.tables.tokens, main.clone(), Some("attribute_not_exists(tokenId)"))?];
+        if let Some(parent) = &token.issued_by {
+            // The issuer must be live as the child is written, and the child
+            // is entered under it, in its own small item: the issuer's item
+            // only gains a constant mark (`issued`) and never grows. A
+            // revocation sets `revokedAt` before it reads the entries, so
+            // no child can slip in between.
+            let issuer = Update::builder()
+                .table_name(&self.tables.tokens)
+                .key(TOKEN_ID, s(parent.as_str()))
+                .update_expression(format!("SET {ISSUED} = :yes"))
+                .condition_expression(format!("attribute_exists({TOKEN_ID}) AND {LIVE_TOKEN}"))
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .expression_attribute_values(":at", n(token.created_at.millis()));
+            items.push(TransactWriteItem::builder().update(build(issuer.build())?).build());
+            items.push(self.put(&self.tables.children, child_item(parent.as_str(), token), None)?);
+        }
+        items.extend(self.replica_puts(Record::Token, &main, token.token_id.as_str())?);
+        Ok(items)
+    }
+
+    /// A token creation's outcome, where `Conflict::Exists` that finds the
+    /// token stored with its own verifier is a retry of this very write
+    /// that had landed.
+    pub(super) async fn landed_or(
+        &self,
+        token: &TokenRecord,
+        outcome: Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        match outcome {
+            Err(StoreError::Conflict(Conflict::Exists))
+                if self
+                    .holds(&self.tables.tokens, TOKEN_ID, token.token_id.as_str(), "verifier", &token.verifier)
+                    .await? =>
+            {
+                Ok(())
+            }
+            other => other,
         }
     }
 
@@ -472,7 +524,7 @@ impl DynamoStore {
     }
 
     /// The ids on one page of a tenant index, then their items, consistently.
-    async fn tenant_page(
+    pub(super) async fn tenant_page(
         &self,
         table: &str,
         id_attr: &str,
@@ -810,43 +862,15 @@ impl Store for DynamoStore {
     }
 
     async fn create_token(&self, token: &TokenRecord, audit: &AuditEvent) -> Result<(), StoreError> {
-        let main = token_item(token);
-        let mut items = vec![self.put(&self.tables.tokens, main.clone(), Some("attribute_not_exists(tokenId)"))?];
-        if let Some(parent) = &token.issued_by {
-            // The issuer must be live as the child is written, and the child
-            // is entered under it, in its own small item: the issuer's item
-            // only gains a constant mark (`issued`) and never grows. A
-            // revocation sets `revokedAt` before it reads the entries, so
-            // no child can slip in between.
-            let issuer = Update::builder()
-                .table_name(&self.tables.tokens)
-                .key(TOKEN_ID, s(parent.as_str()))
-                .update_expression(format!("SET {ISSUED} = :yes"))
-                .condition_expression(format!("attribute_exists({TOKEN_ID}) AND {LIVE_TOKEN}"))
-                .expression_attribute_values(":yes", AttributeValue::Bool(true))
-                .expression_attribute_values(":at", n(token.created_at.millis()));
-            items.push(TransactWriteItem::builder().update(build(issuer.build())?).build());
-            items.push(self.put(&self.tables.children, child_item(parent, token), None)?);
-        }
+        let mut items = self.token_creation(token)?;
         items.push(self.audit_put(audit)?);
-        items.extend(self.replica_puts(Record::Token, &main, token.token_id.as_str())?);
         let outcome = self
             .transact_or(items, |i| match i {
                 0 => StoreError::Conflict(Conflict::Exists),
                 _ => StoreError::Conflict(Conflict::IssuerNotLive),
             })
             .await;
-        match outcome {
-            // A retry of our own write that had already landed.
-            Err(StoreError::Conflict(Conflict::Exists))
-                if self
-                    .holds(&self.tables.tokens, TOKEN_ID, token.token_id.as_str(), "verifier", &token.verifier)
-                    .await? =>
-            {
-                Ok(())
-            }
-            other => other,
-        }
+        self.landed_or(token, outcome).await
     }
 
     async fn revoke_token(
@@ -944,7 +968,7 @@ impl Store for DynamoStore {
         // answers, no read takes the token as live.
         let children = async {
             match item.contains_key(ISSUED) {
-                true => self.children_of(token).await,
+                true => self.children_of(token.as_str()).await,
                 false => Ok(Vec::new()),
             }
         };

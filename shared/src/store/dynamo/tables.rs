@@ -31,6 +31,7 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<(), Store
             "usage" => &tables.usage,
             "limits" => &tables.limits,
             "replicas" => &tables.replicas,
+            "identities" => &tables.identities,
             _ => &tables.audit,
         };
         let mut req = client

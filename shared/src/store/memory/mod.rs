@@ -2,6 +2,8 @@
 //! saved to a file after each write) and the fast unit tests'. It honours the
 //! same conditions as the DynamoDB adapter.
 
+mod identities;
+
 use super::*;
 use crate::envelope::Envelope;
 use crate::fault::{Fault, FaultKind};
@@ -31,6 +33,8 @@ struct State {
     notice_at: BTreeMap<TokenId, i64>,
     /// Value reads counted against a tenant's quota, per UTC month.
     quota_used: BTreeMap<(TenantId, Month), u64>,
+    /// The identities aggregate (`identities.rs`).
+    identities: identities::Identities,
 }
 
 #[derive(Default)]
@@ -137,6 +141,38 @@ impl MemoryStore {
         })
         .unwrap_or_default()
     }
+}
+
+/// Whether `token` is stored already: `Ok(true)` for a retry of this very
+/// write (its verifier), `Conflict::Exists` for another token's id.
+fn token_landed(s: &State, token: &TokenRecord) -> Result<bool, StoreError> {
+    match s.tokens.get(&token.token_id) {
+        Some(existing) if existing.verifier == token.verifier => Ok(true),
+        Some(_) => Err(StoreError::Conflict(Conflict::Exists)),
+        None => Ok(false),
+    }
+}
+
+/// A new token's issuer, if it has one, must be live as it is created.
+fn check_issuer(s: &State, token: &TokenRecord) -> Result<(), StoreError> {
+    match &token.issued_by {
+        Some(parent) if !s.tokens.get(parent).is_some_and(|p| p.is_live(token.created_at)) => {
+            Err(StoreError::Conflict(Conflict::IssuerNotLive))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Stores a new token, entered under its issuer (checked first).
+fn insert_token(s: &mut State, token: &TokenRecord) {
+    if let Some(parent) = &token.issued_by {
+        s.children.entry(parent.clone()).or_default().insert(token.token_id.clone());
+    }
+    s.purge_at.insert(token.token_id.clone(), token.grant.expires_at.ceil_seconds());
+    if let Some(at) = token.notice_second() {
+        s.notice_at.insert(token.token_id.clone(), at);
+    }
+    s.tokens.insert(token.token_id.clone(), token.clone());
 }
 
 fn push_audit(s: &mut State, e: &AuditEvent) {
@@ -376,24 +412,11 @@ impl Store for MemoryStore {
 
     async fn create_token(&self, token: &TokenRecord, audit: &AuditEvent) -> Result<(), StoreError> {
         self.with(|s| {
-            if let Some(existing) = s.tokens.get(&token.token_id) {
-                // A retry of this very write (its verifier) has landed.
-                if existing.verifier == token.verifier {
-                    return Ok(());
-                }
-                return Err(StoreError::Conflict(Conflict::Exists));
+            if token_landed(s, token)? {
+                return Ok(());
             }
-            if let Some(parent) = &token.issued_by {
-                if !s.tokens.get(parent).is_some_and(|p| p.is_live(token.created_at)) {
-                    return Err(StoreError::Conflict(Conflict::IssuerNotLive));
-                }
-                s.children.entry(parent.clone()).or_default().insert(token.token_id.clone());
-            }
-            s.purge_at.insert(token.token_id.clone(), token.grant.expires_at.ceil_seconds());
-            if let Some(at) = token.notice_second() {
-                s.notice_at.insert(token.token_id.clone(), at);
-            }
-            s.tokens.insert(token.token_id.clone(), token.clone());
+            check_issuer(s, token)?;
+            insert_token(s, token);
             push_audit(s, audit);
             Ok(())
         })

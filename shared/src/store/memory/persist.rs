@@ -23,6 +23,9 @@ struct TokenRow {
     revoked_at: Option<i64>,
     last_used_at: Option<i64>,
     uses: u64,
+    /// Files written before workload identities have none.
+    #[serde(default)]
+    identity_id: Option<String>,
     children: Vec<String>,
     purge_at: i64,
     /// When its expiry notice is due (epoch seconds); `None` once sent or
@@ -151,6 +154,8 @@ struct File {
     daily: Vec<DailyRow>,
     #[serde(default)]
     quota_used: Vec<QuotaRow>,
+    #[serde(default)]
+    identities: Vec<super::identities::IdentityRow>,
 }
 
 fn b64(b: &[u8]) -> String {
@@ -182,6 +187,7 @@ pub(super) fn save(path: &std::path::Path, s: &State) -> std::io::Result<()> {
                 revoked_at: t.revoked_at.map(Timestamp::millis),
                 last_used_at: t.last_used_at.map(Timestamp::millis),
                 uses: t.uses,
+                identity_id: t.identity_id.as_ref().map(ToString::to_string),
                 children: s.children.get(&t.token_id).into_iter().flatten().map(ToString::to_string).collect(),
                 purge_at: s.purge_at.get(&t.token_id).copied().unwrap_or(t.grant.expires_at.ceil_seconds()) * 1000,
                 notice_at: s.notice_at.get(&t.token_id).copied(),
@@ -231,6 +237,7 @@ pub(super) fn save(path: &std::path::Path, s: &State) -> std::io::Result<()> {
                 used: *used,
             })
             .collect(),
+        identities: s.identities.rows(),
         audit: s
             .audit
             .iter()
@@ -294,6 +301,7 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
             revoked_at: t.revoked_at.map(Timestamp::from_millis),
             last_used_at: t.last_used_at.map(Timestamp::from_millis),
             uses: t.uses,
+            identity_id: t.identity_id.map(crate::ids::IdentityId::from_stored),
         };
         if !t.children.is_empty() {
             s.children.insert(id.clone(), t.children.into_iter().map(TokenId::from_stored).collect());
@@ -365,6 +373,7 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
         };
         s.daily.insert((TenantId::from_stored(d.tenant_id), day, subject), d.reads);
     }
+    s.identities = super::identities::Identities::from_rows(file.identities).ok_or_else(|| bad("identity"))?;
     Ok(s)
 }
 
