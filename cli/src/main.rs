@@ -1,5 +1,9 @@
 //! `ibyok`: the local development server, the operator's bootstrap and the
 //! command-line client.
+//!
+//! Running a deployment with it (`docs/operations.md`):
+//!
+#![doc = include_str!("../../docs/operations.md")]
 
 mod client;
 mod console;

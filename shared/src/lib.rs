@@ -1,5 +1,7 @@
 //! IBYOK's library: everything the Lambda functions, the local development
-//! server and the command-line client share.
+//! server and the command-line client share. This page is the crate's map:
+//! its modules, then the architecture they implement
+//! (`docs/architecture.md`; the other pages are beside it in `docs/`).
 //!
 //! One concept, one module:
 //!
@@ -30,6 +32,8 @@
 //! - [`telemetry`] — structured logging.
 //! - [`usage`] — how value reads become counters (per key, per token, per
 //!   day), aggregated from the audit events.
+//!
+#![doc = include_str!("../../docs/architecture.md")]
 
 pub mod api;
 pub mod aws;

@@ -2,6 +2,10 @@
 //! local AWS-protocol server (moto) that `scripts/test` started, the service
 //! wired to the real AWS adapters, a tenant with its root token, and a small
 //! request builder.
+//!
+//! What the tests cover, and how to run them (`docs/testing.md`):
+//!
+#![doc = include_str!("../../docs/testing.md")]
 
 pub mod delay;
 pub mod faults;

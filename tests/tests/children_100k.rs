@@ -1,14 +1,14 @@
-//! Issue 11 at full size: one token issues 100,000 short-lived children over
+//! The data model at full size: one token issues 100,000 short-lived children over
 //! time, cleanup running between, through the DynamoDB adapter on moto with
 //! the capacity model (`scripts/capacity.py`). A benchmark, not part of
 //! `scripts/test`: run it with `scripts/bench-children`
 //! (`IBYOK_BENCH_CHILDREN=2000 scripts/bench-children` for a quick run).
 //!
-//! It prints figures per round of 1,000 issues (write and read units per
+//! It prints figures per batch of 1,000 issues (write and read units per
 //! issue from the ledger, wall time per issue, the issuer's item size, the
 //! tokens and children tables' item counts after cleanup) and asserts only
 //! properties, never timings: every issue answers 201, the issuer's item is
-//! the same size after every round, cleanup leaves the tables as they were,
+//! the same size after every batch, cleanup leaves the tables as they were,
 //! and an issue costs the same write units at the end as at the start.
 
 use aws_sdk_dynamodb::types::TimeToLiveSpecification;
@@ -22,10 +22,10 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 /// Issues between two cleanups.
-const ROUND: usize = 1_000;
+const BATCH: usize = 1_000;
 
 /// A time budget, `IBYOK_BENCH_MINUTES` (default none): the run stops after
-/// the first round that ends past it, and reports what it issued.
+/// the first batch that ends past it, and reports what it issued.
 fn budget() -> Option<Duration> {
     let v = std::env::var("IBYOK_BENCH_MINUTES").ok()?;
     Some(Duration::from_secs_f64(v.parse::<f64>().expect("IBYOK_BENCH_MINUTES") * 60.0))
@@ -34,12 +34,12 @@ fn budget() -> Option<Duration> {
 /// How many children to issue: `IBYOK_BENCH_CHILDREN`, default 100,000.
 fn children() -> usize {
     let n = std::env::var("IBYOK_BENCH_CHILDREN").map_or(100_000, |v| v.parse().expect("IBYOK_BENCH_CHILDREN"));
-    assert!(n >= ROUND && n.is_multiple_of(ROUND), "IBYOK_BENCH_CHILDREN: a multiple of {ROUND}");
+    assert!(n >= BATCH && n.is_multiple_of(BATCH), "IBYOK_BENCH_CHILDREN: a multiple of {BATCH}");
     n
 }
 
-struct Round {
-    /// The round's first issue, from 1.
+struct Batch {
+    /// The batch's first issue, from 1.
     first: usize,
     wcu: f64,
     rcu: f64,
@@ -49,24 +49,24 @@ struct Round {
     issuer_bytes: usize,
     tokens: usize,
     children: usize,
-    /// Answers other than 201 in this round: (status, error code).
+    /// Answers other than 201 in this batch: (status, error code).
     refused: Vec<(u16, String)>,
 }
 
 const HEADER: &str = "| issues | write units / issue | read units / issue | ms / issue | cleanup s | \
     cleanup write units / child | issuer bytes | tokens | children | non-201 |\n|---|---|---|---|---|---|---|---|---|---|";
 
-impl Round {
-    /// The round as a table row, `label` before its issues.
+impl Batch {
+    /// The batch as a table row, `label` before its issues.
     fn row(&self, label: &str) -> String {
         format!(
             "| {label}{}{}–{} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {} | {} | {} | {} |",
             if label.is_empty() { "" } else { ": " },
             self.first,
-            self.first + ROUND - 1,
+            self.first + BATCH - 1,
             self.wcu,
             self.rcu,
-            self.took.as_secs_f64() * 1000.0 / ROUND as f64,
+            self.took.as_secs_f64() * 1000.0 / BATCH as f64,
             self.cleanup.as_secs_f64(),
             self.cleanup_wcu,
             self.issuer_bytes,
@@ -136,7 +136,7 @@ async fn audit_without_stream(env: &Env) {
 /// Deletes every audit event. The audit table gains one event per issue and
 /// moto copies it whole in each issue's transaction (for the rollback), so
 /// a growing table would make each issue slower on moto (not on DynamoDB).
-/// Emptied after every round, as `bench/lambda_bench.py` (`trim_audit`)
+/// Emptied after every batch, as `bench/lambda_bench.py` (`trim_audit`)
 /// does every 500 invocations, the run stays linear. Not part of the
 /// measured window: the ledger is read before.
 async fn empty_audit(env: &Env) {
@@ -188,14 +188,14 @@ async fn one_token_issues_a_hundred_thousand_children() {
         .await;
     let before = issuer_bytes(&env, &issuer_id).await;
     let started = Instant::now();
-    let mut rounds: Vec<Round> = Vec::new();
-    println!("issuing {n} children from one token, cleanup every {ROUND}");
+    let mut batches: Vec<Batch> = Vec::new();
+    println!("issuing {n} children from one token, cleanup every {BATCH}");
     println!("{HEADER}");
-    for r in 0..n / ROUND {
+    for r in 0..n / BATCH {
         let mut refused = Vec::new();
         capacity_ledger("POST");
         let t0 = Instant::now();
-        for _ in 0..ROUND {
+        for _ in 0..BATCH {
             let resp = env
                 .call(
                     Req::post("/tokens")
@@ -209,37 +209,37 @@ async fn one_token_issues_a_hundred_thousand_children() {
         }
         let took = t0.elapsed();
         let issued = capacity_ledger("GET").expect("the ledger");
-        // The children expire; cleanup runs between rounds.
+        // The children expire; cleanup runs between batches.
         env.clock.advance_seconds(61);
         capacity_ledger("POST");
         let t1 = Instant::now();
         let report = cleanup::handler(env.store.as_ref(), None, env.clock.as_ref()).await.unwrap();
         let cleanup = t1.elapsed();
         let cleaned = capacity_ledger("GET").expect("the ledger");
-        assert_eq!(report.tokens.deleted, ROUND - refused.len(), "round {r}: cleanup deleted every expired child");
+        assert_eq!(report.tokens.deleted, BATCH - refused.len(), "batch {r}: cleanup deleted every expired child");
         empty_audit(&env).await;
-        let round = Round {
-            first: r * ROUND + 1,
-            wcu: units(&issued, "wcu") / ROUND as f64,
-            rcu: units(&issued, "rcu") / ROUND as f64,
+        let batch = Batch {
+            first: r * BATCH + 1,
+            wcu: units(&issued, "wcu") / BATCH as f64,
+            rcu: units(&issued, "rcu") / BATCH as f64,
             took,
             cleanup,
-            cleanup_wcu: units(&cleaned, "wcu") / ROUND as f64,
+            cleanup_wcu: units(&cleaned, "wcu") / BATCH as f64,
             issuer_bytes: issuer_bytes(&env, &issuer_id).await,
             tokens: count(&env, &env.tables.tokens).await,
             children: count(&env, &env.tables.children).await,
             refused,
         };
-        println!("{}", round.row(""));
-        rounds.push(round);
+        println!("{}", batch.row(""));
+        batches.push(batch);
         if budget().is_some_and(|b| started.elapsed() > b) {
-            println!("stopped at the time budget (IBYOK_BENCH_MINUTES) after {} of {n}", rounds.len() * ROUND);
+            println!("stopped at the time budget (IBYOK_BENCH_MINUTES) after {} of {n}", batches.len() * BATCH);
             break;
         }
     }
     let total = started.elapsed();
-    let n = rounds.len() * ROUND;
-    let (first, middle, last) = (&rounds[0], &rounds[rounds.len() / 2], &rounds[rounds.len() - 1]);
+    let n = batches.len() * BATCH;
+    let (first, middle, last) = (&batches[0], &batches[batches.len() / 2], &batches[batches.len() - 1]);
     println!(
         "\n{n} children in {:.1} min ({:.1} ms an issue with cleanup and the audit trimming); issuer item {before} bytes before the first child",
         total.as_secs_f64() / 60.0,
@@ -249,16 +249,16 @@ async fn one_token_issues_a_hundred_thousand_children() {
     for (name, r) in [("start", first), ("middle", middle), ("end", last)] {
         println!("{}", r.row(name));
     }
-    let odd: Vec<_> = rounds.iter().filter(|r| r.wcu != first.wcu || r.rcu != first.rcu).map(|r| r.first).collect();
+    let odd: Vec<_> = batches.iter().filter(|r| r.wcu != first.wcu || r.rcu != first.rcu).map(|r| r.first).collect();
     if !odd.is_empty() {
-        println!("rounds whose units differ from the first's: {odd:?}");
+        println!("batches whose units differ from the first's: {odd:?}");
     }
 
-    let refused: Vec<_> = rounds.iter().flat_map(|r| r.refused.iter().map(move |x| (r.first, x))).collect();
+    let refused: Vec<_> = batches.iter().flat_map(|r| r.refused.iter().map(move |x| (r.first, x))).collect();
     assert!(refused.is_empty(), "answers other than 201: {refused:?}");
     assert_eq!(first.issuer_bytes, before + "issued".len() + 1, "only the constant mark");
-    assert!(rounds.iter().all(|r| r.issuer_bytes == first.issuer_bytes), "the issuer's item never grows");
+    assert!(batches.iter().all(|r| r.issuer_bytes == first.issuer_bytes), "the issuer's item never grows");
     // The root, the issuer; the issuer's own entry under the root.
-    assert!(rounds.iter().all(|r| (r.tokens, r.children) == (2, 1)), "cleanup leaves only the root and the issuer");
+    assert!(batches.iter().all(|r| (r.tokens, r.children) == (2, 1)), "cleanup leaves only the root and the issuer");
     assert_eq!(last.wcu, first.wcu, "an issue costs the same write units at the end as at the start");
 }

@@ -94,14 +94,14 @@ async fn an_issuers_item_does_not_grow_with_what_it_issued() {
         env.issue(&env.root, json!({"name": "ci", "scopes": ["tokens:write", "keys:read"], "expiresIn": 86400})).await;
     let before = item_bytes(&raw_token(&env, &issuer_id).await.unwrap());
     let mut sizes = Vec::new();
-    for round in 0..4 {
+    for batch in 0..4 {
         for _ in 0..50 {
             env.issue(&issuer, json!({"name": "job", "scopes": ["keys:read"], "expiresIn": 60})).await;
         }
-        // The jobs' tokens expire; cleanup runs between rounds.
+        // The jobs' tokens expire; cleanup runs between batches.
         env.clock.advance_seconds(61);
         let report = cleanup::handler(env.store.as_ref(), None, env.clock.as_ref()).await.unwrap();
-        assert_eq!(report.tokens.deleted, 50, "round {round}");
+        assert_eq!(report.tokens.deleted, 50, "batch {batch}");
         sizes.push(item_bytes(&raw_token(&env, &issuer_id).await.unwrap()));
     }
     println!("issuer item: {before} bytes before, {sizes:?} after each 50 children");

@@ -399,20 +399,20 @@ async fn a_key_item_holds_at_most_three_envelopes_however_often_it_rotates() {
     let one = ibyok_tests::item_bytes(&raw_key(&env, &key).await);
     let mut staged = Vec::new();
     let mut promoted = Vec::new();
-    for round in 1..=12 {
-        let stage = json!({"value": value(2 * round - 1), "stage": "pending"});
+    for cycle in 1..=12 {
+        let stage = json!({"value": value(2 * cycle - 1), "stage": "pending"});
         env.call(put_req(&key, stage).token(&env.root)).await.expect(200);
         // A second pending version replaces the first.
-        let replaced = json!({"value": value(2 * round), "stage": "pending"});
+        let replaced = json!({"value": value(2 * cycle), "stage": "pending"});
         env.call(put_req(&key, replaced).token(&env.root)).await.expect(200);
         let item = raw_key(&env, &key).await;
-        assert!(envelopes(&item) <= 3, "round {round}");
+        assert!(envelopes(&item) <= 3, "cycle {cycle}");
         staged.push(ibyok_tests::item_bytes(&item));
         let promote =
             Req::post(&format!("/keys/{key}/promote")).token(&env.root).json(json!({"previousValidFor": 3600}));
         env.call(promote).await.expect(200);
         let item = raw_key(&env, &key).await;
-        assert_eq!(envelopes(&item), 2, "round {round}: current and previous");
+        assert_eq!(envelopes(&item), 2, "cycle {cycle}: current and previous");
         promoted.push(ibyok_tests::item_bytes(&item));
     }
     println!("key item with 8 KiB values: {one} bytes with one version; {staged:?} with three; {promoted:?} with two");
