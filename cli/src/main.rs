@@ -297,7 +297,7 @@ async fn quota(tenant: &str, reads_per_month: Option<u64>) -> Result<(), String>
             }
         }
     };
-    use ibyok::store::Store;
+    use ibyok::store::LimitStore;
     store.set_quota(&id, reads_per_month).await.map_err(|e| match e {
         ibyok::store::StoreError::NotFound => format!("no tenant {id}"),
         e => format!("setting the quota failed: {e}"),

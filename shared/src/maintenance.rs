@@ -5,7 +5,7 @@
 
 use crate::clock::Timestamp;
 use crate::notify::Notifier;
-use crate::store::{PurgeReport, Store, StoreError};
+use crate::store::{KeyStore, NoticeStore, PurgeReport, StoreError, TokenStore};
 use serde::Serialize;
 
 /// How often `ibyok dev` runs [`run`].
@@ -32,7 +32,7 @@ pub struct MaintenanceReport {
 /// (`TokenRecord::notice_second`): claimed in the store first, so a token
 /// is noticed once however often this runs; a notice that fails to send is
 /// put back for the next run.
-pub async fn run<S: Store + ?Sized>(
+pub async fn run<S: TokenStore + KeyStore + NoticeStore + ?Sized>(
     store: &S,
     notifier: Option<&dyn Notifier>,
     now: Timestamp,

@@ -8,7 +8,7 @@
 //! The counters are aggregated from the events instead. The DynamoDB
 //! deployment's usage function reads the audit table's stream in batches
 //! ([`crate::store::dynamo::stream`] turns a batch into a [`UsageBatch`]),
-//! and [`Store::apply_usage`](crate::store::Store::apply_usage) adds each
+//! and [`UsageStore::apply_usage`](crate::store::UsageStore::apply_usage) adds each
 //! batch's [`Tally`]: `retrievals` and `lastUsedAt` on each key, `uses` and
 //! `lastUsedAt` on each token, and reads per UTC day per key and per token
 //! (`GET /usage/daily`) — one write per key, token and day per batch, however

@@ -17,7 +17,7 @@ use ibyok::config::Config;
 use ibyok::kms::local::LocalKms;
 use ibyok::store::dynamo::DynamoStore;
 use ibyok::store::memory::MemoryStore;
-use ibyok::store::Store;
+use ibyok::store::{LimitStore, TokenStore};
 use ibyok_tests::delay::DelayProxy;
 use ibyok_tests::{endpoint, Env, Req};
 use serde_json::json;

@@ -8,7 +8,7 @@
 //! pending version, and pending versions are promoted: an acknowledged
 //! promote holds, and a failed one leaves the current version readable.
 
-use ibyok::store::Store;
+use ibyok::store::LimitStore;
 use ibyok_tests::faults::{FaultProxy, Rates};
 use ibyok_tests::{endpoint, Env, Req, Resp};
 use rand::rngs::StdRng;

@@ -8,7 +8,7 @@ use ibyok::config::Config;
 use ibyok::kms::local::LocalKms;
 use ibyok::store::dynamo::consumer::UsageStream;
 use ibyok::store::memory::MemoryStore;
-use ibyok::store::Store;
+use ibyok::store::{LimitStore, Store};
 use ibyok_tests::{Env, Req, Resp};
 use serde_json::json;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use ibyok::clock::Clock;
-use ibyok::store::Store;
+use ibyok::store::ReadStore;
 use ibyok_tests::{Env, Req};
 use serde_json::json;
 use std::collections::HashMap;

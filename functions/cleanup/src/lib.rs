@@ -7,12 +7,13 @@
 use ibyok::clock::Clock;
 use ibyok::maintenance::MaintenanceReport;
 use ibyok::notify::Notifier;
-use ibyok::store::{Store, StoreError};
+use ibyok::store::{KeyStore, NoticeStore, StoreError, TokenStore};
 
-/// Generic over the store so that the binary, on the DynamoDB store itself,
-/// links only the store methods cleanup calls (a `&dyn Store` would keep
-/// every method through its vtable).
-pub async fn handler<S: Store + ?Sized>(
+/// Generic over the store, bounded by the aggregates cleanup touches
+/// (tokens, key versions, notices), so that the binary, on the DynamoDB
+/// store itself, links only the store methods cleanup calls (a `&dyn Store`
+/// would keep every method through its vtable).
+pub async fn handler<S: TokenStore + KeyStore + NoticeStore + ?Sized>(
     store: &S,
     notifier: Option<&dyn Notifier>,
     clock: &dyn Clock,

@@ -6,10 +6,15 @@
 use ibyok::clock::Clock;
 use ibyok::store::dynamo::stream::apply_stream_event;
 pub use ibyok::store::dynamo::stream::{Applied, ApplyError};
-use ibyok::store::Store;
+use ibyok::store::UsageStore;
 use serde_json::Value;
 
-/// Generic over the store, so that the binary links only what it calls.
-pub async fn handler<S: Store + ?Sized>(store: &S, clock: &dyn Clock, event: &Value) -> Result<Applied, ApplyError> {
+/// Generic over the store, bounded by the one aggregate it writes (the
+/// counters), so that the binary links only what it calls.
+pub async fn handler<S: UsageStore + ?Sized>(
+    store: &S,
+    clock: &dyn Clock,
+    event: &Value,
+) -> Result<Applied, ApplyError> {
     apply_stream_event(store, clock.now(), event).await
 }

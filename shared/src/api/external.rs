@@ -10,7 +10,7 @@
 //! The planned path, one round trip: a successful read leaves a [`ReadPlan`]
 //! for its token, key, environment and version asked for (what it found: no
 //! value, no data key, no token). The next such read sends the `Decrypt` of
-//! the planned envelope (live) and [`Store::record_expected_read`] at once;
+//! the planned envelope (live) and [`ReadStore::record_expected_read`] at once;
 //! the store writes the counters and the audit event only if everything the
 //! plan assumed still holds at that moment — the token stored, unrevoked and
 //! unexpired, the key's name, type, envelope and override, the version still
@@ -18,7 +18,7 @@
 //! nothing, and the read takes the full path. A plan can cost a round trip,
 //! never a wrong answer.
 //!
-//! [`Store::record_expected_read`]: crate::store::Store::record_expected_read
+//! [`ReadStore::record_expected_read`]: crate::store::ReadStore::record_expected_read
 
 use super::keys::not_found_as_key;
 use super::limits::{self, Known, PreCounted};

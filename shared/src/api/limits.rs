@@ -1,6 +1,6 @@
 //! Token rate limits on the request path.
 //!
-//! A limited token's request is counted with [`Store::count_request`]: one
+//! A limited token's request is counted with [`LimitStore::count_request`]: one
 //! conditional write of a small counter item per (token, UTC minute), shared
 //! by every instance. The write goes out beside a round trip the request
 //! makes anyway wherever the limit is known before the token is read: on the
@@ -10,12 +10,12 @@
 //! count after authentication. An unlimited token never counts.
 //!
 //! A tenant's monthly quota of value reads is counted the same way, by
-//! [`Store::count_quota_read`] beside the read's own writes, only for a
+//! [`LimitStore::count_quota_read`] beside the read's own writes, only for a
 //! tenant that has one (the read path reads the tenant's record anyway, and
 //! a plan remembers it). A read the quota refuses is taken back.
 //!
-//! [`Store::count_request`]: crate::store::Store::count_request
-//! [`Store::count_quota_read`]: crate::store::Store::count_quota_read
+//! [`LimitStore::count_request`]: crate::store::LimitStore::count_request
+//! [`LimitStore::count_quota_read`]: crate::store::LimitStore::count_quota_read
 
 use super::{ApiError, ApiResponse, Ctx};
 use crate::clock::{Month, Timestamp};

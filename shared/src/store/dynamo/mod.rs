@@ -2,7 +2,8 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `port.rs` | the [`Store`] implementation |
+//! | `reads.rs`, `tenants.rs`, `keys.rs`, `tokens.rs`, `audit.rs`, `limits.rs`, `notices.rs`, `identities.rs` | each aggregate's trait of the port ([`Store`] is their sum) |
+//! | `common.rs` | what those files share: transactional puts, landed-write checks, batch reads |
 //! | `items.rs` | item mapping, the only place records become items and back |
 //! | `identities.rs` | the identities aggregate: its items, and the exchange's one transaction |
 //! | `errors.rs` | SDK failures sorted into the port's outcomes |
@@ -13,7 +14,7 @@
 //! | `migrate.rs` | `ibyok admin migrate`: the earlier layout's items moved |
 //! | `stream.rs` | the audit stream's records as the usage function gets them, and what it does with them |
 //! | `consumer.rs` | the stream read where no event source mapping does it (tests, `ibyok dev --aws`) |
-//! | `usage.rs` | the counters: batches applied exactly, daily counts read |
+//! | `usage.rs` | the counters ([`UsageStore`]): batches applied exactly, daily counts read |
 
 use super::schema::{
     self, AUDIT_SHARDS, COUNTER_ID, CREATED_AT, EVENT_KEY, IDENTITY_ID, ISSUER_ID, KEY_ID, NOTICE_AT, NOTICE_INDEX,
@@ -21,12 +22,15 @@ use super::schema::{
     RETIRE_INDEX, RETIRE_SHARD, RETIRE_SHARDS, TENANT_ID, TENANT_INDEX, TOKEN_ID, TTL, USAGE_CHECKPOINTS, USAGE_KEY,
 };
 use super::*;
+use crate::clock::{Month, Timestamp};
 use crate::config::Tables;
 use crate::envelope::{Envelope, NONCE_LEN};
 use crate::fault::{Fault, FaultKind};
+use crate::ids::{IdentityId, KeyId, TenantId, TokenId};
 use crate::mode::ModeRequirement;
+use crate::mode::{Environment, Mode, ModeOverrides, TenantModes};
 use crate::token::{Grant, Scope, Scopes};
-use crate::usage::{DailyCount, Day, UsageBatch};
+use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -42,18 +46,26 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use std::collections::{BTreeMap, HashMap};
 
+mod common;
 #[cfg(feature = "stream-consumer")]
 pub mod consumer;
 mod cursor;
 mod errors;
+// One file per aggregate, as the port is split.
+mod audit;
 mod identities;
 mod items;
+mod keys;
+mod limits;
 mod migrate;
-mod port;
+mod notices;
+mod reads;
 mod replicas;
 mod retry;
 pub mod stream;
 mod tables;
+mod tenants;
+mod tokens;
 mod usage;
 
 use cursor::*;

@@ -12,7 +12,7 @@
 //! - **A revocation** writes the revoked item over every replica before it
 //!   answers. A revoked token never becomes live again, so an overwrite can
 //!   only bring a copy closer to its item.
-//! - **Reads** ([`Store::fetch`]) take each key and token from one replica
+//! - **Reads** ([`ReadStore::fetch`]) take each key and token from one replica
 //!   at random; the usage counters (`retrievals`, `uses`,
 //!   `lastUsedAt`), which the usage function keeps on the items only, come
 //!   from the items themselves when a request asks for them

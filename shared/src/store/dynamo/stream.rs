@@ -6,7 +6,7 @@
 use super::{audit_tenant, KEY_ID, TENANT_ID, TOKEN_ID};
 use crate::clock::Timestamp;
 use crate::ids::{KeyId, TenantId, TokenId};
-use crate::store::{Store, StoreError};
+use crate::store::{StoreError, UsageStore};
 use crate::usage::{CountedRead, SeqNo, UsageBatch};
 use serde_json::Value;
 
@@ -89,9 +89,9 @@ pub enum ApplyError {
 }
 
 /// The usage function's work on one delivery of the audit stream: its batch
-/// added to the counters ([`Store::apply_usage`]). An error fails the
+/// added to the counters ([`UsageStore::apply_usage`]). An error fails the
 /// delivery, which comes again; the store's checkpoint makes that exact.
-pub async fn apply_stream_event<S: Store + ?Sized>(
+pub async fn apply_stream_event<S: UsageStore + ?Sized>(
     store: &S,
     now: Timestamp,
     event: &Value,

@@ -177,7 +177,7 @@ impl DynamoStore {
         Ok(got.item.as_ref().and_then(|i| opt_s(i, "upTo")).map(SeqNo))
     }
 
-    /// [`Store::apply_usage`]: the batch's reads past its checkpoint, in
+    /// [`UsageStore::apply_usage`]: the batch's reads past its checkpoint, in
     /// runs of at most a transaction's items, each moving the checkpoint.
     pub(super) async fn apply_usage_batch(&self, batch: &UsageBatch, now: Timestamp) -> Result<(), StoreError> {
         if batch.reads.is_empty() {
@@ -195,7 +195,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// [`Store::daily_usage`]: one query of the tenant's partition over the
+    /// [`UsageStore::daily_usage`]: one query of the tenant's partition over the
     /// days' range, every page.
     pub(super) async fn daily_counts(
         &self,
@@ -224,5 +224,16 @@ impl DynamoStore {
                 return Ok(out);
             }
         }
+    }
+}
+
+#[async_trait]
+impl UsageStore for DynamoStore {
+    async fn apply_usage(&self, batch: &UsageBatch, now: Timestamp) -> Result<(), StoreError> {
+        self.apply_usage_batch(batch, now).await
+    }
+
+    async fn daily_usage(&self, tenant: &TenantId, from: Day, to: Day) -> Result<Vec<DailyCount>, StoreError> {
+        self.daily_counts(tenant, from, to).await
     }
 }
