@@ -424,7 +424,13 @@ fn main() {
     let result: Result<(), String> = match &cli.command {
         Command::Dev(_) | Command::Admin(_) => {
             ibyok::telemetry::init();
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("ibyok: cannot start the async runtime: {e}");
+                    std::process::exit(1);
+                }
+            };
             rt.block_on(async {
                 match cli.command {
                     Command::Dev(args) => dev::run(args).await.map_err(|e| e.to_string()),

@@ -1,4 +1,5 @@
 //! `ibyok dev` over real HTTP, and the CLI as a process.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};

@@ -1,6 +1,7 @@
 //! Load: 200 concurrent clients against `ibyok dev` for 30 s (set
 //! IBYOK_LOAD_SECONDS to change): zero errors, and the usage counters equal
 //! the successful reads exactly. Prints the throughput it saw.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

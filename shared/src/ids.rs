@@ -38,7 +38,7 @@ pub fn base62_of_bytes(bytes: &[u8], width: usize) -> String {
         digits.push(b'0');
     }
     digits.reverse();
-    String::from_utf8(digits).expect("base62 is ascii")
+    digits.into_iter().map(char::from).collect()
 }
 
 pub fn is_base62(s: &str) -> bool {

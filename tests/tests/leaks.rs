@@ -23,8 +23,8 @@ impl Write for Captured {
 #[tokio::test]
 async fn no_secret_reaches_a_log_line_or_an_error_body() {
     // Even with the SDK told to log bodies, none may reach the log.
-    // SAFETY: set before any other thread of this test process reads it.
-    unsafe { std::env::set_var("LOG_SENSITIVE_BODIES", "true") };
+    // Set before any other thread of this test process reads it.
+    std::env::set_var("LOG_SENSITIVE_BODIES", "true");
     let logs = Captured::default();
     let writer = logs.clone();
     tracing_subscriber::fmt()

@@ -1,5 +1,6 @@
 //! A misconfigured function fails at start, naming what is missing, instead
 //! of answering its first request with a 500.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
 
 #[test]
 fn submit_refuses_to_start_without_its_kms_key() {

@@ -83,9 +83,7 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
         for env in Environment::ALL {
             match body.raw(env.as_str()) {
                 None => {}
-                Some(Value::String(m)) if Mode::parse(m).is_some() => {
-                    changes.push((env, Mode::parse(m).expect("checked")));
-                }
+                Some(Value::String(m)) if let Some(mode) = Mode::parse(m) => changes.push((env, mode)),
                 Some(_) => return Err(ApiError::bad(env.as_str(), "must be mock or live")),
             }
         }

@@ -40,6 +40,7 @@ impl LocalKms {
     pub fn ephemeral() -> Self {
         let mut bytes = Zeroizing::new([0u8; 32]);
         rand::thread_rng().fill_bytes(bytes.as_mut());
+        #[allow(clippy::expect_used, reason = "the array is 32 bytes, the one length from_slice takes")]
         Self::new(&DataKey::from_slice(bytes.as_mut()).expect("32 bytes"))
     }
 
@@ -87,6 +88,7 @@ impl Kms for LocalKms {
             })?;
         let mut wrapped = nonce.to_vec();
         wrapped.extend_from_slice(&sealed);
+        #[allow(clippy::expect_used, reason = "the key is 32 bytes, the one length from_slice takes")]
         let plaintext = DataKey::from_slice(key.as_mut()).expect("32 bytes");
         Ok(GeneratedKey { plaintext, wrapped })
     }

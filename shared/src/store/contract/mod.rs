@@ -9,6 +9,11 @@
 //! Each case goes through the port only, and checks what a write leaves
 //! behind: records, counters, purge times and audit events, including the
 //! events that must not be written.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code (behind the `contract` feature): a failed unwrap is a failed case"
+)]
 
 use super::*;
 use crate::bootstrap;
