@@ -6,7 +6,9 @@
 // Environment: CHROMIUM, OUT_DIR, BASE_A/TOKEN_A (no guardrails; a quota of
 // 100,000 reads a month), BASE_B/TOKEN_B (started with guardrails; no quota).
 
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -58,6 +60,26 @@ async function issue(base, token, body) {
   const r = await call(base, token, 'POST', '/tokens', body);
   ok(r.status === 201, `POST /tokens ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
+}
+
+// An OpenID issuer on a loopback port (discovery and a JWKS; RS256), so that
+// a workload can exchange a JWT through an identity made in the console.
+const oidcKey = crypto.generateKeyPairSync('rsa', {modulusLength: 2048});
+const oidcJwk = {...oidcKey.publicKey.export({format: 'jwk'}), kid: 'console-test', use: 'sig', alg: 'RS256'};
+const oidcIssuer = http.createServer((req, res) => {
+  const body = req.url === '/.well-known/openid-configuration' ? {issuer: ISSUER, jwks_uri: `${ISSUER}/jwks`}
+    : req.url === '/jwks' ? {keys: [oidcJwk]} : null;
+  res.writeHead(body ? 200 : 404, {'content-type': 'application/json'});
+  res.end(JSON.stringify(body || {}));
+});
+await new Promise((resolve) => oidcIssuer.listen(0, '127.0.0.1', resolve));
+const ISSUER = `http://127.0.0.1:${oidcIssuer.address().port}`;
+/** A JWT of that issuer with these claims (and iss, iat, exp). */
+function oidcJwt(claims) {
+  const now = Math.floor(Date.now() / 1000);
+  const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const input = `${enc({alg: 'RS256', typ: 'JWT', kid: 'console-test'})}.${enc({iss: ISSUER, iat: now, exp: now + 300, ...claims})}`;
+  return `${input}.${crypto.sign('sha256', Buffer.from(input), oidcKey.privateKey).toString('base64url')}`;
 }
 
 // ------------------------------------------------------------------ size
@@ -382,7 +404,7 @@ try {
     await signInWith(t, reader);
     ok(await t.page.isVisible('text=Read-only: this token lacks the keys:write scope'), 'the read-only notice');
     ok(await t.page.locator('form.add').count() === 0, 'no add form');
-    ok(await t.page.locator('nav [aria-disabled="true"]').count() === 4, 'four sections disabled');
+    ok(await t.page.locator('nav [aria-disabled="true"]').count() === 5, 'five sections disabled');
     ok(await t.page.isVisible('.expiry.warn'), 'the expiry warning (1 day left)');
     await check(t, 'keys-readonly');
     await t.page.getByRole('button', {name: 'Details OpenAI Prod'}).click();
@@ -391,6 +413,9 @@ try {
     await t.page.goto(`${BASE_A}/console/#/tokens`);
     await t.page.waitForSelector('text=This token lacks the tokens:read scope');
     await check(t, 'tokens-forbidden');
+    await t.page.goto(`${BASE_A}/console/#/identities`);
+    await t.page.waitForSelector('text=This token lacks the tokens:read scope');
+    ok(await t.page.locator('table.identities').count() === 0, 'no identities without tokens:read');
     figures['expected 4xx logged by Chromium for the read-only token (scope probes)'] = String(t.expected4xx.length);
     await t.page.close();
     await root.page.bringToFront(); // a background tab's animation frames are throttled
@@ -417,6 +442,135 @@ try {
     await root.page.getByLabel('Show').selectOption('revoked');
     ok(await root.page.locator('tbody tr').count() === 3, 'the revoked filter shows the three');
     await check(root, 'tokens-revoked');
+  });
+
+  await step('identities: create a GitHub Actions identity from owner, repository and environment', async () => {
+    await rendered(root, 'identities');
+    await check(root, 'identities-empty');
+    const form = root.page.locator('form.identity');
+    ok(await form.isVisible(), 'the create form is open while there is no identity');
+    await form.getByLabel('Name', {exact: true}).fill('deploy from main');
+    await form.getByLabel('Owner').fill('acme');
+    await form.getByLabel('Repository', {exact: true}).fill('app');
+    await form.getByLabel('Jobs that run on a branch').check();
+    ok(await form.locator('.preview code').textContent() === 'repo:acme/app:ref:refs/heads/main', 'a branch builds a ref subject');
+    await form.getByLabel('Jobs that deploy to an environment').check();
+    ok(await form.getByLabel('Environment', {exact: true}).inputValue() === 'production', 'the environment defaults to production');
+    ok(await form.locator('.preview code').textContent() === 'repo:acme/app:environment:production', 'the subject preview');
+    await form.getByLabel('Repository ID').fill('81234567');
+    await form.getByLabel('Audience').fill('ibyok:acme-console');
+    await form.getByLabel('OpenAI Prod').check();
+    await form.getByLabel('Each token lives').selectOption('1800');
+    await check(root, 'identity-form', 'form.identity');
+    await form.getByRole('button', {name: 'Create identity'}).click();
+    await root.page.waitForSelector('.identity-created');
+    const made = (await call(BASE_A, TOKEN_A, 'GET', '/identities')).body.identities.find((i) => i.name === 'deploy from main');
+    ok(made && made.kind === 'oidc' && made.issuer === 'https://token.actions.githubusercontent.com' && made.audience === 'ibyok:acme-console' &&
+      made.subject === 'repo:acme/app:environment:production' && made.subjectMatch === 'exact' &&
+      JSON.stringify(made.boundClaims) === JSON.stringify({repository_id: ['81234567']}) &&
+      JSON.stringify(made.scopes) === '["keys:read"]' && JSON.stringify(made.keyIds) === JSON.stringify([keyId]) && made.tokenTtl === 1800,
+    `the server holds ${JSON.stringify(made)}`);
+    const snippet = await root.page.textContent('.identity-created pre');
+    ok(snippet.includes(`identity: ${made.identityId}`) && snippet.includes('audience: ibyok:acme-console') && snippet.includes('id-token: write') &&
+      snippet.includes('environment: production') && snippet.includes(`OPENAI_API_KEY=${keyId}`), `the workflow snippet: ${snippet}`);
+    await check(root, 'identity-created');
+    const row = root.page.locator(`tr[data-identity="${made.identityId}"]`);
+    const text = await row.textContent();
+    ok(text.includes('GitHub Actions') && text.includes('repo:acme/app:environment:production') && text.includes('repository_id = 81234567') &&
+      text.includes('OpenAI Prod') && text.includes('30 min') && text.includes('dev root'), `the row: ${text}`);
+    await root.page.getByRole('button', {name: 'Done'}).click();
+  });
+
+  await step('identities: an AWS role, any OIDC issuer (a pattern and bound claims), the server’s 400 shown', async () => {
+    const form = root.page.locator('form.identity');
+    await root.page.locator('summary', {hasText: 'Create an identity'}).click();
+    await form.getByLabel('AWS IAM role').check();
+    await form.getByLabel('Name', {exact: true}).fill('nightly batch (Lambda)');
+    await form.getByLabel('AWS account ID').fill('123456789012');
+    await form.getByLabel('Role name').fill('ibyok batch!');
+    await form.getByRole('button', {name: 'Create identity'}).click();
+    await root.page.waitForSelector('.banner >> text=must be an IAM role name');
+    ok((await root.page.textContent('.banner')).startsWith('Error 400: '), 'the server’s 400 as it is');
+    await form.getByLabel('Role name').fill('ibyok-batch');
+    await form.getByLabel('Each token lives').selectOption('3600');
+    await form.getByRole('button', {name: 'Create identity'}).click();
+    await root.page.waitForSelector('.identity-created >> text=--aws');
+    const aws = (await call(BASE_A, TOKEN_A, 'GET', '/identities')).body.identities.find((i) => i.kind === 'aws');
+    ok(aws && aws.awsAccountId === '123456789012' && aws.awsRoleName === 'ibyok-batch' && aws.tokenTtl === 3600 && aws.keyIds === null,
+      `the server holds ${JSON.stringify(aws)}`);
+    const awsRow = await root.page.locator(`tr[data-identity="${aws.identityId}"]`).textContent();
+    ok(awsRow.includes('AWS IAM') && awsRow.includes('123456789012') && awsRow.includes('ibyok-batch') && awsRow.includes('all keys'), `the row: ${awsRow}`);
+    await root.page.getByRole('button', {name: 'Done'}).click();
+    await root.page.locator('summary', {hasText: 'Create an identity'}).click();
+    await form.getByLabel('Other OIDC issuer').check();
+    await form.getByLabel('Name', {exact: true}).fill('cluster jobs');
+    await form.getByLabel('Issuer', {exact: true}).fill(ISSUER);
+    await form.getByLabel('Audience').fill('ibyok:cluster');
+    await form.getByLabel('Subject', {exact: true}).fill('system:serviceaccount:jobs:*');
+    await form.getByLabel('The subject is a pattern').check();
+    await form.getByLabel('Bound claims (optional)').fill('cluster=prod-eu\ncluster=prod-us');
+    await form.getByRole('button', {name: 'Create identity'}).click();
+    await root.page.waitForSelector('.identity-created >> text=--oidc-token-file');
+    const oidc = (await call(BASE_A, TOKEN_A, 'GET', '/identities')).body.identities.find((i) => i.name === 'cluster jobs');
+    ok(oidc && oidc.issuer === ISSUER && oidc.subjectMatch === 'glob' && JSON.stringify(oidc.boundClaims) === '{"cluster":["prod-eu","prod-us"]}',
+      `the server holds ${JSON.stringify(oidc)}`);
+    await root.page.getByRole('button', {name: 'Done'}).click();
+    ok(await root.page.locator('table.identities tbody tr').count() === 3, 'three identities listed');
+    ok(await root.page.locator(`tr[data-identity="${oidc.identityId}"] .badge.glob`).count() === 1, 'the pattern is marked');
+    await check(root, 'identities');
+    await root.page.setViewportSize({width: 1024, height: 768});
+    const fit = await root.page.evaluate(() => {
+      const table = document.querySelector('table.identities');
+      return {table: table.scrollWidth, box: table.parentElement.clientWidth, page: document.documentElement.scrollWidth, viewport: document.documentElement.clientWidth};
+    });
+    ok(fit.table <= fit.box && fit.page <= fit.viewport, `1024 px: the identities table is ${fit.table} px in ${fit.box} px (page ${fit.page} of ${fit.viewport})`);
+    await check(root, 'identities-1024');
+    await root.page.setViewportSize({width: 1280, height: 860});
+  });
+
+  await step('identities: delete asks first; every token issued through it stops working', async () => {
+    const oidc = (await call(BASE_A, TOKEN_A, 'GET', '/identities')).body.identities.find((i) => i.name === 'cluster jobs');
+    const exchange = await fetch(`${BASE_A}/auth/oidc`, {method: 'POST', headers: {'Content-Type': 'application/json'},
+      body: JSON.stringify({identityId: oidc.identityId, jwt: oidcJwt({aud: 'ibyok:cluster', sub: 'system:serviceaccount:jobs:nightly', cluster: 'prod-us', jti: crypto.randomUUID()})})});
+    const issued = await exchange.json();
+    ok(exchange.status === 201 && issued.identityId === oidc.identityId, `the exchange: ${exchange.status} ${JSON.stringify(issued)}`);
+    ok((await call(BASE_A, issued.token, 'GET', '/keys')).status === 200, 'the exchanged token works');
+    await rendered(root, 'identities');
+    await root.page.getByRole('button', {name: 'Delete cluster jobs'}).click();
+    await root.page.waitForSelector('dialog[open]');
+    const text = await root.page.textContent('dialog');
+    ok(text.includes('Every token issued through it stops working at once (1 live now)'), `the dialog says: ${text}`);
+    await check(root, 'identity-delete-confirm');
+    await root.page.locator('dialog').getByRole('button', {name: 'Cancel'}).click();
+    ok((await call(BASE_A, TOKEN_A, 'GET', `/identities/${oidc.identityId}`)).status === 200, 'cancel kept the identity');
+    ok((await call(BASE_A, issued.token, 'GET', '/keys')).status === 200, 'cancel kept its token');
+    await root.page.getByRole('button', {name: 'Delete cluster jobs'}).click();
+    await root.page.locator('dialog').getByRole('button', {name: 'Delete identity'}).click();
+    await root.page.waitForSelector('.status >> text=Deleted cluster jobs');
+    ok(await root.page.locator(`tr[data-identity="${oidc.identityId}"]`).count() === 0, 'the row is gone');
+    ok((await call(BASE_A, TOKEN_A, 'GET', `/identities/${oidc.identityId}`)).status === 404, 'the identity is gone');
+    ok((await call(BASE_A, issued.token, 'GET', '/keys')).status === 401, 'its token is refused');
+  });
+
+  await step('identities: a token without tokens:write creates and deletes none', async () => {
+    const viewer = await issue(BASE_A, TOKEN_A, {name: 'identities-viewer', scopes: ['keys:read', 'tokens:read'], expiresIn: 3600});
+    const t = await tab(BASE_A);
+    await signInWith(t, viewer.token);
+    await rendered(t, 'identities');
+    ok(await t.page.isVisible('text=Read-only: this token lacks the tokens:write scope'), 'the read-only notice');
+    ok(await t.page.locator('form.identity, summary').count() === 0, 'no create form');
+    // A token sees the identities made by itself and below it: one without
+    // tokens:write has none. The root's list, served to this page, shows
+    // how the rows read for it.
+    ok(await t.page.isVisible('text=No identities to show'), 'an empty list, said why');
+    const list = await call(BASE_A, TOKEN_A, 'GET', '/identities');
+    await t.page.route('**/identities?*', (r) => r.fulfill({status: 200, headers: {'content-type': 'application/json'}, body: JSON.stringify(list.body)}));
+    await rendered(t, 'identities');
+    ok(await t.page.locator('table.identities tbody tr').count() === 2, 'the rows');
+    ok(await t.page.getByRole('button', {name: /^Delete/}).count() === 0, 'no delete buttons');
+    await check(t, 'identities-readonly');
+    await t.page.close();
+    await root.page.bringToFront();
   });
 
   await step('a revoked token is sent back to sign-in, and forgotten', async () => {
@@ -625,6 +779,7 @@ try {
   });
 } finally {
   await context.close();
+  oidcIssuer.close();
   fs.rmSync(userDataDir, {recursive: true, force: true});
   console.log('\nFigures (measured, not asserted):');
   for (const [k, v] of Object.entries(figures)) console.log(`  ${k}: ${v}`);

@@ -6,6 +6,7 @@ import {append, field, h, relative, absolute, replace} from './dom.js';
 import {tokenIdOf, tokenProblem} from './token.js';
 import {keysPage} from './keys.js';
 import {tokensPage} from './tokens.js';
+import {identitiesPage} from './identities.js';
 import {modesPage} from './modes.js';
 import {usagePage} from './usage.js';
 import {auditPage} from './audit.js';
@@ -13,6 +14,7 @@ import {auditPage} from './audit.js';
 const PAGES = [
   {id: 'keys', title: 'Keys', needs: 'keys:read', render: keysPage},
   {id: 'tokens', title: 'Tokens', needs: 'tokens:read', render: tokensPage},
+  {id: 'identities', title: 'Identities', needs: 'tokens:read', render: identitiesPage},
   {id: 'modes', title: 'Modes', needs: 'settings:read', render: modesPage},
   {id: 'usage', title: 'Usage', needs: 'usage:read', render: usagePage},
   {id: 'audit', title: 'Audit', needs: 'usage:read', render: auditPage},
