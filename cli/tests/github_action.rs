@@ -13,7 +13,7 @@ fn the_github_action_exports_the_keys_masked_and_refuses_other_jobs() {
         .arg(root.join("scripts/github-action-test"))
         .arg(env!("CARGO_BIN_EXE_ibyok"))
         .output()
-        .expect("python3 runs scripts/github-action-test");
+        .unwrap_or_else(|e| panic!("python3 scripts/github-action-test: {e}"));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "scripts/github-action-test failed:\n{text}");
     assert!(text.contains(" passed, 0 failed"), "{text}");
