@@ -382,66 +382,87 @@ async fn legacy_issuer(env: &Env) -> (String, Vec<TokenRecord>) {
     (old_id, children)
 }
 
-/// One tenant's settings are read from 8 replicas of its item, written with
-/// it in one transaction; a tenant of the earlier layout (no replicas) is
-/// read from its item, gains replicas on its next settings change or from
-/// `ibyok admin migrate`.
+/// One tenant's settings are read from 8 replicas of its item in the
+/// replicas table (the one replica mechanism of tenants, keys and tokens),
+/// written with it in one transaction. A tenant of the earlier layouts (no
+/// replicas; or copies kept in the tenants table itself) is read from its
+/// item and changed alone until `ibyok admin migrate` makes its replicas and
+/// deletes the old copies: written old, migrated, read back.
 #[tokio::test]
 async fn tenant_settings_spread_over_replicas_and_the_earlier_layout_still_reads() {
     let env = Env::new().await;
-    let replicas = |env: &Env| {
-        let (dynamo, table, tenant) = (env.dynamo.clone(), env.tables.tenants.clone(), env.tenant.to_string());
+    let tenant = env.tenant.to_string();
+    let get = |table: String, attr: &'static str, id: String| {
+        let dynamo = env.dynamo.clone();
+        async move {
+            let got = dynamo
+                .get_item()
+                .table_name(&table)
+                .key(attr, AttributeValue::S(id))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap();
+            got.item
+        }
+    };
+    // Each replica's value of `attr` (`None`: no replica).
+    let replicas = |attr: &'static str| {
+        let (table, tenant) = (env.tables.replicas.clone(), tenant.clone());
         async move {
             let mut out = Vec::new();
             for r in 0..8 {
-                let got = dynamo
-                    .get_item()
-                    .table_name(&table)
-                    .key("tenantId", AttributeValue::S(format!("{tenant}#{r}")))
-                    .send()
-                    .await
-                    .unwrap();
-                out.push(got.item.and_then(|i| i.get("staging").cloned()));
+                let item = get(table.clone(), "replicaId", format!("tenant#{tenant}#{r}")).await;
+                out.push(item.and_then(|i| i.get(attr).cloned()));
             }
             out
         }
     };
     let live = Some(AttributeValue::S("live".into()));
     env.call(Req::put("/settings/modes").token(&env.root).json(json!({"staging": "live"}))).await.expect(200);
-    assert_eq!(replicas(&env).await, vec![live.clone(); 8], "every replica changed with the item");
+    assert_eq!(replicas("staging").await, vec![live.clone(); 8], "every replica changed with the item");
 
-    // The earlier layout: the item alone.
-    let drop_replicas = |env: &Env| {
-        let (dynamo, table, tenant) = (env.dynamo.clone(), env.tables.tenants.clone(), env.tenant.to_string());
-        async move {
-            for r in 0..8 {
-                dynamo
-                    .delete_item()
-                    .table_name(&table)
-                    .key("tenantId", AttributeValue::S(format!("{tenant}#{r}")))
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
-    };
-    drop_replicas(&env).await;
+    // The earlier layout: no replicas, and copies in the tenants table
+    // itself (`<tenantId>#<r>`), which nothing reads any more.
+    let item = get(env.tables.tenants.clone(), "tenantId", tenant.clone()).await.unwrap();
+    for r in 0..8 {
+        env.dynamo
+            .delete_item()
+            .table_name(&env.tables.replicas)
+            .key("replicaId", AttributeValue::S(format!("tenant#{tenant}#{r}")))
+            .send()
+            .await
+            .unwrap();
+        let mut copy = item.clone();
+        copy.insert("tenantId".into(), AttributeValue::S(format!("{tenant}#{r}")));
+        env.dynamo.put_item().table_name(&env.tables.tenants).set_item(Some(copy)).send().await.unwrap();
+    }
     let modes = env.call(Req::get("/settings/modes").token(&env.root)).await.expect(200);
     assert_eq!(modes.body["staging"], "live", "read from the item itself");
     let key = env.add_key(&env.root, "k", "openai", "sk-replicas-00000000").await;
     let r = env.read(&env.root, &key, "staging").await.expect(200);
     assert_eq!(r.body["modeInfo"]["effectiveMode"], "live");
+    // A change goes to the item alone (the one rule for an item without
+    // replicas), and reads follow it.
     env.call(Req::put("/settings/modes").token(&env.root).json(json!({"development": "live"}))).await.expect(200);
-    let dev: Vec<_> = replicas(&env).await;
-    assert_eq!(dev, vec![live.clone(); 8], "a change made the replicas from the item, staging kept");
+    assert_eq!(replicas("development").await, vec![None; 8], "no replica made by a change");
+    let r = env.read(&env.root, &key, "development").await.expect(200);
+    assert_eq!(r.body["modeInfo"]["effectiveMode"], "live", "the change read from the item");
 
-    drop_replicas(&env).await;
     let report = env.store.migrate().await.unwrap();
-    assert_eq!(report.tenants, 1, "{report:?}");
-    assert_eq!(replicas(&env).await, vec![live; 8]);
-    assert_eq!(env.store.migrate().await.unwrap().tenants, 0, "idempotent");
+    assert_eq!((report.tenants, report.tenant_copies), (1, 8), "{report:?}");
+    assert_eq!(replicas("staging").await, vec![live.clone(); 8]);
+    assert_eq!(replicas("development").await, vec![live; 8], "the replicas made from the item as it stands");
+    for r in 0..8 {
+        let copy = get(env.tables.tenants.clone(), "tenantId", format!("{tenant}#{r}")).await;
+        assert!(copy.is_none(), "the old copy {r} deleted");
+    }
+    let again = env.store.migrate().await.unwrap();
+    assert_eq!((again.tenants, again.tenant_copies), (0, 0), "idempotent");
     let r = env.read(&env.root, &key, "development").await.expect(200);
     assert_eq!(r.body["modeInfo"]["effectiveMode"], "live");
+    let modes = env.call(Req::get("/settings/modes").token(&env.root)).await.expect(200);
+    assert_eq!((modes.body["development"].as_str(), modes.body["staging"].as_str()), (Some("live"), Some("live")));
 }
 
 /// The item under `id` in `table` (keyed by `attr`), consistently.

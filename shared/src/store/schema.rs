@@ -198,13 +198,14 @@ pub const LIMITS: Table = Table {
     stream: false,
 };
 
-/// Copies of each key's and each token's item (`key#<keyId>#<r>`,
-/// `token#<tokenId>#<r>`, [`RECORD_REPLICAS`] of each), written with the
-/// item by every change to it: a read takes its key and its token from one
-/// replica each, at random, so that one key or one token is read over that
-/// many partition keys (DynamoDB gives each 3,000 read units a second). A
-/// table of their own, so that no copy enters the records' indexes. A
-/// token's copies carry its TTL and go with it; a key's go with the key.
+/// Copies of each tenant's, key's and token's item (`tenant#<tenantId>#<r>`,
+/// `key#<keyId>#<r>`, `token#<tokenId>#<r>`; [`TENANT_REPLICAS`] of a
+/// tenant, [`RECORD_REPLICAS`] of a key or token), written with the item by
+/// every change to it: a read takes its tenant, key and token from one
+/// replica each, at random, so that one of them is read over that many
+/// partition keys (DynamoDB gives each 3,000 read units a second). A table
+/// of their own, so that no copy enters the records' indexes. A token's
+/// copies carry its TTL and go with it; a key's go with the key.
 pub const REPLICAS: Table = Table {
     logical_id: "ReplicasTable",
     suffix: "replicas",
@@ -218,6 +219,11 @@ pub const REPLICAS: Table = Table {
 /// Replicas of each key's and each token's item: one key, or one token,
 /// takes 4 × 3,000 = 12,000 consistent reads a second.
 pub const RECORD_REPLICAS: u32 = 4;
+
+/// Replicas of each tenant's item: every read of a tenant's keys takes its
+/// settings, so one tenant takes 8 × 3,000 = 24,000 consistent reads a
+/// second.
+pub const TENANT_REPLICAS: u32 = 8;
 
 /// Workload identities ([`crate::identity`]), listed per tenant. A deleted
 /// identity stays (hidden) until every token exchanged through it has

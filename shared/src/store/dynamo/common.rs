@@ -115,4 +115,44 @@ impl DynamoStore {
         }
         Ok(out)
     }
+
+    /// The ids on one page of a tenant index, then their items, consistently.
+    pub(super) async fn tenant_page(
+        &self,
+        table: &str,
+        id_attr: &str,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let start = decode_cursor(tenant, cursor)?;
+        let resp = self
+            .client
+            .query()
+            .table_name(table)
+            .index_name(TENANT_INDEX)
+            .key_condition_expression("tenantId = :t")
+            .expression_attribute_values(":t", s(tenant.as_str()))
+            .limit(limit.clamp(1, 100) as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(classify)?;
+        let ids: Vec<String> =
+            resp.items().iter().filter_map(|i| i.get(id_attr).and_then(|v| v.as_s().ok()).cloned()).collect();
+        let next = resp.last_evaluated_key().and_then(encode_cursor);
+        if ids.is_empty() {
+            return Ok((Vec::new(), next));
+        }
+        let keys = ids.iter().map(|id| Item::from([(id_attr.to_owned(), s(id))])).collect();
+        let mut got = self.batch_get(HashMap::from([(table.to_owned(), keys)])).await?;
+        let mut by_id: HashMap<String, Item> = got
+            .remove(table)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| i.get(id_attr).and_then(|v| v.as_s().ok()).cloned().map(|id| (id, i)))
+            .collect();
+        // Keep the index's order; an item deleted meanwhile is skipped.
+        Ok((ids.iter().filter_map(|id| by_id.remove(id)).collect(), next))
+    }
 }

@@ -330,23 +330,6 @@ pub fn key_from(item: &Item) -> Result<KeyRecord, StoreError> {
     })
 }
 
-/// Copies of a tenant's item under `<tenantId>#<r>`, written in the same
-/// transaction as the item itself: a read of the settings picks one at
-/// random, so that one tenant's reads spread over this many partition keys
-/// (DynamoDB gives each 3,000 read units a second).
-pub(super) const TENANT_REPLICAS: u32 = 8;
-
-pub(super) fn tenant_replica_id(tenant: &TenantId, r: u32) -> String {
-    format!("{tenant}#{r}")
-}
-
-/// The tenant's item as replica `r`.
-pub(super) fn tenant_replica(main: &Item, tenant: &TenantId, r: u32) -> Item {
-    let mut item = main.clone();
-    item.insert(TENANT_ID.into(), s(tenant_replica_id(tenant, r)));
-    item
-}
-
 pub(super) fn tenant_item(t: &TenantRecord) -> Item {
     let mut item = Item::from([
         (TENANT_ID.into(), s(t.tenant_id.as_str())),
@@ -378,7 +361,7 @@ pub(super) fn modes_from(item: &Item) -> Result<TenantModes, StoreError> {
 /// Decodes a stored tenant item; a malformed item is `StoreError::Internal`.
 pub fn tenant_from(item: &Item) -> Result<TenantRecord, StoreError> {
     Ok(TenantRecord {
-        // A replica's key is `<tenantId>#<r>`.
+        // An earlier layout's copy is keyed `<tenantId>#<r>`.
         tenant_id: get_s(item, TENANT_ID)?.split('#').next().and_then(TenantId::parse).ok_or_else(|| bad(TENANT_ID))?,
         name: opt_s(item, "name").unwrap_or_default(),
         modes: modes_from(item)?,

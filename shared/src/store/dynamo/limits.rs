@@ -46,17 +46,17 @@ impl LimitStore for DynamoStore {
 
     async fn set_quota(&self, tenant: &TenantId, reads_per_month: Option<u64>) -> Result<(), StoreError> {
         // On the item and its replicas: reads take the quota from a replica.
-        let update = |id: String| {
+        let update = |table: &str, key: Item| {
             let update = Update::builder()
-                .table_name(&self.tables.tenants)
-                .key(TENANT_ID, s(id))
+                .table_name(table)
+                .set_key(Some(key))
                 .condition_expression(format!("attribute_exists({TENANT_ID})"))
                 .expression_attribute_names("#q", READS_PER_MONTH);
             let update = match reads_per_month {
                 Some(q) => update.update_expression("SET #q = :q").expression_attribute_values(":q", n(q)),
                 None => update.update_expression("REMOVE #q"),
             };
-            build(update.build()).map(|u| TransactWriteItem::builder().update(u).build())
+            build(update.build())
         };
         self.update_tenant(tenant, update, None).await
     }

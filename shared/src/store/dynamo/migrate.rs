@@ -6,10 +6,11 @@
 //!   entry per child in the children table, then the issuer gets its
 //!   constant `issued` mark and loses the set. Entries first: a revocation
 //!   meanwhile finds the children one way or the other.
-//! - A tenant's item gains its replicas (see `TENANT_REPLICAS`); until
-//!   then its settings are read from the item itself, a round trip more.
-//! - Keys and tokens gain their replicas (see `replicas.rs`); until then
-//!   they are read from their items, a round trip more.
+//! - Tenants, keys and tokens gain their replicas in the replicas table
+//!   (see `replicas.rs`); until then they are read from their items, a
+//!   round trip more. A tenant's copies in the tenants table itself
+//!   (`<tenantId>#<r>`, the layout before the one replica mechanism) are
+//!   deleted once its replicas are made: nothing reads them.
 //! - Audit events under the bare tenant id move to their shard partition
 //!   (written, then the old one deleted). A moved `key.read` event is an
 //!   insert and a removal on the stream: its counts net to zero.
@@ -30,6 +31,8 @@ pub struct MigrateReport {
     pub events: usize,
     /// Tenants whose replicas were made.
     pub tenants: usize,
+    /// A tenant's copies in the tenants table, deleted.
+    pub tenant_copies: usize,
     /// Keys and tokens whose replicas were made.
     pub records: usize,
 }
@@ -106,20 +109,25 @@ impl DynamoStore {
         report.events = puts.len();
         self.batch_write(&self.tables.audit, puts).await?;
         self.batch_write(&self.tables.audit, deletes).await?;
-        // Tenants without replicas of their item.
-        let tenants = self
-            .scan_all(&self.tables.tenants, &format!("NOT contains({TENANT_ID}, :hash)"), &[], &[(":hash", "#")])
+        // Tenants, keys and tokens without replicas.
+        report.tenants = self.replicate_earlier(Record::Tenant).await?;
+        report.records = self.replicate_earlier(Record::Key).await? + self.replicate_earlier(Record::Token).await?;
+        // Then the earlier copies of tenants, in the tenants table: every
+        // tenant has its replicas now, so nothing needs them.
+        let copies = self
+            .scan_all(&self.tables.tenants, &format!("contains({TENANT_ID}, :hash)"), &[], &[(":hash", "#")])
             .await?;
-        for t in tenants {
-            let tenant = TenantId::from_stored(get_s(&t, TENANT_ID)?.to_owned());
-            let replica = Item::from([(TENANT_ID.to_owned(), s(tenant_replica_id(&tenant, 0)))]);
-            let got = self.batch_get(HashMap::from([(self.tables.tenants.clone(), vec![replica])])).await?;
-            if got.get(&self.tables.tenants).is_none_or(Vec::is_empty) {
-                self.ensure_tenant_replicas(&tenant).await?;
-                report.tenants += 1;
-            }
-        }
-        report.records = self.replicate_earlier_records().await?;
+        let deletes = copies
+            .iter()
+            .map(|c| {
+                let key =
+                    Item::from([(TENANT_ID.to_owned(), c.get(TENANT_ID).cloned().ok_or_else(|| bad(TENANT_ID))?)]);
+                let delete = build(DeleteRequest::builder().set_key(Some(key)).build())?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        report.tenant_copies = deletes.len();
+        self.batch_write(&self.tables.tenants, deletes).await?;
         Ok(report)
     }
 }

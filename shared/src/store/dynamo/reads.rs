@@ -2,9 +2,10 @@
 
 use super::*;
 
-/// A token's or key's item (or replica) into `out`.
+/// A tenant's, token's or key's item (or replica) into `out`.
 pub(super) fn add_record(out: &mut Fetched, rec: Record, item: &Item) -> Result<(), StoreError> {
     match rec {
+        Record::Tenant => out.tenant = Some(tenant_from(item)?),
         Record::Token => {
             let t = token_from(item)?;
             out.tokens.insert(t.token_id.clone(), t);
@@ -30,26 +31,22 @@ impl ReadStore for DynamoStore {
             .iter()
             .map(|t| (Record::Token, t.as_str()))
             .chain(want.keys.iter().map(|k| (Record::Key, k.as_str())))
+            .chain(want.tenant.iter().map(|t| (Record::Tenant, t.as_str())))
         {
             if !wanted.contains(&w) {
                 wanted.push(w);
             }
         }
+        // The counters live on the items only: wanted, the tokens and keys
+        // come from their items (a tenant has none: always a replica).
+        let from_item = |rec: Record| want.usage && rec != Record::Tenant;
         let mut req: HashMap<String, Vec<Item>> = HashMap::new();
-        let r = next_replica(RECORD_REPLICAS);
         for (rec, id) in &wanted {
-            match want.usage {
-                true => req
-                    .entry(rec.table(&self.tables).to_owned())
-                    .or_default()
-                    .push(Item::from([(rec.id_attr().to_owned(), s(*id))])),
-                false => req.entry(self.tables.replicas.clone()).or_default().push(key_of(replica_id(*rec, id, r))),
-            }
-        }
-        // The tenant's settings from one of its replicas, at random.
-        if let Some(t) = &want.tenant {
-            let replica = tenant_replica_id(t, next_replica(TENANT_REPLICAS));
-            req.insert(self.tables.tenants.clone(), vec![Item::from([(TENANT_ID.to_owned(), s(replica))])]);
+            let (table, key) = match from_item(*rec) {
+                true => (rec.table(&self.tables), Item::from([(rec.id_attr().to_owned(), s(*id))])),
+                false => (self.tables.replicas.as_str(), key_of(replica_id(*rec, id, next_replica(*rec)))),
+            };
+            req.entry(table.to_owned()).or_default().push(key);
         }
         let mut got = self.batch_get(req).await?;
         let mut items: Vec<(Record, Item)> = Vec::new();
@@ -58,7 +55,7 @@ impl ReadStore for DynamoStore {
                 items.push((rec, item));
             }
         }
-        for rec in [Record::Key, Record::Token] {
+        for rec in Record::ALL {
             items.extend(got.remove(rec.table(&self.tables)).unwrap_or_default().into_iter().map(|i| (rec, i)));
         }
         let mut out = Fetched::default();
@@ -70,26 +67,17 @@ impl ReadStore for DynamoStore {
         let missing: Vec<(Record, &str)> = wanted
             .iter()
             .filter(|(rec, id)| match rec {
+                Record::Tenant => out.tenant.is_none(),
                 Record::Token => !out.tokens.contains_key(&TokenId::from_stored((*id).to_owned())),
                 Record::Key => !out.keys.contains_key(&KeyId::from_stored((*id).to_owned())),
             })
+            .filter(|(rec, _)| !from_item(*rec))
             .copied()
             .collect();
-        if !want.usage && !missing.is_empty() {
+        if !missing.is_empty() {
             for (rec, item) in self.read_items(&missing).await? {
                 add_record(&mut out, rec, &item)?;
             }
-        }
-        match (got.remove(&self.tables.tenants).unwrap_or_default().first(), &want.tenant) {
-            (Some(item), _) => out.tenant = Some(tenant_from(item)?),
-            // No replica: a tenant of the earlier layout (until `ibyok admin
-            // migrate`), or none at all. Its own item, a round trip more.
-            (None, Some(tenant)) => {
-                if let Some(item) = self.tenant_item_of(tenant).await? {
-                    out.tenant = Some(tenant_from(&item)?);
-                }
-            }
-            (None, None) => {}
         }
         Ok(out)
     }

@@ -1,19 +1,21 @@
-//! The copies of each key's and each token's item in the replicas table
-//! ([`schema::REPLICAS`]), so that one key or one token is read over
-//! [`RECORD_REPLICAS`] partition keys (12,000 consistent reads a second)
+//! The one replica mechanism: the copies of each tenant's, key's and
+//! token's item in the replicas table ([`schema::REPLICAS`]), so that one
+//! tenant is read over [`TENANT_REPLICAS`] partition keys and one key or
+//! one token over [`RECORD_REPLICAS`] (12,000 consistent reads a second)
 //! instead of one (3,000).
 //!
 //! The rules, each kept by the write that changes an item:
-//! - **Created with the item**, in the same transaction (keys, tokens, a
-//!   tenant's first token).
-//! - **Changed with the item**: a key's changes (names, overrides, versions,
-//!   a retired version destroyed) and its deletion go to the item and to
-//!   every replica in one transaction, under the same condition.
+//! - **Created with the item**, in the same transaction (tenants with their
+//!   root token, keys, tokens).
+//! - **Changed with the item** ([`DynamoStore::update_replicated`]): a
+//!   tenant's settings and quota, a key's changes (names, overrides,
+//!   versions, a retired version destroyed) and its deletion go to the item
+//!   and to every replica in one transaction, under the same condition.
 //! - **A revocation** writes the revoked item over every replica before it
 //!   answers. A revoked token never becomes live again, so an overwrite can
 //!   only bring a copy closer to its item.
-//! - **Reads** ([`ReadStore::fetch`]) take each key and token from one replica
-//!   at random; the usage counters (`retrievals`, `uses`,
+//! - **Reads** ([`ReadStore::fetch`]) take each tenant, key and token from
+//!   one replica at random ([`next_replica`]); the usage counters (`retrievals`, `uses`,
 //!   `lastUsedAt`), which the usage function keeps on the items only, come
 //!   from the items themselves when a request asks for them
 //!   ([`Fetch::usage`]).
@@ -24,7 +26,9 @@
 //! - **Items of the earlier layout** (without replicas) are read from
 //!   themselves, a round trip more, and changed alone — under the condition
 //!   that they still have no replicas — until `ibyok admin migrate` makes
-//!   their replicas ([`DynamoStore::make_replicas`]).
+//!   their replicas ([`DynamoStore::make_replicas`]). A tenant of that
+//!   layout may still have copies in the tenants table itself: nothing reads
+//!   them, and the migration deletes them once it has made its replicas.
 //! - **Deleted with the item**: a key's in its deletion's transaction, a
 //!   token's by cleanup in the batch that purges it (and they carry its
 //!   TTL, the backstop). A revocation that races cleanup can write copies
@@ -35,13 +39,17 @@ use super::*;
 /// The records that have replicas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Record {
+    Tenant,
     Key,
     Token,
 }
 
 impl Record {
+    pub(super) const ALL: [Record; 3] = [Record::Tenant, Record::Key, Record::Token];
+
     pub(super) fn id_attr(self) -> &'static str {
         match self {
+            Record::Tenant => TENANT_ID,
             Record::Key => KEY_ID,
             Record::Token => TOKEN_ID,
         }
@@ -49,20 +57,31 @@ impl Record {
 
     pub(super) fn table(self, tables: &Tables) -> &str {
         match self {
+            Record::Tenant => &tables.tenants,
             Record::Key => &tables.keys,
             Record::Token => &tables.tokens,
         }
     }
 
+    /// How many replicas each record of this kind has.
+    pub(super) fn replicas(self) -> u32 {
+        match self {
+            Record::Tenant => TENANT_REPLICAS,
+            Record::Key | Record::Token => RECORD_REPLICAS,
+        }
+    }
+
     fn prefix(self) -> &'static str {
         match self {
+            Record::Tenant => "tenant",
             Record::Key => "key",
             Record::Token => "token",
         }
     }
 }
 
-/// Replica `r`'s key: `key#<keyId>#<r>` or `token#<tokenId>#<r>`.
+/// Replica `r`'s key: `tenant#<tenantId>#<r>`, `key#<keyId>#<r>` or
+/// `token#<tokenId>#<r>`.
 pub(super) fn replica_id(record: Record, id: &str, r: u32) -> String {
     format!("{}#{id}#{r}", record.prefix())
 }
@@ -74,19 +93,17 @@ pub(super) fn replica_item(record: Record, main: &Item, id: &str, r: u32) -> Ite
     item
 }
 
-/// The replica a read takes: at random. (Taking them in turn per process
-/// was tried: a request whose fetches alternate between two records kept
-/// meeting each record on the same two replicas.)
-pub(super) fn next_replica(replicas: u32) -> u32 {
-    rand::random::<u32>() % replicas
+/// The replica a read takes of a `record`: at random. (Taking them in turn
+/// per process was tried: a request whose fetches alternate between two
+/// records kept meeting each record on the same two replicas.)
+pub(super) fn next_replica(record: Record) -> u32 {
+    rand::random::<u32>() % record.replicas()
 }
 
 /// Which record a replica copies, from its key.
 pub(super) fn replica_record(item: &Item) -> Option<Record> {
     let id = opt_s(item, REPLICA_ID)?;
-    [Record::Key, Record::Token]
-        .into_iter()
-        .find(|r| id.starts_with(r.prefix()) && id[r.prefix().len()..].starts_with('#'))
+    Record::ALL.into_iter().find(|r| id.starts_with(r.prefix()) && id[r.prefix().len()..].starts_with('#'))
 }
 
 pub(super) fn key_of(id: String) -> Item {
@@ -101,7 +118,7 @@ impl DynamoStore {
         main: &Item,
         id: &str,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        (0..RECORD_REPLICAS)
+        (0..record.replicas())
             .map(|r| {
                 let put = build(
                     Put::builder()
@@ -116,7 +133,7 @@ impl DynamoStore {
 
     /// Deletes of the item's replicas, for the transaction that deletes it.
     pub(super) fn replica_deletes(&self, record: Record, id: &str) -> Result<Vec<TransactWriteItem>, StoreError> {
-        (0..RECORD_REPLICAS)
+        (0..record.replicas())
             .map(|r| {
                 let delete = build(
                     Delete::builder()
@@ -153,7 +170,7 @@ impl DynamoStore {
         let first_replica = head.len();
         for _ in 0..3 {
             let mut with = head.clone();
-            for r in 0..RECORD_REPLICAS {
+            for r in 0..record.replicas() {
                 let u = update(&self.tables.replicas, key_of(replica_id(record, id, r)))?;
                 with.push(TransactWriteItem::builder().update(u).build());
             }
@@ -165,7 +182,7 @@ impl DynamoStore {
             }
             // A replica failed its condition: an item of the earlier layout.
             let mut alone = head.clone();
-            for r in 0..RECORD_REPLICAS {
+            for r in 0..record.replicas() {
                 let check = build(
                     ConditionCheck::builder()
                         .table_name(&self.tables.replicas)
@@ -194,7 +211,7 @@ impl DynamoStore {
         if opt_s(main, record.id_attr()).as_deref() != Some(id) {
             return Err(bad(record.id_attr()));
         }
-        let puts = (0..RECORD_REPLICAS)
+        let puts = (0..record.replicas())
             .map(|r| {
                 let put = build(PutRequest::builder().set_item(Some(replica_item(record, main, id, r))).build())?;
                 Ok(WriteRequest::builder().put_request(put).build())
@@ -215,7 +232,7 @@ impl DynamoStore {
         }
         let mut got = self.batch_get(req).await?;
         let mut out = Vec::new();
-        for rec in [Record::Key, Record::Token] {
+        for rec in Record::ALL {
             for item in got.remove(rec.table(&self.tables)).unwrap_or_default() {
                 out.push((rec, item));
             }
@@ -250,9 +267,29 @@ impl DynamoStore {
                     .expression_attribute_values(":u", seen.get("updatedAt").cloned().ok_or_else(|| bad("updatedAt"))?),
                 Record::Token => check
                     .condition_expression(format!("attribute_exists(#id) AND {}(revokedAt)", presence("revokedAt"))),
+                // Its settings and quota, the only attributes that change.
+                Record::Tenant => {
+                    let mut cond = String::from("attribute_exists(#id)");
+                    for env in ["development", "staging", "production"] {
+                        cond.push_str(&format!(" AND #{env} = :{env}"));
+                        check = check.expression_attribute_names(format!("#{env}"), env).expression_attribute_values(
+                            format!(":{env}"),
+                            seen.get(env).cloned().ok_or_else(|| bad(env))?,
+                        );
+                    }
+                    check = check.expression_attribute_names("#q", READS_PER_MONTH);
+                    match seen.get(READS_PER_MONTH) {
+                        Some(q) => {
+                            cond.push_str(" AND #q = :q");
+                            check = check.expression_attribute_values(":q", q.clone());
+                        }
+                        None => cond.push_str(" AND attribute_not_exists(#q)"),
+                    }
+                    check.condition_expression(cond)
+                }
             };
             let mut items = vec![TransactWriteItem::builder().condition_check(build(check.build())?).build()];
-            for r in 0..RECORD_REPLICAS {
+            for r in 0..record.replicas() {
                 let put = build(
                     Put::builder()
                         .table_name(&self.tables.replicas)
@@ -279,25 +316,24 @@ impl DynamoStore {
         Err(StoreError::Unavailable(f))
     }
 
-    /// Makes the replicas of every key and token that has none (`ibyok
-    /// admin migrate`). Answers how many were given them.
-    pub(super) async fn replicate_earlier_records(&self) -> Result<usize, StoreError> {
+    /// Makes the replicas of every `record` (tenant, key or token) that has
+    /// none (`ibyok admin migrate`). Answers how many were given them.
+    pub(super) async fn replicate_earlier(&self, record: Record) -> Result<usize, StoreError> {
         let mut made = 0;
-        for record in [Record::Key, Record::Token] {
-            let table = record.table(&self.tables).to_owned();
-            let items = self.scan_all(&table, &format!("attribute_exists({})", record.id_attr()), &[], &[]).await?;
-            for chunk in items.chunks(100) {
-                let ids: Vec<String> = chunk.iter().filter_map(|i| opt_s(i, record.id_attr())).collect();
-                let keys = ids.iter().map(|id| key_of(replica_id(record, id, 0))).collect();
-                let got = self.batch_get(HashMap::from([(self.tables.replicas.clone(), keys)])).await?;
-                let have: std::collections::HashSet<String> =
-                    got.get(&self.tables.replicas).into_iter().flatten().filter_map(|i| opt_s(i, REPLICA_ID)).collect();
-                for (id, item) in ids.iter().zip(chunk) {
-                    if !have.contains(&replica_id(record, id, 0))
-                        && self.make_replicas(record, id, item.clone()).await?
-                    {
-                        made += 1;
-                    }
+        let table = record.table(&self.tables).to_owned();
+        // The records' own items (never an earlier layout's tenant copy,
+        // keyed `<tenantId>#<r>`).
+        let filter = "attribute_exists(#id) AND NOT contains(#id, :hash)";
+        let items = self.scan_all(&table, filter, &[("#id", record.id_attr())], &[(":hash", "#")]).await?;
+        for chunk in items.chunks(100) {
+            let ids: Vec<String> = chunk.iter().filter_map(|i| opt_s(i, record.id_attr())).collect();
+            let keys = ids.iter().map(|id| key_of(replica_id(record, id, 0))).collect();
+            let got = self.batch_get(HashMap::from([(self.tables.replicas.clone(), keys)])).await?;
+            let have: std::collections::HashSet<String> =
+                got.get(&self.tables.replicas).into_iter().flatten().filter_map(|i| opt_s(i, REPLICA_ID)).collect();
+            for (id, item) in ids.iter().zip(chunk) {
+                if !have.contains(&replica_id(record, id, 0)) && self.make_replicas(record, id, item.clone()).await? {
+                    made += 1;
                 }
             }
         }

@@ -94,7 +94,7 @@ impl DynamoStore {
                         .entry(self.tables.tokens.clone())
                         .or_default()
                         .push(WriteRequest::builder().delete_request(del).build());
-                    for r in 0..RECORD_REPLICAS {
+                    for r in 0..Record::Token.replicas() {
                         let del = build(
                             DeleteRequest::builder().set_key(Some(key_of(replica_id(Record::Token, id, r)))).build(),
                         )?;
