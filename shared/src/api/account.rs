@@ -5,8 +5,8 @@ use super::{ApiError, ApiResponse, Ctx};
 use crate::clock::{Month, Timestamp};
 use crate::ids::{KeyId, TokenId};
 use crate::mode::{Environment, Mode};
-use crate::store::Store;
 use crate::store::{AuditAction, Fetch};
+use crate::store::{AuditStore, KeyStore, LimitStore, ReadStore, TenantStore, TokenStore, UsageStore};
 use crate::token::Scope;
 use crate::usage::{Day, Subject, DAILY_RETENTION_DAYS};
 use serde::Serialize;
@@ -50,7 +50,8 @@ struct Guardrails {
     prod_mock_allowed: bool,
 }
 
-impl<S: Store + ?Sized> Ctx<'_, S> {
+// The store: authenticating, then settings, listings for usage, counters and the audit log.
+impl<S: TenantStore + KeyStore + TokenStore + UsageStore + ReadStore + LimitStore + AuditStore + ?Sized> Ctx<'_, S> {
     pub(crate) async fn get_modes(&mut self) -> Result<ApiResponse, ApiError> {
         let (caller, _) = self.authenticate(Fetch::default()).await?;
         self.require(&caller, Scope::SettingsRead).await?;

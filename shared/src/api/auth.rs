@@ -6,8 +6,8 @@ use super::limits::{self, Known};
 use super::{ApiError, Ctx};
 use crate::ids::{KeyId, TenantId, TokenId};
 use crate::mode::{Environment, Mode};
-use crate::store::Store;
 use crate::store::{Actor, AuditAction, AuditEvent, Fetch, Fetched, KeyRecord, Outcome, RateCount, TokenRecord};
+use crate::store::{AuditStore, LimitStore, ReadStore};
 use crate::token::{ParsedToken, Scope};
 
 /// The authenticated caller.
@@ -21,7 +21,8 @@ fn bearer(header: Option<&str>) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
-impl<S: Store + ?Sized> Ctx<'_, S> {
+// The store: authenticating (the token, key and tenant in one fetch), rate limits and denials.
+impl<S: ReadStore + LimitStore + AuditStore + ?Sized> Ctx<'_, S> {
     /// Authenticates the caller and fetches `extra` in the same round trip.
     pub(crate) async fn authenticate(&mut self, extra: Fetch) -> Result<(Caller, Fetched), ApiError> {
         let parsed = self.presented_token();
@@ -125,7 +126,10 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
             tracing::warn!(request_id = %self.req.request_id, error = %e, "could not record auth.denied");
         }
     }
+}
 
+// Events need nothing of the store.
+impl<S: ?Sized> Ctx<'_, S> {
     pub(crate) fn event(&self, caller: &Caller, action: AuditAction, key_id: Option<KeyId>) -> AuditEvent {
         let mut event = self.event_as(&caller.token.tenant_id, &caller.token.token_id, action, key_id);
         event.actor = Some(Actor::of(&caller.token));

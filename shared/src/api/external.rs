@@ -28,7 +28,8 @@ use crate::envelope::{self, EnvelopeError};
 use crate::ids::{KeyId, TenantId, TokenId};
 use crate::kms::{KeyContext, KmsError};
 use crate::mode::{self, Environment, Mode, Source, TenantModes};
-use crate::store::{Actor, AuditAction, AuditEvent, ExpectedRead, Fetch, PlannedVersion, Store, VersionSelector};
+use crate::store::{Actor, AuditAction, AuditEvent, ExpectedRead, Fetch, PlannedVersion, VersionSelector};
+use crate::store::{AuditStore, LimitStore, ReadStore};
 use crate::token::{Grant, ParsedToken, Scope};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -120,7 +121,8 @@ fn value_response(expect: &ExpectedRead, value: &str) -> ApiResponse {
     )
 }
 
-impl<S: Store + ?Sized> Ctx<'_, S> {
+// The store: authenticating, then recording the read.
+impl<S: ReadStore + LimitStore + AuditStore + ?Sized> Ctx<'_, S> {
     /// The `env` query, else the server's own environment; `None` if the
     /// query names none.
     fn environment(&self) -> Option<Environment> {

@@ -9,7 +9,8 @@ use crate::identity::{
     AwsRule, IdentityRecord, OidcRule, SubjectMatch, TrustRule, DEFAULT_TOKEN_TTL, MAX_TOKEN_TTL, MIN_TOKEN_TTL,
 };
 use crate::ids::IdentityId;
-use crate::store::{AuditAction, Conflict, Fetch, Store, StoreError};
+use crate::store::{AuditAction, Conflict, Fetch, StoreError};
+use crate::store::{AuditStore, IdentityStore, LimitStore, ReadStore, TokenStore};
 use crate::token::{derive_child, Escalation, Scope};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -73,7 +74,7 @@ fn parse_bound_claims(body: &JsonObject) -> Result<BTreeMap<String, Vec<String>>
     };
     let mut out = BTreeMap::new();
     for (name, v) in map {
-        if name.is_empty() || name.len() > 128 {
+        if name.is_empty() || name.chars().count() > 128 {
             return Err(ApiError::bad("boundClaims", RULE));
         }
         let values = match v {
@@ -85,7 +86,7 @@ fn parse_bound_claims(body: &JsonObject) -> Result<BTreeMap<String, Vec<String>>
                 .ok_or_else(|| ApiError::bad("boundClaims", RULE))?,
             _ => return Err(ApiError::bad("boundClaims", RULE)),
         };
-        if values.iter().any(|x| x.is_empty() || x.len() > 512) {
+        if values.iter().any(|x| x.is_empty() || x.chars().count() > 512) {
             return Err(ApiError::bad("boundClaims", "values must be 1 to 512 characters"));
         }
         out.insert(name.clone(), values);
@@ -142,7 +143,8 @@ fn parse_rule(body: &JsonObject, allow_loopback_http: bool) -> Result<(TrustRule
     Ok((rule, ttl))
 }
 
-impl<S: Store + ?Sized> Ctx<'_, S> {
+// The store: authenticating, then identities and the revocation of their tokens.
+impl<S: IdentityStore + TokenStore + ReadStore + LimitStore + AuditStore + ?Sized> Ctx<'_, S> {
     pub(crate) async fn create_identity(&mut self) -> Result<ApiResponse, ApiError> {
         let loopback = self.app.config.allow_loopback_http;
         // Parsed before authenticating only to fetch the named keys in the
@@ -326,5 +328,16 @@ mod tests {
         }
         let dev = with(oidc(), "issuer", "http://127.0.0.1:9000".into());
         assert!(parse_rule(&body(dev), true).is_ok());
+    }
+
+    #[test]
+    fn bound_claims_are_bounded_in_characters_not_bytes() {
+        let claims = |name: String, value: String| with(oidc(), "boundClaims", serde_json::json!({ name: value }));
+        let (name, value) = ("é".repeat(128), "ü".repeat(512));
+        assert!(parse_rule(&body(claims(name.clone(), value.clone())), false).is_ok());
+        let err = parse_rule(&body(claims(name.clone() + "é", value.clone())), false).unwrap_err();
+        assert!(err.to_string().starts_with("boundClaims"), "{err}");
+        let err = parse_rule(&body(claims(name, value + "ü")), false).unwrap_err();
+        assert_eq!(err.to_string(), "boundClaims: values must be 1 to 512 characters");
     }
 }

@@ -9,10 +9,10 @@ use crate::ids::KeyId;
 use crate::kms::KeyContext;
 use crate::mode::{Environment, Mode, ModeOverrides};
 use crate::secret::SecretValue;
-use crate::store::Store;
 use crate::store::{
     AuditAction, Conflict, Fetch, KeyChange, KeyRecord, KeyVersion, StoreError, MAX_PREVIOUS_VALID_FOR,
 };
+use crate::store::{AuditStore, KeyStore, LimitStore, ReadStore};
 use crate::token::Scope;
 use serde_json::Value;
 
@@ -88,7 +88,8 @@ fn apply_overrides(current: &ModeOverrides, raw: &Value, allow_null: bool) -> Re
     Ok(out)
 }
 
-impl<S: Store + ?Sized> Ctx<'_, S> {
+// The store: authenticating, then the keys.
+impl<S: KeyStore + ReadStore + LimitStore + AuditStore + ?Sized> Ctx<'_, S> {
     fn guard_overrides(&self, overrides: &ModeOverrides) -> Result<(), ApiError> {
         match overrides.iter().find(|(e, m)| !self.app.config.guardrails.permits(**e, **m)) {
             Some(_) => {

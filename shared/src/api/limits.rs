@@ -22,7 +22,8 @@ use crate::clock::{Month, Timestamp};
 use crate::ids::KeyId;
 use crate::ids::{TenantId, TokenId};
 use crate::store::AuditEvent;
-use crate::store::{AuditAction, Outcome, RateCount, Store, StoreError};
+use crate::store::{AuditAction, Outcome, RateCount, StoreError};
+use crate::store::{AuditStore, LimitStore, ReadStore};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -131,7 +132,7 @@ pub fn seconds_to_next_month(now: Timestamp) -> i64 {
 }
 
 /// Counts one value read against the tenant's quota, if it has one.
-pub(crate) async fn count_quota<S: Store + ?Sized>(
+pub(crate) async fn count_quota<S: LimitStore + ?Sized>(
     store: &S,
     tenant: &TenantId,
     quota: Option<u64>,
@@ -143,7 +144,9 @@ pub(crate) async fn count_quota<S: Store + ?Sized>(
     }
 }
 
-impl<S: Store + ?Sized> Ctx<'_, S> {
+// The store: the rate and quota counters, the first refusal's event, and
+// a read taken back when its quota count fails.
+impl<S: ReadStore + LimitStore + AuditStore + ?Sized> Ctx<'_, S> {
     /// Settles a read's quota count once the read's own writes (and decrypt)
     /// are done. `served`: the read would be answered with its value. A
     /// refused (or uncounted) read that would have been served is taken

@@ -6,7 +6,8 @@ use super::limits::{MAX_RATE_LIMIT, MIN_RATE_LIMIT};
 use super::views::TokenView;
 use super::{ApiError, ApiResponse, Ctx};
 use crate::ids::{KeyId, TenantId, TokenId};
-use crate::store::{AuditAction, Conflict, Fetch, Revocable, Store, StoreError, TokenFilter, TokenRecord, TokenState};
+use crate::store::{AuditAction, Conflict, Fetch, Revocable, StoreError, TokenFilter, TokenRecord, TokenState};
+use crate::store::{AuditStore, LimitStore, ReadStore, TokenStore};
 use crate::token::{derive_child, Escalation, IssueRequest, ParsedToken, Scope, Scopes};
 use futures::stream::{self, StreamExt};
 use ipnet::IpNet;
@@ -91,7 +92,8 @@ pub(crate) fn parse_issue(body: &JsonObject) -> Result<Issue, ApiError> {
     Ok(Issue { name, req, unknown_key_ids })
 }
 
-impl<S: Store + ?Sized> Ctx<'_, S> {
+// The store: authenticating, then the token tree.
+impl<S: TokenStore + ReadStore + LimitStore + AuditStore + ?Sized> Ctx<'_, S> {
     pub(crate) async fn create_token(&mut self) -> Result<ApiResponse, ApiError> {
         // The body is read before authenticating only to fetch the named
         // keys in the same round trip; its errors are reported after.
@@ -267,7 +269,7 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
     }
 }
 
-async fn revoke_one<S: Store + ?Sized>(
+async fn revoke_one<S: TokenStore + ?Sized>(
     ctx: &Ctx<'_, S>,
     tenant: &TenantId,
     t: Revocable,
