@@ -148,7 +148,7 @@ pub trait AuditStore: Send + Sync {
 
     /// One round trip: deletes an event written beside an operation that
     /// then did not happen (a gone event is fine), so that no event
-    /// describes it. Not for reads: [`ReadStore::unrecord_read`] takes those back.
+    /// describes it. Not for reads: [`ReadStore::unrecord_read`](super::ReadStore::unrecord_read) takes those back.
     async fn retract_event(&self, event: &AuditEvent) -> Result<(), StoreError>;
 
     /// One round trip, newest first.

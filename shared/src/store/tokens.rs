@@ -133,7 +133,7 @@ pub trait TokenStore: Send + Sync {
         revoked_grace_seconds: i64,
     ) -> Result<Vec<Revocable>, StoreError>;
 
-    /// Two round trips, as [`KeyStore::list_keys`].
+    /// Two round trips, as [`KeyStore::list_keys`](super::KeyStore::list_keys).
     async fn list_tokens(
         &self,
         tenant: &TenantId,
