@@ -175,7 +175,7 @@ enum IdentitiesCmd {
     Create {
         #[arg(long)]
         name: String,
-        /// The OpenID issuer (https://token.actions.githubusercontent.com, …).
+        /// The OpenID issuer (`https://token.actions.githubusercontent.com`, …).
         #[arg(long, conflicts_with_all = ["aws_account", "aws_role"])]
         issuer: Option<String>,
         #[arg(long, requires = "issuer")]
