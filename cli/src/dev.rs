@@ -102,63 +102,111 @@ async fn aws_backends(args: &DevArgs) -> Result<(Arc<dyn Store>, Arc<dyn ibyok::
     Ok((store, Arc::new(AwsKms::new(kms_client, key_id))))
 }
 
-/// The tenant to serve and a fresh root token for it: the data dir's first
-/// tenant when there is one, else a new tenant.
-/// The development tenant's id and a fresh root token for it.
+/// The file in a data folder that keeps the development tenant's root token
+/// across restarts (0600, beside the master key that opens every value).
+const ROOT_TOKEN_FILE: &str = "root-token";
+
+/// The tenant to serve and its root token. In a data folder, the root token
+/// of the previous start is reused while it is live (kept in
+/// [`ROOT_TOKEN_FILE`]); a new one is made only when there is none, or it
+/// expired or was revoked, and every other root token of the tenant (those
+/// earlier versions made at each start) is then revoked, alone: the tokens
+/// they issued keep working. Without a folder: a new tenant, for this run.
 async fn root_token(
     store: &dyn Store,
     existing: Option<ibyok::store::TenantRecord>,
-) -> Result<(ibyok::ids::TenantId, TokenSecret), Error> {
+    dir: Option<&std::path::Path>,
+) -> Result<(ibyok::ids::TenantId, TokenSecret, RootToken), Error> {
     let now = SystemClock.now();
-    match existing {
-        Some(tenant) => {
-            let (record, secret) = ibyok::bootstrap::root_token(&tenant.tenant_id, &tenant.name, now);
-            let audit = ibyok::store::AuditEvent {
-                tenant_id: Some(tenant.tenant_id.clone()),
-                at: now,
-                request_id: "ibyok-dev-start".into(),
-                action: ibyok::store::AuditAction::TokenCreate,
-                token_id: Some(record.token_id.clone()),
-                key_id: None,
-                version: None,
-                environment: None,
-                effective_mode: None,
-                outcome: ibyok::store::Outcome::Ok,
-                source_ip: None,
-                user_agent: Some("ibyok dev".into()),
-                actor: None,
-                identity_id: None,
-                detail: None,
-                event_id: ibyok::ids::new_event_id(),
-                retain_until: None,
-            };
-            store.create_token(&record, &audit).await?;
-            Ok((tenant.tenant_id, secret))
+    let Some(tenant) = existing else {
+        let b = ibyok::bootstrap::create_tenant(store, "dev", now).await?;
+        if let Some(dir) = dir {
+            keep_root_token(dir, &b.token)?;
         }
-        None => {
-            let b = ibyok::bootstrap::create_tenant(store, "dev", now).await?;
-            Ok((b.tenant.tenant_id, b.token))
+        return Ok((b.tenant.tenant_id, b.token, RootToken::New));
+    };
+    if let Some(kept) = dir.and_then(|d| std::fs::read_to_string(d.join(ROOT_TOKEN_FILE)).ok()) {
+        let kept = zeroize::Zeroizing::new(kept);
+        if let Some(parsed) = ibyok::token::ParsedToken::parse(kept.trim()) {
+            let want = ibyok::store::Fetch { tokens: vec![parsed.id().clone()], ..Default::default() };
+            let live = store.fetch(&want).await?.tokens.remove(parsed.id()).is_some_and(|t| {
+                t.tenant_id == tenant.tenant_id
+                    && t.issued_by.is_none()
+                    && parsed.matches(&t.verifier)
+                    && t.is_live(now)
+            });
+            if live {
+                return Ok((tenant.tenant_id, parsed.secret().clone(), RootToken::Reused));
+            }
+        }
+    }
+    let (record, secret) = ibyok::bootstrap::root_token(&tenant.tenant_id, &tenant.name, now);
+    let audit = ibyok::store::AuditEvent {
+        tenant_id: Some(tenant.tenant_id.clone()),
+        at: now,
+        request_id: "ibyok-dev-start".into(),
+        action: ibyok::store::AuditAction::TokenCreate,
+        token_id: Some(record.token_id.clone()),
+        key_id: None,
+        version: None,
+        environment: None,
+        effective_mode: None,
+        outcome: ibyok::store::Outcome::Ok,
+        source_ip: None,
+        user_agent: Some("ibyok dev".into()),
+        actor: None,
+        identity_id: None,
+        detail: None,
+        event_id: ibyok::ids::new_event_id(),
+        retain_until: None,
+    };
+    store.create_token(&record, &audit).await?;
+    if let Some(dir) = dir {
+        keep_root_token(dir, &secret)?;
+    }
+    let revoked = revoke_other_roots(store, &tenant.tenant_id, &record.token_id, now).await?;
+    Ok((tenant.tenant_id, secret, RootToken::Replaced { revoked }))
+}
+
+/// What a start did with the root token, for its message.
+enum RootToken {
+    New,
+    Reused,
+    Replaced { revoked: usize },
+}
+
+fn keep_root_token(dir: &std::path::Path, token: &TokenSecret) -> std::io::Result<()> {
+    let line = zeroize::Zeroizing::new(format!("{}\n", token.expose_token()));
+    ibyok::files::write_private(&dir.join(ROOT_TOKEN_FILE), line.as_bytes())
+}
+
+/// Revokes every live root token of `tenant` but `keep`: the root alone (an
+/// operator's revocation, not a leak's), so that what it issued stays.
+async fn revoke_other_roots(
+    store: &dyn Store,
+    tenant: &ibyok::ids::TenantId,
+    keep: &ibyok::ids::TokenId,
+    now: ibyok::clock::Timestamp,
+) -> Result<usize, Error> {
+    let mut revoked = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.list_tokens(tenant, 100, cursor.as_deref()).await?;
+        for t in page.items.iter().filter(|t| t.issued_by.is_none() && &t.token_id != keep && t.is_live(now)) {
+            let it = ibyok::store::Revocable { token_id: t.token_id.clone(), expires_at: Some(t.grant.expires_at) };
+            store.revoke_token(tenant, &it, now, 0).await?;
+            revoked += 1;
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(revoked),
         }
     }
 }
 
 fn write_token_file(path: &std::path::Path, token: &TokenSecret) -> std::io::Result<()> {
-    let token = token.expose_token();
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        opts.mode(0o600);
-        let mut f = opts.open(path)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        writeln!(f, "{token}")
-    }
-    #[cfg(not(unix))]
-    {
-        writeln!(opts.open(path)?, "{token}")
-    }
+    let line = zeroize::Zeroizing::new(format!("{}\n", token.expose_token()));
+    ibyok::files::write_private(path, line.as_bytes())
 }
 
 pub async fn run(args: DevArgs) -> Result<(), Error> {
@@ -193,7 +241,8 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
     } else {
         (Arc::new(MemoryStore::new()), Arc::new(LocalKms::ephemeral()), None)
     };
-    let (tenant, token) = root_token(store.as_ref(), existing).await?;
+    let data_dir = if args.aws { None } else { args.data_dir.as_deref() };
+    let (tenant, token, kept) = root_token(store.as_ref(), existing, data_dir).await?;
     if let Some(reads) = args.quota {
         store.set_quota(&tenant, Some(reads)).await?;
     }
@@ -216,6 +265,16 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
     // reader may stop at it and close the pipe).
     println!("Console:    http://{}/console/", listener.local_addr()?);
     println!("Root token: {}", token.expose_token());
+    if let Some(dir) = data_dir {
+        let path = dir.join(ROOT_TOKEN_FILE).display().to_string();
+        match kept {
+            RootToken::New => eprintln!("Root token kept in {path} for the next start"),
+            RootToken::Reused => eprintln!("Root token: the previous start's, from {path}"),
+            RootToken::Replaced { revoked } => {
+                eprintln!("Root token: a new one, kept in {path}; {revoked} earlier root token(s) revoked")
+            }
+        }
+    }
     if let Some(path) = &args.token_file {
         write_token_file(path, &token)?;
         eprintln!("Root token written to {}", path.display());

@@ -242,6 +242,68 @@ fn a_data_dir_survives_a_restart_and_the_token_file_is_private() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The live root tokens of the dev tenant, as the API lists them.
+fn live_roots(dev: &Dev) -> Vec<String> {
+    let listed = ureq::get(&format!("{}/tokens?state=live&limit=100", dev.url))
+        .set("authorization", &format!("Bearer {}", dev.token))
+        .call()
+        .unwrap()
+        .into_json::<serde_json::Value>()
+        .unwrap();
+    listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["issuedBy"].is_null())
+        .map(|t| t["tokenId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_data_dir_is_private_and_restarts_keep_one_live_root_token() {
+    let dir = std::env::temp_dir().join(format!("ibyok-dev-roots-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+    let args = ["--data-dir", data.to_str().unwrap()];
+    // A token issued by the root, to see that nothing here revokes it.
+    let (first, child) = {
+        let dev = start_dev(&args);
+        let (code, out, _) = cli(&dev, &["tokens", "create", "--name", "app", "--scope", "keys:read", "--json"], None);
+        assert_eq!(code, 0, "{out}");
+        (dev.token.clone(), json(&out)["token"].as_str().unwrap().to_owned())
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700, "the data folder");
+        for file in ["store.json", "master.key", "root-token"] {
+            assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+        }
+    }
+    // Three restarts: the same root token each time, and it alone is live.
+    for _ in 0..3 {
+        let dev = start_dev(&args);
+        assert_eq!(dev.token, first, "the previous start's root token is reused");
+        assert_eq!(live_roots(&dev).len(), 1);
+    }
+    // A folder whose kept token is gone (as earlier versions left them): a
+    // new root token, and the earlier one revoked; what it issued still reads.
+    std::fs::remove_file(data.join("root-token")).unwrap();
+    let dev = start_dev(&args);
+    assert_ne!(dev.token, first);
+    assert_eq!(live_roots(&dev).len(), 1, "one live root token");
+    let old = ureq::get(&format!("{}/tokens", dev.url)).set("authorization", &format!("Bearer {first}")).call();
+    assert!(matches!(old, Err(ureq::Error::Status(401, _))), "the earlier root token is revoked");
+    let app = ureq::get(&format!("{}/keys", dev.url)).set("authorization", &format!("Bearer {child}")).call();
+    assert_eq!(app.unwrap().status(), 200, "a token the earlier root issued keeps working");
+    drop(dev);
+    let again = start_dev(&args);
+    assert_eq!(live_roots(&again).len(), 1);
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn dev_refuses_to_run_inside_lambda_and_on_conflicting_guardrails() {
     let out = Command::new(BIN)

@@ -43,6 +43,7 @@ pub mod config;
 pub mod envelope;
 pub mod fault;
 pub mod fetch;
+pub mod files;
 pub mod identity;
 pub mod ids;
 pub mod kms;

@@ -51,7 +51,7 @@ impl LocalKms {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut fresh = Zeroizing::new(vec![0u8; 32]);
                 rand::thread_rng().fill_bytes(fresh.as_mut());
-                write_private(path, &fresh)?;
+                crate::files::create_private(path, &fresh)?;
                 fresh
             }
             Err(e) => return Err(e),
@@ -60,18 +60,6 @@ impl LocalKms {
             .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "master key must be 32 bytes"))?;
         Ok(Self::new(&key))
     }
-}
-
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)?.write_all(bytes)
 }
 
 #[async_trait]

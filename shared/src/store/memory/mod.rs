@@ -134,9 +134,10 @@ impl MemoryStore {
     }
 
     /// A store saved to `dir/store.json` after every write and loaded from it
-    /// at start, so that a development server survives a restart.
+    /// at start, so that a development server survives a restart. A folder
+    /// it makes is private to its user (0700); the file is always 0600.
     pub fn open_dir(dir: &std::path::Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        crate::files::create_private_dir(dir)?;
         let file = dir.join("store.json");
         let state = match std::fs::read(&file) {
             Ok(bytes) => persist::load(&bytes)?,

@@ -265,7 +265,7 @@ pub(super) fn save(path: &std::path::Path, s: &State) -> std::io::Result<()> {
             .collect(),
     };
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&file)?)?;
+    crate::files::write_private(&tmp, &serde_json::to_vec(&file)?)?;
     std::fs::rename(tmp, path)
 }
 
