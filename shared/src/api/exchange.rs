@@ -74,6 +74,12 @@ impl<S: Store + ?Sized> Ctx<'_, S> {
             Ok(r) => r,
             Err(cause) => return Err(self.refuse(&identity, cause, None).await),
         };
+        // A value HTTP cannot carry (a line break, say) is the client's
+        // request refused like any other: not an STS outage to retry.
+        if rebuilt.headers.iter().any(|(_, v)| hyper::header::HeaderValue::from_str(v).is_err()) {
+            let what = Some("a header value HTTP cannot carry");
+            return Err(self.refuse(&identity, Denied::Request, what).await);
+        }
         let headers: Vec<(&str, &str)> = rebuilt.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let policy = fetch::Policy::DEPLOYED.with_loopback_http(config.allow_loopback_http);
         let sent = fetch::post(&rebuilt.url, &headers, sts::BODY.into(), &policy).await;
@@ -191,6 +197,12 @@ fn signed_request(v: Option<&Value>) -> Result<sts::SignedRequest, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::exchanged_name;
+    use crate::api::{ApiRequest, ApiResponse, App};
+    use crate::config::Config;
+    use crate::store::memory::MemoryStore;
+    use crate::store::Store;
+    use serde_json::{json, Value};
+    use std::sync::Arc;
 
     #[test]
     fn names_fit_in_a_hundred_characters() {
@@ -198,5 +210,63 @@ mod tests {
         let long = exchanged_name("deploy", &"x".repeat(200));
         assert_eq!(long.chars().count(), 100);
         assert!(long.ends_with('…'));
+    }
+
+    async fn call(app: &App, path: &str, bearer: Option<&str>, body: Value) -> (u16, Value) {
+        let req = ApiRequest {
+            method: if body.is_null() { "GET" } else { "POST" }.into(),
+            path: path.into(),
+            query: if body.is_null() { vec![("limit".into(), "5".into())] } else { Vec::new() },
+            authorization: bearer.map(|t| format!("Bearer {t}").into()),
+            content_type: Some("application/json".into()),
+            body: if body.is_null() { Vec::new() } else { body.to_string().into_bytes() }.into(),
+            ..ApiRequest::default()
+        };
+        let ApiResponse { status, body, .. } = app.handle(req).await;
+        (status, serde_json::from_slice(body.expose()).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn a_header_value_http_cannot_carry_is_the_one_401_not_a_503() {
+        // GIVEN an AWS identity, and an STS endpoint where nothing listens
+        // (a request that reached it would be 503).
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = Config {
+            server_id: "vault.test".into(),
+            sts_endpoint: format!("http://127.0.0.1:{port}/"),
+            allow_loopback_http: true,
+            ..Config::default()
+        };
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let app: App = App::new(store.clone(), Arc::new(crate::kms::Unconfigured), config);
+        let boot = crate::bootstrap::create_tenant(store.as_ref(), "t", app.clock.now()).await.unwrap();
+        let root = boot.token.expose_token();
+        let rule = json!({"name": "n", "kind": "aws", "awsAccountId": "123456789012", "awsRoleName": "r",
+                          "scopes": ["keys:read"]});
+        let (status, created) = call(&app, "/identities", Some(root), rule).await;
+        assert_eq!(status, 201, "{created}");
+        let date = time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"))
+            .unwrap();
+        let exchange = |token: &str| {
+            json!({"identityId": created["identityId"], "request": {
+                "url": format!("http://127.0.0.1:{port}/"), "body": "Action=GetCallerIdentity&Version=2011-06-15",
+                "headers": {"Authorization": "AWS4-HMAC-SHA256 Credential=AKIA/20261207/us-east-1/sts/aws4_request, \
+                                              SignedHeaders=host;ibyok-server-id;x-amz-date, Signature=00",
+                            "X-Amz-Date": date, "Ibyok-Server-Id": "vault.test", "X-Amz-Security-Token": token}}})
+        };
+        // The request passes every check before it is sent: STS is reached.
+        assert_eq!(call(&app, "/auth/aws", None, exchange("session")).await.0, 503);
+
+        // WHEN a header value holds a line break
+        let (status, body) = call(&app, "/auth/aws", None, exchange("session\r\nX-Injected: 1")).await;
+
+        // THEN the one 401, its cause in the audit log
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"]["code"], "unauthorized");
+        let (_, audit) = call(&app, "/audit", Some(root), Value::Null).await;
+        let denied = &audit["events"][0];
+        assert_eq!(denied["action"], "auth.denied", "{audit}");
+        assert_eq!(denied["detail"], "request: a header value HTTP cannot carry");
     }
 }
