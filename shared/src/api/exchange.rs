@@ -15,7 +15,8 @@ use crate::identity::jwks::KeyLookup;
 use crate::identity::{jwt, sts, Denied, IdentityRecord, TrustRule};
 use crate::ids::IdentityId;
 use crate::store::identities::JtiClaim;
-use crate::store::{Actor, AuditAction, Conflict, Outcome, Store, StoreError, TokenRecord};
+use crate::store::{Actor, AuditAction, Conflict, Outcome, StoreError, TokenRecord};
+use crate::store::{AuditStore, IdentityStore};
 use crate::token::ParsedToken;
 use serde_json::Value;
 
@@ -33,7 +34,8 @@ fn exchanged_name(identity: &str, who: &str) -> String {
     }
 }
 
-impl<S: Store + ?Sized> Ctx<'_, S> {
+// The store: the identity, the exchange's one transaction, and the refusal's event.
+impl<S: IdentityStore + AuditStore + ?Sized> Ctx<'_, S> {
     pub(crate) async fn exchange_oidc(&mut self) -> Result<ApiResponse, ApiError> {
         let body = JsonObject::parse(self.req, &["identityId", "jwt"])?;
         let (id, token) = (body.str("identityId")?, body.str("jwt")?);
