@@ -6,7 +6,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use ibyok::api::body::{parse_query, MAX_BODY_BYTES};
+use ibyok::api::body::{max_body_bytes, parse_query};
 use ibyok::api::{ApiError, ApiRequest, App, Redacted};
 use ibyok::clock::{Clock, SystemClock};
 use ibyok::config::{Config, Tables};
@@ -63,6 +63,11 @@ pub struct DevArgs {
     /// is allowed here, for a local STS such as moto's.
     #[arg(long, env = "IBYOK_STS_ENDPOINT")]
     pub sts_endpoint: Option<String>,
+    /// The document of GitHub's secret scanning keys, which signs leaked-
+    /// token reports (`POST /github/secret-scanning`); `http://127.0.0.1:…`
+    /// is allowed here, for a local stand-in.
+    #[arg(long, env = "IBYOK_GITHUB_KEYS_URL")]
+    pub github_keys_url: Option<String>,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -223,6 +228,9 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
     if let Some(url) = &args.sts_endpoint {
         config.sts_endpoint = url.clone();
     }
+    if let Some(url) = &args.github_keys_url {
+        config.github_keys_url = url.clone();
+    }
     let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| -> Error {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             format!("{} is already in use; pass --listen HOST:PORT to choose another", args.listen).into()
@@ -246,7 +254,8 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
     if let Some(reads) = args.quota {
         store.set_quota(&tenant, Some(reads)).await?;
     }
-    let app = Arc::new(App::new(store, kms, config));
+    // Leak notices as log lines, as the expiry notices.
+    let app = Arc::new(App::new(store, kms, config).with_notifier(Some(Arc::new(ibyok::notify::LogNotifier))));
     spawn_maintenance(app.clone(), Duration::from_secs(args.purge_every));
 
     eprintln!("==================================================================");
@@ -337,7 +346,7 @@ async fn serve_one(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Respo
     }
     let (parts, body) = req.into_parts();
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let resp = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
+    let resp = match Limited::new(body, max_body_bytes(parts.uri.path()) + 1).collect().await {
         Ok(collected) => {
             let api = ApiRequest {
                 method: parts.method.as_str().to_ascii_uppercase(),
@@ -350,6 +359,8 @@ async fn serve_one(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Respo
                 request_id: String::new(),
                 // Without a copy when hyper hands over the only reference.
                 body: Vec::from(collected.to_bytes()).into(),
+                github_key_id: header(ibyok::scanning::KEY_ID_HEADER),
+                github_signature: header(ibyok::scanning::SIGNATURE_HEADER),
             };
             app.handle(api).await
         }

@@ -72,6 +72,18 @@ pub async fn app_without_kms() -> Result<App<DynamoStore>, Error> {
     Ok(App::new(Arc::new(store), Arc::new(Unconfigured), config))
 }
 
+/// The SNS notifier of `IBYOK_NOTICE_TOPIC_ARN` (feature `sns`), for the
+/// leak notices of the function serving `POST /github/secret-scanning`;
+/// `None` (and a warning) when the variable is unset.
+#[cfg(feature = "sns")]
+pub async fn notifier() -> Option<Arc<dyn crate::notify::Notifier>> {
+    let notifier = crate::notify::SnsNotifier::from_env(&sdk_config().await);
+    if notifier.is_none() {
+        tracing::warn!("IBYOK_NOTICE_TOPIC_ARN is not set: leak notices are not sent");
+    }
+    notifier.map(|n| Arc::new(n) as Arc<dyn crate::notify::Notifier>)
+}
+
 /// Connections a cold read needs at once: one `BatchGetItem`, then three
 /// DynamoDB writes beside a KMS call.
 const WARM_DYNAMODB_CONNECTIONS: usize = 3;

@@ -49,9 +49,13 @@ pub struct Config {
     /// `IBYOK_STS_ENDPOINT`: where the AWS exchange sends its rebuilt
     /// request (default the regional endpoint of `AWS_REGION`).
     pub sts_endpoint: String,
-    /// Plain HTTP to loopback addresses for OpenID issuers and STS: set by
-    /// `ibyok dev` and the tests, never by a deployment's environment.
+    /// Plain HTTP to loopback addresses for OpenID issuers, STS and the
+    /// secret scanning keys: set by `ibyok dev` and the tests, never by a
+    /// deployment's environment.
     pub allow_loopback_http: bool,
+    /// `IBYOK_GITHUB_KEYS_URL`: GitHub's secret scanning keys document
+    /// (default [`crate::scanning::GITHUB_KEYS_URL`]).
+    pub github_keys_url: String,
 }
 
 impl Default for Config {
@@ -64,6 +68,7 @@ impl Default for Config {
             server_id: "ibyok".to_owned(),
             sts_endpoint: "https://sts.us-east-1.amazonaws.com/".to_owned(),
             allow_loopback_http: false,
+            github_keys_url: crate::scanning::GITHUB_KEYS_URL.to_owned(),
         }
     }
 }
@@ -149,6 +154,11 @@ impl Config {
                     cfg.sts_endpoint = format!("https://sts.{region}.amazonaws.com/");
                 }
             }
+        }
+        if let Some(url) = get("IBYOK_GITHUB_KEYS_URL").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+            crate::fetch::check_url(&url, &crate::fetch::Policy::DEPLOYED.with_loopback_http(true))
+                .map_err(|e| ConfigError(format!("IBYOK_GITHUB_KEYS_URL: {e}")))?;
+            cfg.github_keys_url = url;
         }
         Ok(cfg)
     }

@@ -30,6 +30,8 @@ pub fn to_api_request(req: Request) -> ApiRequest {
     let (method, query) = (req.method().as_str().to_ascii_uppercase(), parse_query(req.uri().query()));
     let (authorization, content_type) = (header("authorization").map(Into::into), header("content-type"));
     let user_agent = user_agent.or_else(|| header("user-agent"));
+    let (github_key_id, github_signature) =
+        (header(crate::scanning::KEY_ID_HEADER), header(crate::scanning::SIGNATURE_HEADER));
     let body = match req.into_body() {
         Body::Text(text) => text.into_bytes(),
         Body::Binary(bytes) => bytes,
@@ -45,6 +47,8 @@ pub fn to_api_request(req: Request) -> ApiRequest {
         request_id,
         path,
         body: body.into(),
+        github_key_id,
+        github_signature,
     }
 }
 
@@ -107,6 +111,14 @@ pub async fn serve<const SERVED: u32>() -> Result<(), lambda_http::Error> {
         Box::pin(crate::aws::app_without_kms())
     };
     let app = build.await?;
+    // `POST /github/secret-scanning` notifies tenants of leaked tokens
+    // through the notices' topic (`IBYOK_NOTICE_TOPIC_ARN`).
+    #[cfg(feature = "sns")]
+    let app = if const { Route::GithubSecretScanning.in_set(SERVED) } {
+        app.with_notifier(crate::aws::notifier().await)
+    } else {
+        app
+    };
     let app = &app;
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<LambdaRequest>| async move {
         let LambdaEvent { payload, context } = event;

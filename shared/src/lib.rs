@@ -16,11 +16,16 @@
 //! - [`identity`] — workload identities: the trust rules, the JWT and JWKS
 //!   checks and the AWS STS exchange.
 //! - [`fetch`] — outbound HTTPS under one policy (no redirects, limits).
+//! - [`keycache`] — public keys fetched from another service (OpenID
+//!   issuers, GitHub) and cached per instance, under one set of rules.
+//! - [`scanning`] — leaked-token reports from secret scanning (GitHub's
+//!   partner program): its keys, the signature, the report and the answer.
 //! - [`kms`] — the KMS port, its AWS adapter and a local adapter.
 //! - [`maintenance`] — the scheduled work (cleanup), for the cleanup
 //!   function and `ibyok dev`.
 //! - [`mode`] — mock-mode resolution and the provider-shaped fakes.
-//! - [`notify`] — expiry notices: the port, SNS and log adapters.
+//! - [`notify`] — notices to tenants (a token's expiry, tokens found leaked):
+//!   the port, SNS and log adapters.
 //! - [`store`] — the domain records, the storage port, its DynamoDB adapter,
 //!   its in-memory adapter and the table definitions.
 //! - [`aws`] — the AWS SDK clients, their timeouts and retries, built once.
@@ -46,12 +51,14 @@ pub mod fetch;
 pub mod files;
 pub mod identity;
 pub mod ids;
+pub mod keycache;
 pub mod kms;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod maintenance;
 pub mod mode;
 pub mod notify;
+pub mod scanning;
 pub mod secret;
 pub mod store;
 pub mod telemetry;

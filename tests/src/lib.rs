@@ -10,6 +10,7 @@
 pub mod delay;
 pub mod faults;
 pub mod issuer;
+pub mod scanner;
 pub mod sts;
 
 use ibyok::api::{ApiRequest, ApiResponse, App};

@@ -15,7 +15,12 @@ fn events_dir() -> std::path::PathBuf {
 
 #[tokio::test]
 async fn every_event_parses_and_reaches_its_handler() {
-    let env = Env::new().await;
+    // A stand-in for GitHub's keys: the report's sample is signed here.
+    let scanner = ibyok_tests::scanner::Scanner::start().await;
+    let scan_key = ibyok_tests::scanner::ScanKey::generate();
+    scanner.publish("EXAMPLE_KEY_IDENTIFIER", &scan_key, true);
+    let config = ibyok::config::Config { github_keys_url: scanner.keys_url.clone(), ..Default::default() };
+    let env = Env::builder().config(config).build().await;
     let key = env.add_key(&env.root, "k", "openai", "sk-events-0000000").await;
     // A pending version for the promote event.
     let stage = json!({"value": "sk-events-pending-1", "stage": "pending"});
@@ -45,6 +50,8 @@ async fn every_event_parses_and_reaches_its_handler() {
         // No such identity: the exchanges' one 401.
         ("auth.exchange-oidc", 401),
         ("auth.exchange-aws", 401),
+        // A token-shaped string whose checksum does not hold: a false positive.
+        ("revoke.github-secret-scanning", 200),
         ("revoke.revoke-token", 204),
         ("keys.delete-key", 204),
         ("revoke.revoke-self", 204),
@@ -65,6 +72,12 @@ async fn every_event_parses_and_reaches_its_handler() {
             .replace(TOKEN_PLACEHOLDER, &env.root)
             .replace(KEY_PLACEHOLDER, &key)
             .replace(TOKEN_ID_PLACEHOLDER, &victim);
+        // GitHub signs the raw body.
+        let body = serde_json::from_str::<serde_json::Value>(&text).unwrap()["body"].as_str().map(str::to_owned);
+        let text = match body {
+            Some(b) => text.replace("EXAMPLE_SIGNATURE", &scan_key.sign(b.as_bytes())),
+            None => text,
+        };
         let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         let app = &env.app;
         let resp = match name.split('.').next().unwrap() {

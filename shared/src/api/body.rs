@@ -11,6 +11,20 @@ use std::fmt;
 
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The one larger body: a leaked-token report (`POST
+/// /github/secret-scanning`), which may carry thousands of matches.
+pub const MAX_REPORT_BODY_BYTES: usize = 1024 * 1024;
+
+/// The largest body a request to `path` may carry (decided by the path
+/// alone, before routing).
+pub fn max_body_bytes(path: &str) -> usize {
+    if path == "/github/secret-scanning" {
+        MAX_REPORT_BODY_BYTES
+    } else {
+        MAX_BODY_BYTES
+    }
+}
+
 /// A JSON object body whose field names were all checked against the
 /// route's list. A secret field (a key's `value`) is read straight into
 /// [`SecretValue`] and never enters the map.

@@ -11,6 +11,7 @@ mod external;
 mod identities;
 mod keys;
 pub mod limits;
+mod scanning;
 mod tokens;
 mod views;
 
@@ -40,6 +41,10 @@ pub struct ApiRequest {
     pub source_ip: Option<IpAddr>,
     pub request_id: String,
     pub body: Redacted<Vec<u8>>,
+    /// `Github-Public-Key-Identifier` and `Github-Public-Key-Signature`
+    /// (`POST /github/secret-scanning`; ignored elsewhere).
+    pub github_key_id: Option<String>,
+    pub github_signature: Option<String>,
 }
 
 #[derive(Debug)]
@@ -109,10 +114,11 @@ pub enum Route {
     DeleteIdentity,
     ExchangeOidc,
     ExchangeAws,
+    GithubSecretScanning,
 }
 
 impl Route {
-    pub const ALL: [Route; 25] = [
+    pub const ALL: [Route; 26] = [
         Route::CreateKey,
         Route::ListKeys,
         Route::GetKey,
@@ -138,6 +144,7 @@ impl Route {
         Route::DeleteIdentity,
         Route::ExchangeOidc,
         Route::ExchangeAws,
+        Route::GithubSecretScanning,
     ];
 
     /// The route's bit in a route set (`u32`: one bit per route).
@@ -195,6 +202,7 @@ impl Route {
             Route::DeleteIdentity => "DELETE /identities/{identityId}",
             Route::ExchangeOidc => "POST /auth/oidc",
             Route::ExchangeAws => "POST /auth/aws",
+            Route::GithubSecretScanning => "POST /github/secret-scanning",
         }
     }
 }
@@ -241,6 +249,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Matched<'a> {
         ["identities", id] => pick(&[("GET", Route::GetIdentity), ("DELETE", Route::DeleteIdentity)], Some(id)),
         ["auth", "oidc"] => pick(&[("POST", Route::ExchangeOidc)], None),
         ["auth", "aws"] => pick(&[("POST", Route::ExchangeAws)], None),
+        ["github", "secret-scanning"] => pick(&[("POST", Route::GithubSecretScanning)], None),
         _ => Matched::NotFound,
     }
 }
@@ -260,6 +269,10 @@ pub struct App<S: ?Sized = dyn Store> {
     limit_memo: limits::LimitMemo,
     /// The OpenID issuers' keys this instance has fetched.
     jwks: crate::identity::jwks::Jwks,
+    /// GitHub's secret scanning keys this instance has fetched.
+    reporter_keys: crate::scanning::ReporterKeys,
+    /// Where leak notices go (`None`: nowhere but the audit log).
+    pub notifier: Option<Arc<dyn crate::notify::Notifier>>,
 }
 
 impl<S: Store + ?Sized> App<S> {
@@ -267,6 +280,8 @@ impl<S: Store + ?Sized> App<S> {
         let outbound = crate::fetch::Policy::DEPLOYED.with_loopback_http(config.allow_loopback_http);
         Self {
             jwks: crate::identity::jwks::Jwks::new(outbound),
+            reporter_keys: crate::scanning::ReporterKeys::new(outbound),
+            notifier: None,
             store,
             kms,
             config,
@@ -278,6 +293,12 @@ impl<S: Store + ?Sized> App<S> {
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Sends leak notices through `notifier`.
+    pub fn with_notifier(mut self, notifier: Option<Arc<dyn crate::notify::Notifier>>) -> Self {
+        self.notifier = notifier;
         self
     }
 
@@ -299,7 +320,7 @@ impl<S: Store + ?Sized> App<S> {
         let mut token_id = None;
         let mut token_expires_at = None;
         let mut rate = None;
-        let (route_name, result) = if req.body.expose().len() > body::MAX_BODY_BYTES {
+        let (route_name, result) = if req.body.expose().len() > body::max_body_bytes(&req.path) {
             ("-", Err(ApiError::PayloadTooLarge))
         } else {
             match route(&req.method, &req.path) {
@@ -452,6 +473,9 @@ impl<'a, S: Store + ?Sized> Ctx<'a, S> {
             Route::ExchangeAws if const { Route::ExchangeAws.in_set(SERVED) } => {
                 Box::pin(async move { self.exchange_aws().await })
             }
+            Route::GithubSecretScanning if const { Route::GithubSecretScanning.in_set(SERVED) } => {
+                Box::pin(async move { self.github_secret_scanning().await })
+            }
             // Unreachable: `handle_set` checks the set first.
             _ => Box::pin(std::future::ready(Err(ApiError::NotFound("no such route")))),
         }
@@ -487,6 +511,9 @@ mod tests {
             ("PATCH", "/identities/idn_1", Matched::MethodNotAllowed("GET, DELETE".into())),
             ("POST", "/auth/oidc", Matched::Route(Route::ExchangeOidc, None)),
             ("GET", "/auth/aws", Matched::MethodNotAllowed("POST".into())),
+            ("POST", "/github/secret-scanning", Matched::Route(Route::GithubSecretScanning, None)),
+            ("GET", "/github/secret-scanning", Matched::MethodNotAllowed("POST".into())),
+            ("POST", "/github", Matched::NotFound),
             ("POST", "/auth/other", Matched::NotFound),
             ("GET", "/console/", Matched::NotFound),
             ("GET", "/", Matched::NotFound),

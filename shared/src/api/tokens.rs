@@ -6,7 +6,9 @@ use super::limits::{MAX_RATE_LIMIT, MIN_RATE_LIMIT};
 use super::views::TokenView;
 use super::{ApiError, ApiResponse, Ctx};
 use crate::ids::{KeyId, TenantId, TokenId};
-use crate::store::{AuditAction, Conflict, Fetch, Revocable, StoreError, TokenFilter, TokenRecord, TokenState};
+use crate::store::{
+    AuditAction, AuditEvent, Conflict, Fetch, Revocable, StoreError, TokenFilter, TokenRecord, TokenState,
+};
 use crate::store::{AuditStore, LimitStore, ReadStore, TokenStore};
 use crate::token::{derive_child, Escalation, IssueRequest, ParsedToken, Scope, Scopes};
 use futures::stream::{self, StreamExt};
@@ -220,18 +222,29 @@ impl<S: TokenStore + ReadStore + LimitStore + AuditStore + ?Sized> Ctx<'_, S> {
     /// revocation (one round trip, not two) and retracted if the revocation
     /// fails, so that no event stays for a revocation that did not happen.
     async fn revoke_tree(&self, caller: &Caller, root: Revocable) -> Result<(), ApiError> {
-        let tenant = &caller.token.tenant_id;
-        let grace = self.app.config.revoked_retention_seconds;
         let mut audit = self.event(caller, AuditAction::TokenRevoke, None);
         audit.token_id = Some(root.token_id.clone());
+        self.revoke_recorded(&caller.token.tenant_id, &audit, root).await
+    }
+
+    /// [`Ctx::revoke_tree`] with its event given: `audit` is written beside
+    /// the root's revocation and retracted if that fails (a revocation's
+    /// `token.revoke`, a leaked token's `token.leaked`).
+    pub(crate) async fn revoke_recorded(
+        &self,
+        tenant: &TenantId,
+        audit: &AuditEvent,
+        root: Revocable,
+    ) -> Result<(), ApiError> {
+        let grace = self.app.config.revoked_retention_seconds;
         let (revoked, recorded) = tokio::join!(
             self.app.store.revoke_token(tenant, &root, self.now, grace),
-            self.app.store.append_audit(&audit)
+            self.app.store.append_audit(audit)
         );
         let frontier = match revoked {
             Ok(frontier) => frontier,
             Err(e) => {
-                if let Err(undo) = self.app.store.retract_event(&audit).await {
+                if let Err(undo) = self.app.store.retract_event(audit).await {
                     tracing::warn!(request_id = %self.req.request_id, error = %undo, "could not retract the event of a failed revocation");
                 }
                 return Err(match e {

@@ -26,6 +26,10 @@ pub enum AuditAction {
     TokenCreate,
     #[serde(rename = "token.revoke")]
     TokenRevoke,
+    /// A token a secret scanning service found in public, revoked with its
+    /// descendants (`detail`: where it was found, as JSON `{url, source}`).
+    #[serde(rename = "token.leaked")]
+    TokenLeaked,
     #[serde(rename = "settings.update")]
     SettingsUpdate,
     #[serde(rename = "auth.denied")]
