@@ -4,12 +4,20 @@
 //! 1. Sequential backend round trips per route: the median latency through a
 //!    proxy adding D to every request and new connection, at D = 0 and 40 ms;
 //!    (median(40) − median(0)) / 40 ms is the number of round trips, free of
-//!    the local server's own speed. Reads are timed twice: repeated by one
+//!    the local server's own speed; the proxy also counts the backend
+//!    requests each route sends. Reads are timed twice: repeated by one
 //!    token (the planned path) and as each token's first (the full path).
+//!    The OIDC exchange is timed with its issuer's keys cached (a first
+//!    exchange warms them), each JWT fresh, with its own `jti`.
 //! 2. Handler cost in process: a live read on the in-memory store and the
-//!    local KMS; token parsing and verification.
+//!    local KMS; token parsing and verification; the OIDC exchange's JWT
+//!    checks (RS256 and ES256 signatures, and parse + verify + claims).
 //! 3. Cleanup scaling: items read, sequential round trips and time with
 //!    10,000 and 100,000 live tokens beside 100 expired ones.
+//!
+//! `IBYOK_BENCH_ONLY` (a comma list of `handler`, `routes`, `cleanup`;
+//! default all) runs only those sections; `IBYOK_BENCH_DELAY_MS` (default
+//! 40) is D: a larger one shrinks moto's own jitter against it.
 
 use ibyok::api::{ApiRequest, App};
 use ibyok::clock::{Clock, SystemClock};
@@ -19,6 +27,7 @@ use ibyok::store::dynamo::DynamoStore;
 use ibyok::store::memory::MemoryStore;
 use ibyok::store::{LimitStore, TokenStore};
 use ibyok_tests::delay::DelayProxy;
+use ibyok_tests::issuer::{Issuer, SigningKey};
 use ibyok_tests::{endpoint, Env, Req};
 use serde_json::json;
 use std::sync::Arc;
@@ -27,6 +36,11 @@ use std::time::{Duration, Instant};
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
+}
+
+/// Whether `IBYOK_BENCH_ONLY` (default: every section) names `section`.
+fn runs(section: &str) -> bool {
+    std::env::var("IBYOK_BENCH_ONLY").map_or(true, |only| only.split(',').any(|s| s.trim() == section))
 }
 
 fn iterations() -> usize {
@@ -39,7 +53,7 @@ struct Case {
     target: Option<f64>,
 }
 
-const CASES: [Case; 19] = [
+const CASES: [Case; 20] = [
     Case { name: "GET /external/keys/{id}/value (live)", target: Some(2.3) },
     Case { name: "GET /external/keys/{id}/value (mock)", target: Some(1.3) },
     Case { name: "  the same, live, a token's first read", target: None },
@@ -59,6 +73,7 @@ const CASES: [Case; 19] = [
     Case { name: "GET /keys/{id}, rate-limited token", target: None },
     Case { name: "  the same, the token's first request", target: None },
     Case { name: "live read, tenant with a quota (planned)", target: Some(2.3) },
+    Case { name: "POST /auth/oidc (RS256, JWKS cached)", target: Some(2.0) },
 ];
 
 /// The tokens and keys the limit cases use: a token limited to 100,000
@@ -78,7 +93,46 @@ async fn limited(env: &Env) -> Limited {
     Limited { token, quota_root, quota_key }
 }
 
-async fn request_for(env: &Env, case: usize, key: &str, n: usize, lim: &Limited) -> Req {
+/// An OIDC identity of the root token whose issuer (the tests' local one,
+/// on loopback: never behind the delay proxy) signs RS256, as GitHub's does.
+struct Oidc {
+    issuer: Issuer,
+    key: SigningKey,
+    identity: String,
+}
+
+const AUDIENCE: &str = "ibyok:bench";
+const SUBJECT: &str = "repo:acme/app:environment:production";
+
+async fn oidc(env: &Env, key_id: &str) -> Oidc {
+    let issuer = Issuer::start().await;
+    let key = SigningKey::rsa();
+    issuer.publish("k1", &key);
+    let body = json!({"name": "bench", "kind": "oidc", "issuer": issuer.url, "audience": AUDIENCE,
+        "subject": SUBJECT, "boundClaims": {"repository_id": "81234567"},
+        "scopes": ["keys:read"], "keyIds": [key_id], "tokenTtl": 600});
+    let r = env.call(Req::post("/identities").token(&env.root).json(body)).await;
+    assert_eq!(r.status, 201, "POST /identities: {}", r.text());
+    let identity = r.body["identityId"].as_str().unwrap().to_owned();
+    let oidc = Oidc { issuer, key, identity };
+    // The first exchange fetches discovery and the JWKS; the timed ones find them cached.
+    let r = env.call(oidc.exchange(env)).await;
+    assert_eq!(r.status, 201, "the warming exchange: {}", r.text());
+    oidc
+}
+
+impl Oidc {
+    /// `POST /auth/oidc` with a fresh JWT (its own `jti`) at the env's clock.
+    fn exchange(&self, env: &Env) -> Req {
+        let now = env.clock.now().seconds();
+        let claims = json!({"iss": self.issuer.url, "aud": AUDIENCE, "sub": SUBJECT, "iat": now - 5, "nbf": now - 5,
+            "exp": now + 300, "repository_id": "81234567", "jti": ibyok::ids::random_base62(16)});
+        let jwt = self.key.sign(&json!({"alg": self.key.alg(), "kid": "k1", "typ": "JWT"}), &claims);
+        Req::post("/auth/oidc").json(json!({"identityId": self.identity, "jwt": jwt}))
+    }
+}
+
+async fn request_for(env: &Env, case: usize, key: &str, n: usize, lim: &Limited, oidc: &Oidc) -> Req {
     let root = &env.root;
     match case {
         0 => Req::get(&format!("/external/keys/{key}/value?env=production")).token(root),
@@ -112,11 +166,14 @@ async fn request_for(env: &Env, case: usize, key: &str, n: usize, lim: &Limited)
             let (_, token) = env.issue(root, body).await;
             Req::get(&format!("/keys/{key}")).token(&token)
         }
-        _ => Req::get(&format!("/external/keys/{}/value?env=production", lim.quota_key)).token(&lim.quota_root),
+        18 => Req::get(&format!("/external/keys/{}/value?env=production", lim.quota_key)).token(&lim.quota_root),
+        _ => oidc.exchange(env),
     }
 }
 
-async fn route_medians(delay: Duration) -> Vec<f64> {
+/// Each route's median time, and its backend requests per call (counted
+/// by the proxy).
+async fn route_medians(delay: Duration) -> (Vec<f64>, Vec<f64>) {
     let proxy = DelayProxy::start(&endpoint(), delay).await;
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
@@ -125,22 +182,75 @@ async fn route_medians(delay: Duration) -> Vec<f64> {
     let env = Env::builder().through(&proxy.url, timeouts).build().await;
     let key = env.add_key(&env.root, "k", "openai", "sk-bench-value-000000").await;
     let lim = limited(&env).await;
-    let mut out = Vec::new();
+    let oidc = oidc(&env, &key).await;
+    let (mut out, mut requests) = (Vec::new(), Vec::new());
     for (index, case) in CASES.iter().enumerate() {
-        let mut samples = Vec::new();
+        let (mut samples, mut sent) = (Vec::new(), 0);
         for i in 0..iterations() + 3 {
-            let req = request_for(&env, index, &key, i, &lim).await;
+            let req = request_for(&env, index, &key, i, &lim, &oidc).await;
+            let before = proxy.requests.load(std::sync::atomic::Ordering::SeqCst);
             let started = Instant::now();
             let r = env.call(req).await;
             let ms = started.elapsed().as_secs_f64() * 1000.0;
             assert!(r.status < 400, "{}: {}", case.name, r.text());
             if i >= 3 {
                 samples.push(ms);
+                sent += proxy.requests.load(std::sync::atomic::Ordering::SeqCst) - before;
             }
         }
         out.push(median(samples));
+        requests.push(sent as f64 / iterations() as f64);
     }
-    out
+    (out, requests)
+}
+
+/// CPU per JWT check of `POST /auth/oidc`, in µs: the signature alone, and
+/// parse + signature + claims, for a JWT of the shape GitHub issues. Each
+/// is the median of 20 batches of 250 (the machine is shared: a batch that
+/// another process interrupts is an outlier, not the figure), with the
+/// fastest batch beside it.
+fn jwt_cost(key: &SigningKey) -> [(f64, f64); 2] {
+    use ibyok::identity::jwt::{self, VerifyKey};
+    use ibyok::identity::{OidcRule, SubjectMatch};
+    let now = SystemClock.now();
+    let claims = json!({"iss": "https://token.actions.githubusercontent.com", "aud": AUDIENCE, "sub": SUBJECT,
+        "iat": now.seconds() - 5, "nbf": now.seconds() - 5, "exp": now.seconds() + 300,
+        "repository": "acme/app", "repository_id": "81234567", "repository_owner": "acme", "ref": "refs/heads/main",
+        "environment": "production", "workflow": "deploy", "run_id": "7654321098", "jti": "bench-jti-0000000001"});
+    let token = key.sign(&json!({"alg": key.alg(), "kid": "k1", "typ": "JWT"}), &claims);
+    let jwk = key.jwk("k1");
+    let (_, verify_key) = VerifyKey::from_jwk(jwk.as_object().unwrap()).unwrap();
+    let rule = OidcRule {
+        issuer: "https://token.actions.githubusercontent.com".into(),
+        audience: AUDIENCE.into(),
+        subject: SUBJECT.into(),
+        subject_match: SubjectMatch::Exact,
+        bound_claims: [("repository_id".to_owned(), vec!["81234567".to_owned()])].into(),
+    };
+    let parsed = jwt::parse(&token).unwrap();
+    let verify = || parsed.verify_signature(std::hint::black_box(&verify_key)).unwrap();
+    let everything = || {
+        let p = jwt::parse(std::hint::black_box(&token)).unwrap();
+        p.verify_signature(&verify_key).unwrap();
+        jwt::check_claims(&p.claims, &rule, now).unwrap();
+    };
+    let batches = |f: &dyn Fn()| {
+        let per_batch = 250;
+        for _ in 0..per_batch {
+            f();
+        }
+        let mut us = Vec::new();
+        for _ in 0..20 {
+            let started = Instant::now();
+            for _ in 0..per_batch {
+                f();
+            }
+            us.push(started.elapsed().as_secs_f64() * 1e6 / per_batch as f64);
+        }
+        let fastest = us.iter().copied().fold(f64::INFINITY, f64::min);
+        (median(us), fastest)
+    };
+    [batches(&verify), batches(&everything)]
 }
 
 async fn handler_cost() -> (f64, f64) {
@@ -249,26 +359,55 @@ struct Cleanup {
 #[tokio::main]
 async fn main() {
     let mut results = serde_json::Map::new();
-    println!("== handler cost (in process, in-memory store, local KMS)");
-    let (read_us, parse_us) = handler_cost().await;
-    println!("live read handler: {read_us:.1} µs/request (target ≤ 20)");
-    println!("token parse + verify: {parse_us:.2} µs (target ≤ 2)");
-    results.insert("handler".into(), json!({"liveReadMicros": read_us, "tokenParseVerifyMicros": parse_us}));
-
-    println!("\n== sequential backend round trips (delay proxy in front of moto)");
-    let d = 40.0;
-    let at0 = route_medians(Duration::ZERO).await;
-    let at40 = route_medians(Duration::from_millis(d as u64)).await;
-    println!("{:<40} {:>9} {:>9} {:>12} {:>8}", "route", "D=0 ms", "D=40 ms", "round trips", "target");
-    let mut rows = Vec::new();
-    for (i, case) in CASES.iter().enumerate() {
-        let trips = (at40[i] - at0[i]) / d;
-        let target = case.target.map_or("-".to_owned(), |t| format!("≤ {t}"));
-        println!("{:<40} {:>9.1} {:>9.1} {:>12.2} {:>8}", case.name, at0[i], at40[i], trips, target);
-        rows.push(json!({"route": case.name, "medianMsAt0": at0[i], "medianMsAt40": at40[i], "roundTrips": trips, "target": case.target}));
+    if runs("handler") {
+        println!("== handler cost (in process, in-memory store, local KMS)");
+        let (read_us, parse_us) = handler_cost().await;
+        println!("live read handler: {read_us:.1} µs/request (target ≤ 20)");
+        println!("token parse + verify: {parse_us:.2} µs (target ≤ 2)");
+        results.insert("handler".into(), json!({"liveReadMicros": read_us, "tokenParseVerifyMicros": parse_us}));
+        let mut jwt = serde_json::Map::new();
+        for key in [SigningKey::rsa(), SigningKey::ec()] {
+            let [(verify_us, verify_min), (all_us, all_min)] = jwt_cost(&key);
+            let alg = key.alg();
+            println!(
+                "OIDC JWT, {alg}: signature verify {verify_us:.1} µs (fastest batch {verify_min:.1}; target ≤ 1,000); \
+                 parse + verify + claims {all_us:.1} µs (fastest {all_min:.1})"
+            );
+            jwt.insert(
+                alg.into(),
+                json!({"verifyMicros": verify_us, "verifyMicrosFastestBatch": verify_min,
+                "parseVerifyClaimsMicros": all_us, "parseVerifyClaimsMicrosFastestBatch": all_min}),
+            );
+        }
+        results.insert("oidcJwt".into(), json!(jwt));
     }
-    results.insert("roundTrips".into(), json!(rows));
 
+    if runs("routes") {
+        println!("\n== sequential backend round trips (delay proxy in front of moto)");
+        let d: f64 = std::env::var("IBYOK_BENCH_DELAY_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(40.0);
+        let (at0, requests) = route_medians(Duration::ZERO).await;
+        let (at_delay, _) = route_medians(Duration::from_millis(d as u64)).await;
+        let at_d = format!("D={d} ms");
+        println!("{:<40} {:>9} {:>9} {:>12} {:>8} {:>9}", "route", "D=0 ms", at_d, "round trips", "target", "requests");
+        let mut rows = Vec::new();
+        for (i, case) in CASES.iter().enumerate() {
+            let trips = (at_delay[i] - at0[i]) / d;
+            let target = case.target.map_or("-".to_owned(), |t| format!("≤ {t}"));
+            println!(
+                "{:<40} {:>9.1} {:>9.1} {:>12.2} {:>8} {:>9.2}",
+                case.name, at0[i], at_delay[i], trips, target, requests[i]
+            );
+            rows.push(json!({"route": case.name, "medianMsAt0": at0[i], "medianMsAtD": at_delay[i], "delayMs": d,
+                "roundTrips": trips, "backendRequests": requests[i], "target": case.target}));
+        }
+        println!("(requests: backend requests per call, counted by the proxy at D = 0: DynamoDB and KMS)");
+        results.insert("roundTrips".into(), json!(rows));
+    }
+
+    if !runs("cleanup") {
+        write_results(&results);
+        return;
+    }
     println!("\n== cleanup scaling (100 expired tokens)");
     let max: usize = std::env::var("IBYOK_BENCH_CLEANUP_MAX").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let mut cleanup = Vec::new();
@@ -283,9 +422,12 @@ async fn main() {
             "roundTrips": c.round_trips, "millisOnMoto": c.millis}));
     }
     results.insert("cleanup".into(), json!(cleanup));
+    write_results(&results);
+}
 
+fn write_results(results: &serde_json::Map<String, serde_json::Value>) {
     std::fs::create_dir_all("../target/bench").unwrap();
     let path = "../target/bench/results.json";
-    std::fs::write(path, serde_json::to_vec_pretty(&results).unwrap()).unwrap();
+    std::fs::write(path, serde_json::to_vec_pretty(results).unwrap()).unwrap();
     println!("\nresults written to target/bench/results.json");
 }

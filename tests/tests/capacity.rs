@@ -8,7 +8,12 @@
 //! Prices (us-east-1, on-demand): $0.625 per million write units, $0.125 per
 //! million read units, KMS $0.03 per 10,000 requests, HTTP API $1.00 per
 //! million, Lambda ~$0.25 per million at 256 MB.
+//!
+//! The OIDC exchange (`POST /auth/oidc`) is measured with its issuer's keys
+//! cached, each JWT fresh with its own `jti`, and its units are split by
+//! table so that what an exchange writes can be read off.
 
+use ibyok_tests::issuer::{Issuer, SigningKey};
 use ibyok_tests::{capacity_ledger as capacity, endpoint, Env, Req};
 use serde_json::{json, Value};
 
@@ -44,6 +49,54 @@ fn measure(name: &str, n: usize, ledger: &Value, http: bool) -> Measured {
     let fixed = if http { API + LAMBDA } else { 0.0 };
     let dollars = rcu * RRU + wcu * WRU + kms * KMS + fixed;
     Measured { name: name.to_owned(), rcu, wcu, kms, busiest, dollars }
+}
+
+/// An exchange's units per request, table by table (from the ledger's
+/// partitions; a `|gsi` suffix is the table's index writes).
+fn print_by_table(name: &str, n: usize, ledger: &Value) {
+    let mut tables = std::collections::BTreeMap::<String, (f64, f64)>::new();
+    for (p, u) in ledger["partitions"].as_object().into_iter().flatten() {
+        let mut parts = p.split('|');
+        let table = parts.next().unwrap_or("");
+        let table = table.rsplit_once('-').map_or(table, |(_, t)| t);
+        let name = if p.ends_with("|gsi") { format!("{table} (index)") } else { table.to_owned() };
+        let e = tables.entry(name).or_default();
+        e.0 += u["rcu"].as_f64().unwrap_or(0.0) / n as f64;
+        e.1 += u["wcu"].as_f64().unwrap_or(0.0) / n as f64;
+    }
+    println!("\n{name}, units per request by table:");
+    for (table, (r, w)) in tables {
+        println!("  {table:<18} {r:>5.2} read {w:>6.2} write");
+    }
+}
+
+/// `n` OIDC exchanges (RS256, as GitHub signs) through the tests' local
+/// issuer, after one that fetched its keys; the ledger of the `n`.
+async fn oidc_exchanges(env: &Env, key_id: &str, n: usize) -> Value {
+    use ibyok::clock::Clock;
+    const AUDIENCE: &str = "ibyok:capacity";
+    const SUBJECT: &str = "repo:acme/app:environment:production";
+    let issuer = Issuer::start().await;
+    let signing = SigningKey::rsa();
+    issuer.publish("k1", &signing);
+    let body = json!({"name": "deploy", "kind": "oidc", "issuer": issuer.url, "audience": AUDIENCE,
+        "subject": SUBJECT, "boundClaims": {"repository_id": "81234567"},
+        "scopes": ["keys:read"], "keyIds": [key_id], "tokenTtl": 900});
+    let r = env.call(Req::post("/identities").token(&env.root).json(body)).await.expect(201);
+    let identity = r.body["identityId"].as_str().unwrap().to_owned();
+    let exchange = || {
+        let now = env.clock.now().seconds();
+        let claims = json!({"iss": issuer.url, "aud": AUDIENCE, "sub": SUBJECT, "iat": now - 5, "nbf": now - 5,
+            "exp": now + 300, "repository_id": "81234567", "jti": ibyok::ids::random_base62(16)});
+        let jwt = signing.sign(&json!({"alg": signing.alg(), "kid": "k1", "typ": "JWT"}), &claims);
+        env.call(Req::post("/auth/oidc").json(json!({"identityId": identity, "jwt": jwt})))
+    };
+    exchange().await.expect(201);
+    capacity("POST");
+    for _ in 0..n {
+        exchange().await.expect(201);
+    }
+    capacity("GET").unwrap()
 }
 
 fn print(rows: &[Measured]) {
@@ -178,7 +231,12 @@ async fn the_cost_of_every_route_and_the_busiest_partition() {
             rows.push(m);
         }
     }
+
+    // The OIDC exchange, its issuer's keys cached by a first exchange.
+    let exchange = oidc_exchanges(&env, &key, 10).await;
+    rows.push(measure("POST /auth/oidc (JWKS cached)", 10, &exchange, true));
     print(&rows);
+    print_by_table("POST /auth/oidc", 10, &exchange);
 
     let live = &rows[0];
     let mock = &rows[2];
@@ -203,5 +261,8 @@ async fn the_cost_of_every_route_and_the_busiest_partition() {
     assert!(live_total <= 5.50, "live read ${live_total:.2} per million");
     assert!(mock_total <= 2.50, "mock read ${mock_total:.2} per million");
     assert!(live.kms == 1.0 && mock.kms == 0.0, "one Decrypt a live read, none a mock one");
+    // An exchange reads the identity, once, and nothing else; it calls no KMS.
+    let oidc = rows.last().unwrap();
+    assert!(oidc.rcu <= 1.0 && oidc.kms == 0.0, "POST /auth/oidc: {} read units, {} KMS calls", oidc.rcu, oidc.kms);
     let _ = token_id;
 }
