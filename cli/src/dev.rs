@@ -250,13 +250,26 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
         (Arc::new(MemoryStore::new()), Arc::new(LocalKms::ephemeral()), None)
     };
     let data_dir = if args.aws { None } else { args.data_dir.as_deref() };
+    // The audit digests' signing key: KMS with --aws and
+    // IBYOK_AUDIT_SIGNING_KEY_ID, else a local key (kept 0600 in the data
+    // directory, or for this process only).
+    let signer: Arc<dyn ibyok::kms::Signer> = match (args.aws, data_dir) {
+        (true, _) if let Some(s) = ibyok::aws::audit_signer().await => s,
+        (_, Some(dir)) => Arc::new(ibyok::kms::local::LocalSigner::from_file(&dir.join("audit-signing.key"))?),
+        _ => Arc::new(ibyok::kms::local::LocalSigner::ephemeral()?),
+    };
     let (tenant, token, kept) = root_token(store.as_ref(), existing, data_dir).await?;
     if let Some(reads) = args.quota {
         store.set_quota(&tenant, Some(reads)).await?;
     }
     // Leak notices as log lines, as the expiry notices.
-    let app = Arc::new(App::new(store, kms, config).with_notifier(Some(Arc::new(ibyok::notify::LogNotifier))));
-    spawn_maintenance(app.clone(), Duration::from_secs(args.purge_every));
+    let retention_days = config.audit_retention_days;
+    let app = Arc::new(
+        App::new(store, kms, config)
+            .with_notifier(Some(Arc::new(ibyok::notify::LogNotifier)))
+            .with_audit_signer(Some(signer.clone())),
+    );
+    spawn_maintenance(app.clone(), Duration::from_secs(args.purge_every), signer, retention_days);
 
     eprintln!("==================================================================");
     eprintln!("  WARNING: ibyok dev is a DEVELOPMENT server. Not for production:");
@@ -325,7 +338,7 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
 
 /// Runs the scheduled work (the cleanup function's) every `every`, from the
 /// first tick at start.
-fn spawn_maintenance(app: Arc<App>, every: Duration) {
+fn spawn_maintenance(app: Arc<App>, every: Duration, signer: Arc<dyn ibyok::kms::Signer>, retention_days: i64) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -335,6 +348,12 @@ fn spawn_maintenance(app: Arc<App>, every: Duration) {
             let notifier = ibyok::notify::LogNotifier;
             if let Err(e) = ibyok::maintenance::run(app.store.as_ref(), Some(&notifier), app.clock.now()).await {
                 tracing::warn!(error = %ibyok::fault::chain(&e), "maintenance run failed");
+            }
+            // The audit digests, as the cleanup function makes them.
+            let digested =
+                ibyok::maintenance::digest(app.store.as_ref(), signer.as_ref(), app.clock.now(), retention_days);
+            if let Err(e) = digested.await {
+                tracing::warn!(error = %ibyok::fault::chain(&e), "audit digest run failed");
             }
         }
     });

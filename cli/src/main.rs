@@ -56,10 +56,14 @@ enum Command {
     Settings(SettingsCmd),
     /// Usage counters of every key and token.
     Usage,
-    /// The audit log, newest first.
+    /// The audit log, newest first; `ibyok audit verify` checks it against
+    /// its signed digests.
+    #[command(args_conflicts_with_subcommands = true)]
     Audit {
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        #[command(subcommand)]
+        verify: Option<AuditCmd>,
     },
     /// Run a command with keys in its environment. With --identity, the
     /// workload's own credential is exchanged for a short-lived token first
@@ -227,6 +231,30 @@ enum SettingsCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum AuditCmd {
+    /// Recompute every digest from the events, check the signatures (with
+    /// the published public key) and each shard's chain; report each event
+    /// changed, deleted, inserted or moved, and each gap. Exits non-zero on
+    /// any finding. Needs a token with usage:read.
+    Verify {
+        /// Only the digests made through this time or later (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only the digests made through this time or earlier (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// A file holding the public key to trust (DER, or its base64),
+        /// instead of the one the API publishes.
+        #[arg(long)]
+        public_key: Option<std::path::PathBuf>,
+        /// A shard whose newest digest is older than this is a gap (a
+        /// quiet shard gets one a day).
+        #[arg(long, default_value = "26h", value_parser = parse_duration)]
+        max_age: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum AdminCmd {
     /// Create a tenant and print its first (root) token.
     Bootstrap {
@@ -252,6 +280,9 @@ enum AdminCmd {
     /// sets to the children table, audit events to their shard partitions.
     /// Idempotent; the earlier layout keeps working without it.
     Migrate,
+    /// Sign the audit log's new digests once, as the cleanup function does
+    /// on its schedule (the key from IBYOK_AUDIT_SIGNING_KEY_ID).
+    Digest,
 }
 
 async fn bootstrap(tenant: &str, as_json: bool) -> Result<(), String> {
@@ -371,7 +402,10 @@ fn client_command(cli: &Cli, token: Option<TokenSecret>) -> Result<(), String> {
         }
         Command::Settings(SettingsCmd::Modes { set }) => client::settings_modes(&c, set, j),
         Command::Usage => client::usage(&c, j),
-        Command::Audit { limit } => client::audit(&c, *limit, j),
+        Command::Audit { verify: Some(AuditCmd::Verify { from, to, public_key, max_age }), .. } => {
+            client::audit_verify(&c, from.as_deref(), to.as_deref(), public_key.as_deref(), *max_age, j)
+        }
+        Command::Audit { limit, verify: None } => client::audit(&c, *limit, j),
         Command::Run { env_vars, env, command, .. } => client::run(&c, env_vars, env.as_deref(), command),
         Command::Identities(IdentitiesCmd::Create {
             name,
@@ -444,6 +478,22 @@ fn main() {
                         ibyok::store::dynamo::create_tables(&aws_sdk_dynamodb::Client::new(&sdk), &tables)
                             .await
                             .map_err(|e| format!("creating the tables failed: {e}"))
+                    }
+                    Command::Admin(AdminCmd::Digest) => {
+                        use ibyok::clock::Clock;
+                        let sdk = ibyok::aws::sdk_config().await;
+                        let store = ibyok::aws::dynamo_store(&sdk);
+                        let signer = ibyok::aws::audit_signer()
+                            .await
+                            .ok_or("IBYOK_AUDIT_SIGNING_KEY_ID is not set: name the audit signing key")?;
+                        let retention =
+                            ibyok::config::Config::from_env().map_err(|e| e.to_string())?.audit_retention_days;
+                        let now = ibyok::clock::SystemClock.now();
+                        let report = ibyok::maintenance::digest(&store, signer.as_ref(), now, retention)
+                            .await
+                            .map_err(|e| format!("the digest run failed: {}", ibyok::fault::chain(&e)))?;
+                        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                        Ok(())
                     }
                     Command::Admin(AdminCmd::Migrate) => {
                         let sdk = ibyok::aws::sdk_config().await;

@@ -72,6 +72,16 @@ pub async fn app_without_kms() -> Result<App<DynamoStore>, Error> {
     Ok(App::new(Arc::new(store), Arc::new(Unconfigured), config))
 }
 
+/// The audit digests' signing key named by `IBYOK_AUDIT_SIGNING_KEY_ID`
+/// (`None` without it): the cleanup function signs with it, the account
+/// function publishes its public key.
+pub async fn audit_signer() -> Option<Arc<dyn crate::kms::Signer>> {
+    let key =
+        std::env::var("IBYOK_AUDIT_SIGNING_KEY_ID").ok().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty())?;
+    let sdk = sdk_config().await;
+    Some(Arc::new(crate::kms::aws::AwsSigner::new(aws_sdk_kms::Client::new(&sdk), key)))
+}
+
 /// The SNS notifier of `IBYOK_NOTICE_TOPIC_ARN` (feature `sns`), for the
 /// leak notices of the function serving `POST /github/secret-scanning`;
 /// `None` (and a warning) when the variable is unset.

@@ -14,6 +14,7 @@ pub struct Tables {
     pub limits: String,
     pub replicas: String,
     pub identities: String,
+    pub digests: String,
 }
 
 impl Tables {
@@ -29,6 +30,7 @@ impl Tables {
             limits: format!("{prefix}limits"),
             replicas: format!("{prefix}replicas"),
             identities: format!("{prefix}identities"),
+            digests: format!("{prefix}digests"),
         }
     }
 }
@@ -178,7 +180,7 @@ pub fn kms_key_id(get: impl Fn(&str) -> Option<String>) -> Result<String, Config
 impl Tables {
     /// `IBYOK_TOKENS_TABLE`, `IBYOK_KEYS_TABLE`, `IBYOK_TENANTS_TABLE`,
     /// `IBYOK_AUDIT_TABLE`, `IBYOK_CHILDREN_TABLE`, `IBYOK_USAGE_TABLE`, `IBYOK_LIMITS_TABLE`,
-    /// `IBYOK_REPLICAS_TABLE`, `IBYOK_IDENTITIES_TABLE`; each defaults to
+    /// `IBYOK_REPLICAS_TABLE`, `IBYOK_IDENTITIES_TABLE`, `IBYOK_DIGESTS_TABLE`; each defaults to
     /// `ibyok-<name>`.
     pub fn from_env() -> Self {
         let get = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.to_owned());
@@ -192,6 +194,7 @@ impl Tables {
             limits: get("IBYOK_LIMITS_TABLE", "ibyok-limits"),
             replicas: get("IBYOK_REPLICAS_TABLE", "ibyok-replicas"),
             identities: get("IBYOK_IDENTITIES_TABLE", "ibyok-identities"),
+            digests: get("IBYOK_DIGESTS_TABLE", "ibyok-digests"),
         }
     }
 }

@@ -110,7 +110,11 @@ pub async fn serve<const SERVED: u32>() -> Result<(), lambda_http::Error> {
     } else {
         Box::pin(crate::aws::app_without_kms())
     };
-    let app = build.await?;
+    let mut app = build.await?;
+    // `GET /audit/digests` publishes the digests' public key (`kms:GetPublicKey`).
+    if const { Route::AuditDigests.in_set(SERVED) } {
+        app = app.with_audit_signer(crate::aws::audit_signer().await);
+    }
     // `POST /github/secret-scanning` notifies tenants of leaked tokens
     // through the notices' topic (`IBYOK_NOTICE_TOPIC_ARN`).
     #[cfg(feature = "sns")]

@@ -13,6 +13,7 @@
 //!   rules.
 //! - [`envelope`] — envelope encryption (seal/open) over the [`kms`] port.
 //! - [`fault`] — a failed backend call: its kind and its cause.
+//! - [`digest`] — the audit log's signed digests and their verification.
 //! - [`identity`] — workload identities: the trust rules, the JWT and JWKS
 //!   checks and the AWS STS exchange.
 //! - [`fetch`] — outbound HTTPS under one policy (no redirects, limits).
@@ -45,6 +46,7 @@ pub mod aws;
 pub mod bootstrap;
 pub mod clock;
 pub mod config;
+pub mod digest;
 pub mod envelope;
 pub mod fault;
 pub mod fetch;

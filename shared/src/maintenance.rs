@@ -1,7 +1,8 @@
 //! The scheduled work, in one place: the `cleanup` function runs it on its
 //! schedule, and `ibyok dev` runs it periodically, so that a long-running
 //! development server does not accumulate expired tokens or retired
-//! versions either.
+//! versions either. The audit log's digests ([`crate::digest`]) are made
+//! by the same runs ([`digest`]).
 
 use crate::clock::Timestamp;
 use crate::notify::Notifier;
@@ -60,4 +61,17 @@ pub async fn run<S: TokenStore + KeyStore + NoticeStore + ?Sized>(
         "cleanup"
     );
     Ok(report)
+}
+
+/// Digests every tenant's audit shards ([`crate::digest::run`]): the
+/// cleanup function after [`run`], `ibyok dev` on the same schedule,
+/// `ibyok admin digest` once. `retention_days` is the events' retention
+/// (`IBYOK_AUDIT_RETENTION_DAYS`), which a digest's own TTL follows.
+pub async fn digest<S: crate::store::DigestStore + ?Sized>(
+    store: &S,
+    signer: &dyn crate::kms::Signer,
+    now: Timestamp,
+    retention_days: i64,
+) -> Result<crate::digest::DigestReport, StoreError> {
+    crate::digest::run(store, signer, now, retention_days).await
 }

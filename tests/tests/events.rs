@@ -44,6 +44,7 @@ async fn every_event_parses_and_reaches_its_handler() {
         ("account.usage", 200),
         ("account.daily-usage", 200),
         ("account.audit", 200),
+        ("account.audit-digests", 200),
         ("account.unknown-path", 404),
         ("identities.create-identity", 201),
         ("identities.list-identities", 200),

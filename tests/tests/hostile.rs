@@ -46,7 +46,7 @@ impl Caller {
     };
 }
 
-const ROUTES: [&str; 19] = [
+const ROUTES: [&str; 20] = [
     "POST /keys",
     "GET /keys",
     "GET /keys/{keyId}",
@@ -64,6 +64,7 @@ const ROUTES: [&str; 19] = [
     "GET /usage",
     "GET /usage/daily",
     "GET /audit",
+    "GET /audit/digests",
     "POST /keys/{keyId}/promote",
     "GET /keys/{keyId}/versions",
 ];
@@ -162,7 +163,7 @@ async fn credentials(env: &Env, caller: Caller, route: &str, key_elsewhere: &str
                 "GET /tokens" => &["tokens:read", "tokens:write"],
                 "GET /settings/modes" | "GET /settings/guardrails" => &["settings:read", "settings:write"],
                 "PUT /settings/modes" => &["settings:write"],
-                "GET /usage" | "GET /usage/daily" | "GET /audit" => &["usage:read"],
+                "GET /usage" | "GET /usage/daily" | "GET /audit" | "GET /audit/digests" => &["usage:read"],
                 _ => &["tokens:write"],
             };
             let scopes: Vec<&str> = ALL_SCOPES.iter().copied().filter(|s| !needed.contains(s)).collect();

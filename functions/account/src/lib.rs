@@ -1,4 +1,4 @@
-//! Tenant-wide reads and settings: token list, mode settings, guardrails, usage, audit; also answers unknown paths (the API's catch-all route).
+//! Tenant-wide reads and settings: token list, mode settings, guardrails, usage, audit and its signed digests; also answers unknown paths (the API's catch-all route).
 
 use ibyok::api::{App, Route};
 use ibyok::lambda::GatewayResponse;
@@ -14,6 +14,7 @@ pub const ROUTES: &[Route] = &[
     Route::Usage,
     Route::DailyUsage,
     Route::Audit,
+    Route::AuditDigests,
 ];
 
 /// [`ROUTES`] as a route set: only these routes' handlers are compiled in.

@@ -6,7 +6,7 @@ use crate::clock::{Month, Timestamp};
 use crate::ids::{KeyId, TokenId};
 use crate::mode::{Environment, Mode};
 use crate::store::{AuditAction, Fetch};
-use crate::store::{AuditStore, KeyStore, LimitStore, ReadStore, TenantStore, TokenStore, UsageStore};
+use crate::store::{AuditStore, DigestStore, KeyStore, LimitStore, ReadStore, TenantStore, TokenStore, UsageStore};
 use crate::token::Scope;
 use crate::usage::{Day, Subject, DAILY_RETENTION_DAYS};
 use serde::Serialize;
@@ -51,7 +51,10 @@ struct Guardrails {
 }
 
 // The store: authenticating, then settings, listings for usage, counters and the audit log.
-impl<S: TenantStore + KeyStore + TokenStore + UsageStore + ReadStore + LimitStore + AuditStore + ?Sized> Ctx<'_, S> {
+impl<
+        S: TenantStore + KeyStore + TokenStore + UsageStore + ReadStore + LimitStore + AuditStore + DigestStore + ?Sized,
+    > Ctx<'_, S>
+{
     pub(crate) async fn get_modes(&mut self) -> Result<ApiResponse, ApiError> {
         let (caller, _) = self.authenticate(Fetch::default()).await?;
         self.require(&caller, Scope::SettingsRead).await?;
@@ -247,6 +250,71 @@ impl<S: TenantStore + KeyStore + TokenStore + UsageStore + ReadStore + LimitStor
         self.require(&caller, Scope::UsageRead).await?;
         let paging = self.req.paging()?;
         let page = self.app.store.list_audit(&caller.token.tenant_id, paging.limit, paging.cursor.as_deref()).await?;
-        Ok(ApiResponse::json(200, &serde_json::json!({"events": page.items, "nextCursor": page.next})))
+        // Each event also shows its id and its time to the millisecond: what
+        // its canonical form (`crate::digest`) holds beyond the contract's fields.
+        let events: Vec<Value> = page
+            .items
+            .iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+                if let Value::Object(m) = &mut v {
+                    m.insert("eventId".into(), Value::from(e.event_id.clone()));
+                    m.insert("atMillis".into(), Value::from(e.at.millis()));
+                }
+                v
+            })
+            .collect();
+        Ok(ApiResponse::json(200, &serde_json::json!({"events": events, "nextCursor": page.next})))
+    }
+
+    /// `GET /audit/digests`: the tenant's signed digests, newest first, with
+    /// the public key to check them by (`crate::digest`).
+    pub(crate) async fn audit_digests(&mut self) -> Result<ApiResponse, ApiError> {
+        use base64::engine::general_purpose::STANDARD;
+        use base64::Engine;
+        let (caller, _) = self.authenticate(Fetch::default()).await?;
+        self.require(&caller, Scope::UsageRead).await?;
+        let paging = self.req.paging()?;
+        if paging.limit > crate::store::DIGESTS_PAGE_MAX && self.req.query_param("limit").is_some() {
+            return Err(ApiError::bad("limit", "must be an integer from 1 to 10"));
+        }
+        let time = |name: &str| match self.req.query_param(name) {
+            None => Ok(None),
+            Some(v) => {
+                Timestamp::parse_rfc3339(v).map(Some).ok_or_else(|| ApiError::bad(name, "must be an RFC 3339 time"))
+            }
+        };
+        let (from, to) = (time("from")?, time("to")?);
+        let tenant = &caller.token.tenant_id;
+        let listing = self.app.store.list_digests(tenant, from, to, paging.limit, paging.cursor.as_deref());
+        let (page, key) = match &self.app.audit_signer {
+            Some(signer) => {
+                let (page, key) = tokio::join!(listing, signer.public_key());
+                (page?, Some((signer.key_id().to_owned(), key?)))
+            }
+            None => (listing.await?, None),
+        };
+        let digests: Vec<Value> = page
+            .items
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "shard": d.shard,
+                    "seq": d.seq,
+                    "through": d.through,
+                    "statement": d.statement,
+                    "signature": STANDARD.encode(&d.signature),
+                    "index": STANDARD.encode(&d.index),
+                })
+            })
+            .collect();
+        let body = serde_json::json!({
+            "publicKey": key.as_ref().map(|(_, k)| STANDARD.encode(k)),
+            "keyId": key.as_ref().map(|(id, _)| id.clone()),
+            "algorithm": crate::digest::ALGORITHM,
+            "digests": digests,
+            "nextCursor": page.next,
+        });
+        Ok(ApiResponse::json(200, &body))
     }
 }

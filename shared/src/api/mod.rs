@@ -115,10 +115,11 @@ pub enum Route {
     ExchangeOidc,
     ExchangeAws,
     GithubSecretScanning,
+    AuditDigests,
 }
 
 impl Route {
-    pub const ALL: [Route; 26] = [
+    pub const ALL: [Route; 27] = [
         Route::CreateKey,
         Route::ListKeys,
         Route::GetKey,
@@ -145,6 +146,7 @@ impl Route {
         Route::ExchangeOidc,
         Route::ExchangeAws,
         Route::GithubSecretScanning,
+        Route::AuditDigests,
     ];
 
     /// The route's bit in a route set (`u32`: one bit per route).
@@ -203,6 +205,7 @@ impl Route {
             Route::ExchangeOidc => "POST /auth/oidc",
             Route::ExchangeAws => "POST /auth/aws",
             Route::GithubSecretScanning => "POST /github/secret-scanning",
+            Route::AuditDigests => "GET /audit/digests",
         }
     }
 }
@@ -245,6 +248,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Matched<'a> {
         ["usage"] => pick(&[("GET", Route::Usage)], None),
         ["usage", "daily"] => pick(&[("GET", Route::DailyUsage)], None),
         ["audit"] => pick(&[("GET", Route::Audit)], None),
+        ["audit", "digests"] => pick(&[("GET", Route::AuditDigests)], None),
         ["identities"] => pick(&[("GET", Route::ListIdentities), ("POST", Route::CreateIdentity)], None),
         ["identities", id] => pick(&[("GET", Route::GetIdentity), ("DELETE", Route::DeleteIdentity)], Some(id)),
         ["auth", "oidc"] => pick(&[("POST", Route::ExchangeOidc)], None),
@@ -273,6 +277,9 @@ pub struct App<S: ?Sized = dyn Store> {
     reporter_keys: crate::scanning::ReporterKeys,
     /// Where leak notices go (`None`: nowhere but the audit log).
     pub notifier: Option<Arc<dyn crate::notify::Notifier>>,
+    /// The audit digests' signing key, whose public key `GET /audit/digests`
+    /// publishes (`None`: that route answers 503).
+    pub audit_signer: Option<Arc<dyn crate::kms::Signer>>,
 }
 
 impl<S: Store + ?Sized> App<S> {
@@ -282,6 +289,7 @@ impl<S: Store + ?Sized> App<S> {
             jwks: crate::identity::jwks::Jwks::new(outbound),
             reporter_keys: crate::scanning::ReporterKeys::new(outbound),
             notifier: None,
+            audit_signer: None,
             store,
             kms,
             config,
@@ -299,6 +307,12 @@ impl<S: Store + ?Sized> App<S> {
     /// Sends leak notices through `notifier`.
     pub fn with_notifier(mut self, notifier: Option<Arc<dyn crate::notify::Notifier>>) -> Self {
         self.notifier = notifier;
+        self
+    }
+
+    /// Publishes the public key of `signer` on `GET /audit/digests`.
+    pub fn with_audit_signer(mut self, signer: Option<Arc<dyn crate::kms::Signer>>) -> Self {
+        self.audit_signer = signer;
         self
     }
 
@@ -443,6 +457,9 @@ impl<'a, S: Store + ?Sized> Ctx<'a, S> {
             }
             Route::Usage if const { Route::Usage.in_set(SERVED) } => Box::pin(async move { self.usage().await }),
             Route::Audit if const { Route::Audit.in_set(SERVED) } => Box::pin(async move { self.audit().await }),
+            Route::AuditDigests if const { Route::AuditDigests.in_set(SERVED) } => {
+                Box::pin(async move { self.audit_digests().await })
+            }
             Route::DailyUsage if const { Route::DailyUsage.in_set(SERVED) } => {
                 Box::pin(async move { self.daily_usage().await })
             }
@@ -515,6 +532,9 @@ mod tests {
             ("GET", "/github/secret-scanning", Matched::MethodNotAllowed("POST".into())),
             ("POST", "/github", Matched::NotFound),
             ("POST", "/auth/other", Matched::NotFound),
+            ("GET", "/audit/digests", Matched::Route(Route::AuditDigests, None)),
+            ("POST", "/audit/digests", Matched::MethodNotAllowed("GET".into())),
+            ("GET", "/audit/digests/x", Matched::NotFound),
             ("GET", "/console/", Matched::NotFound),
             ("GET", "/", Matched::NotFound),
             ("GET", "/keys/", Matched::NotFound),

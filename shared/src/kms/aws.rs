@@ -1,12 +1,12 @@
 //! The KMS adapter over `aws-sdk-kms`.
 
-use super::{GeneratedKey, KeyContext, Kms, KmsError};
+use super::{GeneratedKey, KeyContext, Kms, KmsError, Signer};
 use crate::fault::{Fault, FaultKind};
 use crate::secret::DataKey;
 use async_trait::async_trait;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::DataKeySpec;
+use aws_sdk_kms::types::{DataKeySpec, MessageType, SigningAlgorithmSpec};
 use aws_sdk_kms::Client;
 use zeroize::Zeroize;
 
@@ -105,5 +105,69 @@ impl Kms for AwsKms {
         let key = DataKey::from_slice(&mut plain).ok_or(KmsError::Integrity);
         plain.zeroize();
         key
+    }
+}
+
+/// The audit digests' signing key in KMS (`ECC_NIST_P256`, `SIGN_VERIFY`):
+/// the cleanup function signs (`kms:Sign` only), the account function
+/// publishes the public key (`kms:GetPublicKey` only), kept once fetched.
+#[derive(Debug)]
+pub struct AwsSigner {
+    client: Client,
+    key_id: String,
+    public_key: std::sync::OnceLock<Vec<u8>>,
+}
+
+impl AwsSigner {
+    pub fn new(client: Client, key_id: impl Into<String>) -> Self {
+        Self { client, key_id: key_id.into(), public_key: std::sync::OnceLock::new() }
+    }
+}
+
+#[async_trait]
+impl Signer for AwsSigner {
+    fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KmsError> {
+        let out = self
+            .client
+            .sign()
+            .key_id(&self.key_id)
+            .message(Blob::new(message))
+            .message_type(MessageType::Raw)
+            .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.signature.map(Blob::into_inner).ok_or_else(|| bad_answer("KMS Sign returned no signature"))
+    }
+
+    async fn verify(&self, message: &[u8], signature: &[u8]) -> Result<bool, KmsError> {
+        let sent = self
+            .client
+            .verify()
+            .key_id(&self.key_id)
+            .message(Blob::new(message))
+            .message_type(MessageType::Raw)
+            .signature(Blob::new(signature))
+            .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+            .send()
+            .await;
+        match sent {
+            Ok(out) => Ok(out.signature_valid),
+            Err(e) if e.as_service_error().and_then(|x| x.code()) == Some("KMSInvalidSignatureException") => Ok(false),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn public_key(&self) -> Result<Vec<u8>, KmsError> {
+        if let Some(k) = self.public_key.get() {
+            return Ok(k.clone());
+        }
+        let out = self.client.get_public_key().key_id(&self.key_id).send().await.map_err(classify)?;
+        let key = out.public_key.map(Blob::into_inner).ok_or_else(|| bad_answer("KMS GetPublicKey returned no key"))?;
+        Ok(self.public_key.get_or_init(|| key).clone())
     }
 }

@@ -69,6 +69,26 @@ pub trait Kms: Send + Sync {
     async fn decrypt_data_key(&self, wrapped: &[u8], ctx: &KeyContext) -> Result<DataKey, KmsError>;
 }
 
+/// The audit digests' signing key ([`crate::digest`]): ECDSA on P-256 with
+/// SHA-256 (KMS key spec `ECC_NIST_P256`, usage `SIGN_VERIFY`, algorithm
+/// `ECDSA_SHA_256`), a key of its own, apart from the envelope key.
+/// Adapters: [`aws::AwsSigner`] (`kms:Sign`, `kms:Verify`,
+/// `kms:GetPublicKey`) and [`local::LocalSigner`] (aws-lc-rs, for `ibyok
+/// dev`).
+#[async_trait]
+pub trait Signer: Send + Sync {
+    /// The key as digests name it (the KMS key's ARN or id; `local:…` for
+    /// the local key).
+    fn key_id(&self) -> &str;
+    /// The ASN.1 DER signature of `message` (hashed with SHA-256 by the
+    /// signer; at most 4,096 bytes, KMS's limit for a raw message).
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KmsError>;
+    /// Whether `signature` is this key's over `message`.
+    async fn verify(&self, message: &[u8], signature: &[u8]) -> Result<bool, KmsError>;
+    /// The public key, DER `SubjectPublicKeyInfo` (what verifiers use).
+    async fn public_key(&self) -> Result<Vec<u8>, KmsError>;
+}
+
 /// The KMS of a function that has no KMS key (and no KMS permission): every
 /// call fails. Only `submit` and `retrieve` are given the key.
 #[derive(Debug, Default)]

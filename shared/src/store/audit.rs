@@ -144,6 +144,14 @@ pub struct AuditEvent {
     pub retain_until: Option<Timestamp>,
 }
 
+/// The audit shard of an event (`0..AUDIT_SHARDS`), from its id alone:
+/// FNV-1a of the id's bytes. The DynamoDB adapter keys the event under
+/// `<tenantId>#<shard>`; the digests are per shard.
+pub fn audit_shard(event_id: &str) -> u32 {
+    let hash = event_id.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    hash % super::schema::AUDIT_SHARDS
+}
+
 /// The audit log.
 #[async_trait]
 pub trait AuditStore: Send + Sync {

@@ -8,6 +8,7 @@
 //! | [`tokens`] | [`TokenRecord`], [`Revocable`], [`TokenFilter`] | [`TokenStore`] |
 //! | [`identities`] | [`crate::identity::IdentityRecord`], [`identities::JtiClaim`] | [`IdentityStore`] |
 //! | [`audit`] | [`AuditEvent`], [`Actor`] | [`AuditStore`] |
+//! | [`digests`] | [`AuditDigest`] ([`crate::digest`]) | [`DigestStore`] |
 //! | [`usage`] | ([`crate::usage`]) | [`UsageStore`] |
 //! | [`limits`] | [`RateCount`] | [`LimitStore`] |
 //! | [`notices`] | [`ExpiryNotice`] | [`NoticeStore`] |
@@ -32,6 +33,7 @@ pub mod memory;
 pub mod schema;
 
 pub mod audit;
+pub mod digests;
 pub mod keys;
 pub mod limits;
 pub mod notices;
@@ -41,6 +43,7 @@ pub mod tokens;
 pub mod usage;
 
 pub use audit::*;
+pub use digests::*;
 pub use identities::IdentityStore;
 pub use keys::*;
 pub use limits::*;
@@ -133,6 +136,7 @@ pub trait Store:
     + LimitStore
     + NoticeStore
     + IdentityStore
+    + DigestStore
     + Send
     + Sync
 {
@@ -148,6 +152,7 @@ impl<T> Store for T where
         + LimitStore
         + NoticeStore
         + IdentityStore
+        + DigestStore
         + Send
         + Sync
         + ?Sized

@@ -83,6 +83,15 @@ pub const NOTICE_SHARD: &str = "noticeShard";
 pub const NOTICE_AT: &str = "noticeAt";
 /// The TTL attribute of the tokens and audit tables (epoch seconds).
 pub const TTL: &str = "ttl";
+/// A digest's shard, `<tenantId>#<shard>` (the digests table's key).
+pub const DIGEST_SHARD: &str = "digestShard";
+/// A digest's number in its shard's chain.
+pub const DIGEST_SEQ: &str = "seq";
+/// A digest's place in its tenant's listing: `<through>#<shard>#<seq>`,
+/// zero-padded (the by-time index).
+pub const DIGEST_TIME: &str = "digestTime";
+/// The digests' listing per tenant, newest first (keys only).
+pub const TIME_INDEX: &str = "by-time";
 
 /// Audit partitions per tenant: an event goes to `<tenantId>#<shard>`, the
 /// shard from its event id, so that one tenant's events spread over this
@@ -239,7 +248,23 @@ pub const IDENTITIES: Table = Table {
     stream: false,
 };
 
-pub const ALL: [Table; 9] = [TOKENS, KEYS, TENANTS, AUDIT, CHILDREN, USAGE, LIMITS, REPLICAS, IDENTITIES];
+/// The audit log's signed digests ([`crate::digest`]): one chain per audit
+/// shard (`<tenantId>#<shard>`, numbered by `seq`, each written once), and
+/// a keys-only index listing a tenant's digests by time. A table of its
+/// own: only the cleanup function writes it (it cannot write events), and
+/// only the account function reads it. Kept by TTL past the retention of
+/// the events a digest covers.
+pub const DIGESTS: Table = Table {
+    logical_id: "DigestsTable",
+    suffix: "digests",
+    hash: s(DIGEST_SHARD),
+    range: Some(n(DIGEST_SEQ)),
+    indexes: &[Index { name: TIME_INDEX, hash: s(TENANT_ID), range: Some(s(DIGEST_TIME)), keys_only: true }],
+    ttl: Some(TTL),
+    stream: false,
+};
+
+pub const ALL: [Table; 10] = [TOKENS, KEYS, TENANTS, AUDIT, CHILDREN, USAGE, LIMITS, REPLICAS, IDENTITIES, DIGESTS];
 
 impl Table {
     /// Every attribute that a key of the table or of an index names, once.

@@ -30,6 +30,8 @@ use std::sync::Arc;
 // One file per aggregate, as the port is split.
 mod audit;
 pub use audit::*;
+mod digests;
+pub use digests::*;
 mod identities;
 pub use identities::*;
 mod keys;
@@ -333,6 +335,9 @@ macro_rules! store_contract_tests {
             a_purged_child_leaves_its_issuer,
             list_tokens_pages_oldest_first,
             audit_lists_newest_first_with_cursors,
+            digests_are_written_once_and_listed_newest_first,
+            shard_events_are_one_shards_range_in_order,
+            digest_run_covers_settled_events_and_verifies,
             count_request_stops_at_the_limit_per_token_and_minute,
             count_request_is_exact_under_concurrency,
             quota_is_set_on_the_tenant_and_removed,

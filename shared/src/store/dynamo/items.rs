@@ -412,8 +412,7 @@ pub(super) fn audit_item(e: &AuditEvent) -> Result<Item, StoreError> {
 /// The audit partition of an event: its tenant and a shard derived from its
 /// event id (so that the key of an event is known from the event alone).
 pub(super) fn audit_partition(tenant: &TenantId, e: &AuditEvent) -> String {
-    let hash = e.event_id.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    format!("{tenant}#{:02}", hash % AUDIT_SHARDS)
+    format!("{tenant}#{:02}", audit_shard(&e.event_id))
 }
 
 /// Every audit partition of a tenant, the earlier layout's bare id last.

@@ -32,6 +32,7 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<(), Store
             "limits" => &tables.limits,
             "replicas" => &tables.replicas,
             "identities" => &tables.identities,
+            "digests" => &tables.digests,
             _ => &tables.audit,
         };
         let mut req = client

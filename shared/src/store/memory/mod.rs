@@ -4,6 +4,7 @@
 
 // One file per aggregate, as the port is split.
 mod audit;
+mod digests;
 mod identities;
 mod keys;
 mod limits;
@@ -49,6 +50,8 @@ struct State {
     quota_used: BTreeMap<(TenantId, Month), u64>,
     /// The identities aggregate (`identities.rs`).
     identities: identities::Identities,
+    /// The audit digests, per (tenant, shard), by seq (`digests.rs`).
+    digests: BTreeMap<(TenantId, u32), BTreeMap<u64, AuditDigest>>,
 }
 
 #[derive(Default)]

@@ -131,7 +131,24 @@ struct AuditRow {
     seq: u64,
     #[serde(default)]
     event_id: Option<String>,
+    /// The event's time to the millisecond (`event.at` shows whole
+    /// seconds); files written before have none.
+    #[serde(default)]
+    at_millis: Option<i64>,
     event: AuditEvent,
+}
+
+/// One audit digest ([`AuditDigest`]).
+#[derive(Serialize, Deserialize)]
+struct DigestRow {
+    tenant_id: String,
+    shard: u32,
+    seq: u64,
+    through: i64,
+    statement: String,
+    signature: String,
+    index: String,
+    expires_at: Option<i64>,
 }
 
 /// One day's reads of one key (`key_…`) or token (`tok_…`).
@@ -156,6 +173,8 @@ struct File {
     quota_used: Vec<QuotaRow>,
     #[serde(default)]
     identities: Vec<super::identities::IdentityRow>,
+    #[serde(default)]
+    digests: Vec<DigestRow>,
 }
 
 fn b64(b: &[u8]) -> String {
@@ -238,14 +257,30 @@ pub(super) fn save(path: &std::path::Path, s: &State) -> std::io::Result<()> {
             })
             .collect(),
         identities: s.identities.rows(),
+        digests: s
+            .digests
+            .values()
+            .flat_map(|chain| chain.values())
+            .map(|d| DigestRow {
+                tenant_id: d.tenant_id.to_string(),
+                shard: d.shard,
+                seq: d.seq,
+                through: d.through.millis(),
+                statement: d.statement.clone(),
+                signature: b64(&d.signature),
+                index: b64(&d.index),
+                expires_at: d.expires_at.map(Timestamp::millis),
+            })
+            .collect(),
         audit: s
             .audit
             .iter()
             .flat_map(|(tenant, events)| {
-                events.iter().map(move |((_, id), e)| AuditRow {
+                events.iter().map(move |((at, id), e)| AuditRow {
                     tenant_id: tenant.to_string(),
                     seq: 0,
                     event_id: Some(id.clone()),
+                    at_millis: Some(*at),
                     event: AuditEvent { retain_until: None, tenant_id: None, ..e.clone() },
                 })
             })
@@ -361,7 +396,8 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
     for a in file.audit {
         let tenant = TenantId::from_stored(a.tenant_id);
         let event_id = a.event_id.unwrap_or_else(|| format!("{:012x}", a.seq));
-        let event = AuditEvent { tenant_id: Some(tenant.clone()), event_id: event_id.clone(), ..a.event };
+        let at = a.at_millis.map_or(a.event.at, Timestamp::from_millis);
+        let event = AuditEvent { tenant_id: Some(tenant.clone()), event_id: event_id.clone(), at, ..a.event };
         s.audit.entry(tenant).or_default().insert((event.at.millis(), event_id), event);
     }
     for d in file.daily {
@@ -374,6 +410,20 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
         s.daily.insert((TenantId::from_stored(d.tenant_id), day, subject), d.reads);
     }
     s.identities = super::identities::Identities::from_rows(file.identities).ok_or_else(|| bad("identity"))?;
+    for d in file.digests {
+        let tenant = TenantId::from_stored(d.tenant_id);
+        let digest = AuditDigest {
+            tenant_id: tenant.clone(),
+            shard: d.shard,
+            seq: d.seq,
+            through: Timestamp::from_millis(d.through),
+            statement: d.statement,
+            signature: unb64(&d.signature)?,
+            index: unb64(&d.index)?,
+            expires_at: d.expires_at.map(Timestamp::from_millis),
+        };
+        s.digests.entry((tenant, d.shard)).or_default().insert(d.seq, digest);
+    }
     Ok(s)
 }
 
