@@ -40,6 +40,12 @@ pub const SIGNATURE_HEADER: &str = "github-public-key-signature";
 /// before anything is looked up.
 pub const TOKEN_PATTERN: &str = "ibyok_[0-9A-Za-z]{38}";
 
+/// Reports that name a token-shaped string, counted across the deployment
+/// per UTC minute (429 past it). GitHub sends a report per batch of matches
+/// (up to thousands of them): 120 a minute is far above its pace, and bounds
+/// the lookups that replays of a signed report can cause.
+pub const REPORTS_PER_MINUTE: u32 = 120;
+
 /// The longest `url` and `source` kept in an audit event and a notice
 /// (longer ones are cut, with `…`).
 pub const MAX_URL_CHARS: usize = 1_000;

@@ -318,3 +318,28 @@ async fn a_batch_of_a_thousand_tokens_in_one_report() {
     assert!(notices.iter().all(|n| n.tokens.len() <= ibyok::notify::MAX_LEAKED_PER_NOTICE));
     assert!(took < Duration::from_secs(20), "past the functions' 20 s timeout: {took:?}");
 }
+
+#[tokio::test]
+async fn reports_naming_tokens_are_limited_per_minute_across_the_deployment() {
+    use ibyok::scanning::REPORTS_PER_MINUTE;
+    // GIVEN the start of a UTC minute.
+    let w = world_with(None).await;
+    let to_next_minute = 60 - (ibyok::clock::Clock::now(w.env.clock.as_ref()).seconds() % 60);
+    w.env.clock.advance_seconds(to_next_minute);
+    let token_shaped = ibyok::token::ParsedToken::generate();
+    let t = token_shaped.secret().expose_token();
+    // WHEN more reports naming a token-shaped string come than the limit
+    // allows, THEN the ones past it are 429 with Retry-After.
+    for i in 0..REPORTS_PER_MINUTE {
+        let (status, _) = w.report(&[t]).await;
+        assert_eq!(status, 200, "report {i}");
+    }
+    let b = body(&[t]);
+    let r = w.env.call(report(&b, Some("k-current"), Some(&w.key.sign(&b)))).await.expect_error(429, "rate_limited");
+    assert!(r.raw.header("retry-after").is_some());
+    // A report with no token-shaped string costs nothing, and is not counted.
+    assert_eq!(w.report(&["ghp_not_ours"]).await.0, 200);
+    // AND the next minute, reports pass again.
+    w.env.clock.advance_seconds(60);
+    assert_eq!(w.report(&[t]).await.0, 200);
+}

@@ -96,7 +96,9 @@ impl ApiError {
             ApiError::NotFound(m) => (*m).to_owned(),
             ApiError::Unauthorized => UNAUTHORIZED_MESSAGE.to_owned(),
             ApiError::MethodNotAllowed(_) => "this path does not take that method".to_owned(),
-            ApiError::PayloadTooLarge => "the request body is over 64 KiB".to_owned(),
+            ApiError::PayloadTooLarge => {
+                "the request body is over its limit (64 KiB; 1 MiB for a secret scanning report)".to_owned()
+            }
             ApiError::UnsupportedMediaType => "the request body must be application/json".to_owned(),
             ApiError::RateLimited { .. } => "this token's rate limit for the current UTC minute is used up".to_owned(),
             ApiError::QuotaExceeded { .. } => {

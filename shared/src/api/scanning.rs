@@ -40,7 +40,7 @@ use super::{ApiError, ApiResponse, Ctx};
 use crate::ids::{TenantId, TokenId};
 use crate::keycache::KeyLookup;
 use crate::notify::{LeakNotice, LeakedToken, MAX_LEAKED_PER_NOTICE};
-use crate::scanning::{self, clip, Feedback, Label, Reported};
+use crate::scanning::{self, clip, Feedback, Label, Reported, REPORTS_PER_MINUTE};
 use crate::store::{AuditAction, Fetch, RateCount, Revocable, TokenRecord};
 use crate::store::{AuditStore, LimitStore, ReadStore, TokenStore};
 use crate::token::ParsedToken;
@@ -48,11 +48,6 @@ use futures::stream::{self, StreamExt};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// Reports that name a token-shaped string, counted across the deployment
-/// per UTC minute. GitHub sends a report per batch of matches (up to
-/// thousands of them): 120 a minute is far above its pace, and bounds the
-/// lookups a replayed report can cause.
-pub const REPORTS_PER_MINUTE: u32 = 120;
 /// Distinct token ids per batch read.
 const LOOKUP_CHUNK: usize = 100;
 /// Batch reads in flight at once.
