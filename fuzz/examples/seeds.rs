@@ -10,6 +10,18 @@ use std::path::Path;
 
 const API_SEEDS: &[(&str, &str)] = &[
     (
+        "secret-scanning",
+        "POST /github/secret-scanning\nauth: none\nsign: fuzz\ncontent-type: application/json\n\n\
+[{\"token\":\"{child-secret}\",\"type\":\"ibyok_token\",\"url\":\"https://github.com/o/r/blob/1/.env\",\"source\":\"content\"},\
+{\"token\":\"ibyok_EXAMPLEleakedEXAMPLEleakedEXAMPLE00000\",\"type\":\"ibyok_token\"},{\"token\":\"ghp_x\",\"type\":\"t\"}]\n---\n\
+GET /keys\nauth: child\n\n---\n\
+POST /github/secret-scanning\nauth: none\nsign: fuzz\ncontent-type: application/json\n\n[{\"token\":\"{child-secret}\",\"type\":\"ibyok_token\"}]\n---\n\
+GET /audit?limit=5\n\n---\n\
+POST /github/secret-scanning\nauth: none\nsign: fuzz-old\ncontent-type: application/json\n\n[{\"token\":\"{root-secret}\",\"type\":\"ibyok_token\"}]\n---\n\
+POST /github/secret-scanning\nauth: none\ngithub-key: fuzz\ngithub-signature: MEUCIQ==\ncontent-type: application/json\n\n[]\n---\n\
+POST /github/secret-scanning\nauth: none\nsign: fuzz\n\n{\"token\": 1}\n",
+    ),
+    (
         "rate-limit",
         "POST /tokens\ncontent-type: application/json\n\n\
 {\"name\": \"limited\", \"scopes\": [\"keys:read\", \"tokens:write\"], \"rateLimit\": 2}\n---\n\

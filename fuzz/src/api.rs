@@ -24,13 +24,24 @@
 //! `none`, or any other text sent as the raw `Authorization` header (a
 //! missing `auth:` line means `root`); `content-type:`, `user-agent:`,
 //! `ip:` (the source address), `request-id:`, and `pad:` N (that many spaces
-//! appended to the body, to reach the 64 KiB limit). Placeholders, replaced
+//! appended to the body, to reach the 64 KiB limit); for `POST
+//! /github/secret-scanning`, `github-key:` and `github-signature:` (sent as
+//! they are) or `sign: KEY` (the body signed as GitHub signs, under `fuzz`,
+//! the current key of the process's keys document, or `fuzz-old`, a key
+//! that is not current), and the body's placeholders `{root-secret}`,
+//! `{child-secret}` and `{revoked-secret}` (tokens, filled in for that route
+//! only). Placeholders, replaced
 //! in the path, the query, the raw auth header and the body: `{key}`,
 //! `{key2}` (keys of the caller's tenant; `child` may see only `{key}`),
 //! `{other-key}` (a key of another tenant), `{root}`, `{child}`,
 //! `{revoked}` (token ids), `{new-key}` and `{new-token}` (the ids made by
 //! the last `POST /keys` and `POST /tokens`).
 
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use ibyok::api::{body::parse_query, ApiRequest, ApiResponse, App};
 use ibyok::clock::{ManualClock, Timestamp};
 use ibyok::config::Config;
@@ -48,7 +59,7 @@ const MAX_PAD: usize = 70 * 1024;
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_current_thread().build().expect("a runtime"))
+    RT.get_or_init(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime"))
 }
 
 fn kms() -> Arc<LocalKms> {
@@ -63,6 +74,53 @@ fn fixture_value() -> &'static str {
     V.get_or_init(|| format!("sk-fixture-{}", ibyok::ids::random_base62(32)))
 }
 
+/// GitHub's secret scanning keys, as the process's keys document serves
+/// them (on a loopback port, from a thread of its own): `fuzz` (current)
+/// and `fuzz-old` (not current).
+struct ScanKeys {
+    url: String,
+    current: EcdsaKeyPair,
+    old: EcdsaKeyPair,
+}
+
+fn scan_keys() -> &'static ScanKeys {
+    static KEYS: OnceLock<ScanKeys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let pair = || {
+            let alg = &ECDSA_P256_SHA256_ASN1_SIGNING;
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &SystemRandom::new()).expect("a P-256 key");
+            EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref()).expect("a P-256 key")
+        };
+        let (current, old) = (pair(), pair());
+        let pem = |k: &EcdsaKeyPair| {
+            let der = k.public_key().as_der().expect("DER");
+            format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", STANDARD.encode(der.as_ref()))
+        };
+        let doc = serde_json::json!({"public_keys": [
+            {"key_identifier": "fuzz", "key": pem(&current), "is_current": true},
+            {"key_identifier": "fuzz-old", "key": pem(&old), "is_current": false},
+        ]})
+        .to_string();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let url = format!("http://{}/meta/public_keys/secret_scanning", listener.local_addr().expect("an address"));
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for mut sock in listener.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    doc.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).and_then(|()| sock.write_all(doc.as_bytes()));
+            }
+        });
+        ScanKeys { url, current, old }
+    })
+}
+
+const SCANNING_PATH: &str = "/github/secret-scanning";
+
 /// One request of an input, before placeholders are filled in.
 #[derive(Debug, Default)]
 pub struct RawRequest {
@@ -75,6 +133,10 @@ pub struct RawRequest {
     pub request_id: Option<String>,
     pub pad: usize,
     pub body: Vec<u8>,
+    pub github_key: Option<String>,
+    pub github_signature: Option<String>,
+    /// `sign:`: the key (`fuzz` or `fuzz-old`) that signs the final body.
+    pub sign: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -120,6 +182,9 @@ fn parse_request(chunk: &[u8]) -> RawRequest {
             "ip" => req.ip = Some(value),
             "request-id" => req.request_id = Some(value),
             "pad" => req.pad = value.parse::<usize>().unwrap_or(0).min(MAX_PAD),
+            "github-key" => req.github_key = Some(value),
+            "github-signature" => req.github_signature = Some(value),
+            "sign" => req.sign = Some(value),
             _ => {}
         }
     }
@@ -224,6 +289,8 @@ impl World {
             config.environment = env;
         }
         config.guardrails.prod_mock_allowed = !script.strict;
+        config.github_keys_url = scan_keys().url.clone();
+        config.allow_loopback_http = true;
         let app = App::new(store.clone() as Arc<dyn ibyok::store::Store>, kms(), config).with_clock(clock.clone());
         let now = Timestamp::from_millis(START_MILLIS);
         let a = ibyok::bootstrap::create_tenant(store.as_ref(), "fuzz", now).await.expect("tenant fuzz");
@@ -275,7 +342,7 @@ impl World {
         ]);
         (w.child, w.narrow, w.revoked, w.expired, w.limited) = (child, narrow, revoked, expired, limited);
         if let Some(q) = script.quota {
-            use ibyok::store::Store;
+            use ibyok::store::LimitStore;
             store.set_quota(&a.tenant.tenant_id, Some(q)).await.expect("quota");
         }
         w.secrets = vec![
@@ -308,6 +375,18 @@ impl World {
         }
     }
 
+    /// A report's body with the fixture tokens' secrets in their places.
+    fn fill_secrets(&self, b: &[u8]) -> Vec<u8> {
+        match std::str::from_utf8(b) {
+            Ok(s) if s.contains("-secret}") => s
+                .replace("{root-secret}", &self.root)
+                .replace("{child-secret}", &self.child)
+                .replace("{revoked-secret}", &self.revoked)
+                .into_bytes(),
+            _ => b.to_vec(),
+        }
+    }
+
     fn set_id(&mut self, name: &'static str, id: String) {
         self.ids.retain(|(k, _)| *k != name);
         self.ids.push((name, id));
@@ -331,8 +410,20 @@ impl World {
             "none" => None,
             other => Some(self.fill(other)),
         };
+        let scanning = path == SCANNING_PATH;
         let mut body = self.fill_bytes(&raw.body);
+        if scanning {
+            body = self.fill_secrets(&body);
+        }
         body.resize(body.len() + raw.pad, b' ');
+        let (mut github_key_id, mut github_signature) = (raw.github_key.clone(), raw.github_signature.clone());
+        if let Some(key) = raw.sign.as_deref() {
+            let pair = if key == "fuzz-old" { &scan_keys().old } else { &scan_keys().current };
+            let sig = pair.sign(&SystemRandom::new(), &body).expect("a signature");
+            github_key_id = github_key_id.or_else(|| Some(key.to_owned()));
+            github_signature = Some(STANDARD.encode(sig.as_ref()));
+        }
+        let reported = scanning.then(|| ibyok::scanning::parse_report(&body).ok()).flatten();
         let req = ApiRequest {
             method: raw.method.clone(),
             path: path.clone(),
@@ -343,10 +434,15 @@ impl World {
             source_ip: raw.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()),
             request_id: raw.request_id.clone().unwrap_or_default(),
             body: body.into(),
+            github_key_id,
+            github_signature,
         };
         let resp = self.app.handle(req).await;
         let what = format!("{} {:?}", raw.method, raw.target);
         check(&resp, &what, raw.request_id.as_deref());
+        if resp.status == 200 && json(&resp).is_array() {
+            check_feedback(&json(&resp), reported.as_deref(), &what);
+        }
         let leaked = |s: &str| !s.is_empty() && resp.body.expose().windows(s.len()).any(|w| w == s.as_bytes());
         for s in &self.secrets {
             assert!(!leaked(s), "{what}: the response carries an existing token secret");
@@ -396,6 +492,31 @@ fn code_for(status: u16) -> Option<&'static &'static str> {
     })
 }
 
+/// GitHub's feedback (`POST /github/secret-scanning`): one entry per
+/// reported match, in order, each `{token_hash, token_type, label}`; a
+/// `true_positive` only for a string with a token's format and checksum.
+fn check_feedback(v: &Value, reported: Option<&[ibyok::scanning::Reported]>, what: &str) {
+    let entries = v.as_array().expect("an array");
+    let reported = reported.unwrap_or_else(|| panic!("{what}: 200 with an array to a body that is no report"));
+    assert_eq!(entries.len(), reported.len(), "{what}: one entry per match");
+    for (e, r) in entries.iter().zip(reported) {
+        let obj = e.as_object().unwrap_or_else(|| panic!("{what}: an entry that is no object: {e}"));
+        assert_eq!(obj.len(), 3, "{what}: {e}");
+        assert_eq!(e["token_hash"], Value::from(ibyok::scanning::token_hash(&r.token)), "{what}: {e}");
+        assert_eq!(e["token_type"], Value::from(r.token_type.clone()), "{what}: {e}");
+        match e["label"].as_str() {
+            Some("false_positive") => {}
+            Some("true_positive") => {
+                assert!(
+                    ibyok::token::ParsedToken::parse(&r.token).is_some(),
+                    "{what}: a true positive that is no token"
+                )
+            }
+            _ => panic!("{what}: a label that is neither: {e}"),
+        }
+    }
+}
+
 /// The contract's rules for any response.
 pub fn check(resp: &ApiResponse, what: &str, request_id: Option<&str>) {
     let body = String::from_utf8_lossy(resp.body.expose());
@@ -413,7 +534,8 @@ pub fn check(resp: &ApiResponse, what: &str, request_id: Option<&str>) {
     assert_eq!(resp.header("content-type"), Some("application/json"), "{what}: status {}", resp.status);
     let v: Value = serde_json::from_slice(resp.body.expose())
         .unwrap_or_else(|e| panic!("{what}: status {} body not JSON ({e}): {body}", resp.status));
-    assert!(v.is_object(), "{what}: body is not an object: {body}");
+    // (GitHub's feedback, the one array, is checked by `check_feedback`.)
+    assert!(v.is_object() || (resp.status == 200 && v.is_array()), "{what}: body is not an object: {body}");
     if resp.status >= 400 {
         let obj = v.as_object().unwrap();
         assert_eq!(obj.len(), 1, "{what}: error body has other fields: {body}");
