@@ -237,4 +237,15 @@ mod tests {
         let c = cfg(&[("IBYOK_ENV", "staging"), ("STAGING_MODE_FORCED", "live")]).unwrap();
         assert_eq!(c.guardrails.forced.get(&Environment::Staging), Some(&Mode::Live));
     }
+
+    #[test]
+    fn github_keys_url_is_github_unless_set_to_a_url_the_policy_allows() {
+        assert_eq!(cfg(&[]).unwrap().github_keys_url, crate::scanning::GITHUB_KEYS_URL);
+        let local = "http://127.0.0.1:9/meta/public_keys/secret_scanning";
+        assert_eq!(cfg(&[("IBYOK_GITHUB_KEYS_URL", local)]).unwrap().github_keys_url, local);
+        for bad in ["http://example.com/keys", "ftp://example.com/keys", "not a url"] {
+            let err = cfg(&[("IBYOK_GITHUB_KEYS_URL", bad)]).unwrap_err();
+            assert!(err.0.contains("IBYOK_GITHUB_KEYS_URL"), "{bad}: {err}");
+        }
+    }
 }
