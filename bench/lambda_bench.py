@@ -44,13 +44,27 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 TOKEN_PLACEHOLDER = "ibyok_EXAMPLEtokenEXAMPLEtokenEXAMPLEt000000"
 KEY_PLACEHOLDER = "key_EXAMPLEtenantEXAMPLEkeyEXAMPLEke"
 TOKEN_ID_PLACEHOLDER = "tok_EXAMPLEtokenEXAMPLEtok"
+TENANT_PLACEHOLDER = "ten_EXAMPLEtenant"
 # The event each function is measured with, and whether it is given the KMS key.
 EVENTS = {
     "retrieve": ("retrieve.read-value.json", True),
     "submit": ("submit.create-key.json", True),
     "account": ("account.get-modes.json", False),
     "keys": ("keys.get-key.json", False),
+    "token-issue": ("token-issue.create-token.json", False),
+    "identities": ("identities.list-identities.json", False),
+    # Each invocation revokes a token of its own (a pool issued at setup, no children).
+    "revoke": ("revoke.revoke-token.json", False),
+    # An exchange naming an identity that does not exist: 401 after one read
+    # (the function accepts no loopback issuer: see scripts/bench-auth).
+    "auth": ("auth.exchange-oidc.json", False),
+    "cleanup": ("cleanup.scheduled.json", False),
+    # One key.read record of the bench's key, under a fresh eventID each time.
+    "usage": ("usage.audit-stream.json", False),
 }
+# What each function answers its event with (HTTP functions: the status).
+WANT_STATUS = {"retrieve": 200, "submit": 201, "account": 200, "keys": 200, "token-issue": 201, "identities": 200,
+               "revoke": 204, "auth": 401}
 STORED_VALUE = "sk-lambda-bench-0123456789abcdefghijklmnop"
 
 
@@ -375,8 +389,9 @@ def http_json(method: str, url: str, token: str, body: dict | None = None) -> tu
         return e.code, json.loads(e.read() or b"{}")
 
 
-def setup(moto: str, cli: str) -> dict:
-    """Tables, a tenant and its root token, a KMS key and one stored value."""
+def setup(moto: str, cli: str, revoke_pool: int = 0) -> dict:
+    """Tables, a tenant and its root token, a KMS key and one stored value
+    (and `revoke_pool` tokens issued by the root token, for `revoke`)."""
     prefix = f"lbench-{os.getpid()}-{int(time.time())}-"
     env = dict(os.environ)
     env.update(
@@ -392,6 +407,8 @@ def setup(moto: str, cli: str) -> dict:
         IBYOK_USAGE_TABLE=f"{prefix}usage",
         IBYOK_LIMITS_TABLE=f"{prefix}limits",
         IBYOK_REPLICAS_TABLE=f"{prefix}replicas",
+        IBYOK_IDENTITIES_TABLE=f"{prefix}identities",
+        IBYOK_DIGESTS_TABLE=f"{prefix}digests",
         AWS_LAMBDA_LOG_LEVEL="warn",
     )
     env.pop("AWS_LAMBDA_FUNCTION_NAME", None)
@@ -441,6 +458,14 @@ def setup(moto: str, cli: str) -> dict:
         code, read = http_json("GET", f"{base}/external/keys/{key['keyId']}/value?env=production", boot["token"])
         if code != 200 or read.get("value") != STORED_VALUE or read["modeInfo"]["effectiveMode"] != "live":
             raise RuntimeError(f"read back: {code} {read}")
+        pool = []
+        for i in range(revoke_pool):
+            code, tok = http_json(
+                "POST", f"{base}/tokens", boot["token"], {"name": f"revoke-{i}", "scopes": ["keys:read"], "expiresIn": 86400}
+            )
+            if code != 201:
+                raise RuntimeError(f"POST /tokens: {code} {tok}")
+            pool.append(tok["tokenId"])
     finally:
         dev.send_signal(signal.SIGINT)
         try:
@@ -454,17 +479,29 @@ def setup(moto: str, cli: str) -> dict:
         "tenant_id": boot["tenantId"],
         "key_id": key["keyId"],
         "kms_key": kms_key,
+        "revoke_pool": pool,
     }
 
 
 def event_bytes(function: str, s: dict) -> bytes:
     text = open(os.path.join(ROOT, "events", EVENTS[function][0])).read()
-    return (
-        text.replace(TOKEN_PLACEHOLDER, s["token"])
-        .replace(KEY_PLACEHOLDER, s["key_id"])
-        .replace(TOKEN_ID_PLACEHOLDER, s["token_id"])
-        .encode()
-    )
+    text = text.replace(TOKEN_PLACEHOLDER, s["token"]).replace(KEY_PLACEHOLDER, s["key_id"])
+    if function != "revoke":  # revoke's target is set per invocation (fresh_event)
+        text = text.replace(TOKEN_ID_PLACEHOLDER, s["token_id"])
+    return text.replace(TENANT_PLACEHOLDER, s["tenant_id"]).encode()
+
+
+def fresh_event(function: str, s: dict, event: bytes) -> bytes:
+    """The event for one invocation: revoke takes the next token of the pool
+    (a revoked token cannot be revoked again); usage a fresh eventID (the
+    batch id a delivery is counted under once)."""
+    if function == "revoke":
+        if not s["revoke_pool"]:
+            raise RuntimeError("revoke: the pool of tokens to revoke is used up")
+        return event.replace(TOKEN_ID_PLACEHOLDER.encode(), s["revoke_pool"].pop().encode())
+    if function == "usage":
+        return re.sub(rb'"eventID": "[^"]*"', f'"eventID": "{uuid.uuid4().hex}"'.encode(), event)
+    return event
 
 
 def function_env(function: str, runtime: Runtime, endpoint: str, s: dict) -> dict:
@@ -501,9 +538,15 @@ def expected(function: str, body: bytes | None) -> str | None:
         r = json.loads(body)
     except ValueError:
         return f"not JSON: {body[:200]!r}"
-    want = {"retrieve": 200, "submit": 201, "account": 200, "keys": 200}[function]
+    if function == "cleanup":
+        return None if isinstance(r, dict) and "maintenance" in r else f"unexpected body {body[:300]!r}"
+    if function == "usage":
+        return None if isinstance(r, dict) and r.get("reads") == 1 else f"unexpected body {body[:300]!r}"
+    want = WANT_STATUS[function]
     if r.get("statusCode") != want:
         return f"status {r.get('statusCode')}: {str(r.get('body'))[:300]}"
+    if function == "auth" and json.loads(r["body"])["error"]["code"] != "unauthorized":
+        return f"unexpected body {r['body'][:300]}"
     if function == "retrieve":
         b = json.loads(r["body"])
         if b.get("value") != STORED_VALUE or b["modeInfo"]["effectiveMode"] != "live":
@@ -534,7 +577,8 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def cold_once(binary: str, function: str, runtime: Runtime, env: dict, event: bytes, proxy: Proxy | None, logfile) -> dict:
+def cold_once(binary: str, function: str, runtime: Runtime, env: dict, event, proxy: Proxy | None, logfile) -> dict:
+    """`event`: a function returning the event of one invocation."""
     runtime.reset()
     done = threading.Event()
     got: dict = {}
@@ -542,12 +586,12 @@ def cold_once(binary: str, function: str, runtime: Runtime, env: dict, event: by
     def on_response(rid: str, t: int, body: bytes | None) -> None:
         got[rid] = (t, body)
         if rid == "cold":
-            runtime.offer("warm", event)  # one warm invocation on the same process
+            runtime.offer("warm", event())  # one warm invocation on the same process
         if rid != "cold":
             done.set()
 
     runtime.on_response = on_response
-    runtime.offer("cold", event)
+    runtime.offer("cold", event())
     t0 = now_ns()
     proc = spawn(binary, env, logfile)
     deadline = time.time() + 60
@@ -624,7 +668,11 @@ def cold_series(binary, function, runtime, s, moto, delay_ms, runs, logfile, ext
     try:
         env = function_env(function, runtime, proxy.url, s)
         env.update(extra_env or {})
-        event = event_bytes(function, s)
+        raw = event_bytes(function, s)
+
+        def event() -> bytes:
+            return fresh_event(function, s, raw)
+
         results, failures = [], []
         for i in range(runs):
             try:
@@ -710,10 +758,10 @@ def memory_series(binary, function, runtime, s, endpoint, n, logfile) -> dict:
         else:
             if i % 500 == 0:
                 trim_audit(endpoint, s["env"]["IBYOK_AUDIT_TABLE"], s["tenant_id"])
-            runtime.offer(f"inv-{i + 1}", event)
+            runtime.offer(f"inv-{i + 1}", fresh_event(function, s, event))
 
     runtime.on_response = on_response
-    runtime.offer("inv-1", event)
+    runtime.offer("inv-1", fresh_event(function, s, event))
     t0 = time.time()
     proc_box.append(spawn(binary, env, logfile))
     last = 0
@@ -873,10 +921,22 @@ def main() -> None:
     if not a.moto:
         sys.exit("no moto endpoint: pass --moto or source scripts/moto.sh")
 
-    s = setup(a.moto, a.cli)
+    names = [f.strip() for f in a.functions.split(",") if f.strip()]
+    # The memory runs' functions last: a memory run leaves thousands of
+    # stream records on moto's audit table, which moto copies on every
+    # transaction touching it (a later function's cold starts would time out).
+    names.sort(key=lambda f: f in a.memory_functions.split(",") and a.memory_invocations > 0)
+    delays = [float(d) for d in a.delays.split(",") if d.strip()]
+    # Two invocations a cold start (cold, warm), and a margin for the
+    # memory run if it is asked of revoke.
+    pool = 0
+    if "revoke" in names:
+        pool = 2 * a.cold_runs * len(delays) * (2 if a.cert_variants else 1) + 4
+        if "revoke" in a.memory_functions.split(","):
+            pool += a.memory_invocations
+    s = setup(a.moto, a.cli, pool)
     log(f"tenant {s['tenant_id']}, key {s['key_id']}, KMS key {s['kms_key']}")
     os.makedirs(os.path.join(ROOT, "target/lambda-bench"), exist_ok=True)
-    delays = [float(d) for d in a.delays.split(",") if d.strip()]
     results: dict = {
         "profile": a.profile,
         "host": {"cpus": os.cpu_count(), "loadavg": os.getloadavg(), "machine": os.uname().machine},
@@ -892,7 +952,7 @@ def main() -> None:
         "trace_ids": a.trace_ids,
         "functions": {},
     }
-    for fn in [f.strip() for f in a.functions.split(",") if f.strip()]:
+    for fn in names:
         binary = os.path.abspath(os.path.join(a.bin_dir, fn))
         runtime = Runtime(fn, a.trace_ids)
         r = {"binary": binary, "binary_bytes": os.path.getsize(binary), "cold_runs": a.cold_runs, "cold": []}
