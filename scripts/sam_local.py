@@ -1,5 +1,8 @@
 """The JSON and YAML work of scripts/sam-local, run with the SAM CLI's venv.
 
+  sam_local.py sam ARGS...
+      SAM's CLI, with its wait for a container made exact (see `sam`).
+
   sam_local.py template BUILT OUT ENDPOINT
       The built template (sam build's output) with AWS_ENDPOINT_URL added to
       the functions' environment, so that `--env-vars` may set it: SAM passes
@@ -34,6 +37,38 @@
 import json
 import re
 import sys
+
+
+def sam(args):
+    """SAM waits until its container's published port accepts a connection,
+    then posts the event, and gives up after three tries within 0.7 s. With
+    dockerd's userland proxy (which publishes the ports when iptables is
+    off), the port accepts at once, before the runtime interface emulator
+    inside listens; under qemu the emulator sometimes takes longer than
+    0.7 s to start, and SAM then reports a 20 s timeout of a function that
+    never ran. Here the port is ready when a connection stays open: the
+    proxy closes it at once while nothing listens behind it."""
+    import socket
+
+    from samcli.cli.main import cli
+    from samcli.local.docker.container import Container
+
+    def ready(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(0.3)
+        try:
+            s.connect((self._container_host, self.rapid_port_host))
+            return s.recv(1) != b""
+        except socket.timeout:
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    Container._can_connect_to_socket = ready
+    sys.argv = ["sam", *args]
+    sys.exit(cli())
 
 
 def template(built, out, endpoint):
@@ -172,7 +207,9 @@ def stream(endpoint, table, out):
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    if cmd == "template":
+    if cmd == "sam":
+        sam(args)
+    elif cmd == "template":
         template(*args)
     elif cmd == "functions":
         functions(*args)
