@@ -10,10 +10,6 @@
       changes: the same code, handlers, runtime, architecture and memory.
   sam_local.py functions BUILT
       "binary LogicalId" lines: the function each event file's prefix names.
-  sam_local.py groups BINARY...
-      The functions' packages grouped by their dependencies' features, one
-      group a line: one cargo run per group builds each binary as a build of
-      that binary alone would (features are unified across a run).
   sam_local.py env OUT NAME=VALUE...
       The --env-vars file: the same values for every function.
   sam_local.py event SRC OUT [FROM=TO...] [--pending]
@@ -92,19 +88,6 @@ def functions(built):
             binary = res.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
             if binary:
                 print(binary, name)
-
-
-def groups(binaries):
-    import subprocess
-
-    meta = json.loads(subprocess.check_output(["cargo", "metadata", "--no-deps", "--format-version", "1"]))
-    found = {}
-    for pkg in meta["packages"]:
-        if any(t["name"] in binaries and "bin" in t["kind"] for t in pkg["targets"]):
-            deps = sorted((d["name"], d.get("kind") or "", tuple(sorted(d["features"])), d["uses_default_features"]) for d in pkg["dependencies"])
-            found.setdefault(repr(deps), []).append(pkg["name"])
-    for names in found.values():
-        print(" ".join(sorted(names)))
 
 
 def env(out, pairs):
@@ -213,8 +196,6 @@ if __name__ == "__main__":
         template(*args)
     elif cmd == "functions":
         functions(*args)
-    elif cmd == "groups":
-        groups(args)
     elif cmd == "env":
         env(args[0], args[1:])
     elif cmd == "event":
