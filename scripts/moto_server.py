@@ -17,11 +17,13 @@ tests never use): every item and every table copy, so its memory grew by
 gigabytes over a long test (the fault test's transactions). Tracking is off
 here (`forget_instances`).
 
-Usage: moto_server.py PORT [--keepalive] [--capacity]
+Usage: moto_server.py PORT [--keepalive] [--capacity] [--host ADDR]
   stock: werkzeug, as `moto_server` runs it (one connection per request);
   --keepalive: waitress, which keeps connections open (latency work);
   --capacity: the capacity model (scripts/capacity.py) accounts every
-  DynamoDB request's units and every KMS call, served at /__capacity.
+  DynamoDB request's units and every KMS call, served at /__capacity;
+  --host ADDR: listen there instead of 127.0.0.1 (scripts/sam-local: the
+  Docker bridge's address, so that the functions' containers reach it).
 """
 
 import os
@@ -71,6 +73,7 @@ def forget_instances():
 copy_each_table_once()
 forget_instances()
 port = int(sys.argv[1])
+host = sys.argv[sys.argv.index("--host") + 1] if "--host" in sys.argv[2:] else "127.0.0.1"
 os.environ.setdefault("MOTO_PORT", str(port))
 moto = DomainDispatcherApplication(create_backend_app)
 moto.debug = True
@@ -142,8 +145,8 @@ if "--capacity" in sys.argv[2:]:
 if "--keepalive" in sys.argv[2:]:
     import waitress
 
-    waitress.serve(app, host="127.0.0.1", port=port, threads=16, _quiet=True)
+    waitress.serve(app, host=host, port=port, threads=16, _quiet=True)
 else:
     from werkzeug.serving import run_simple
 
-    run_simple("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    run_simple(host, port, app, threaded=True, request_handler=MotoRequestHandler)
