@@ -69,7 +69,9 @@ const oidcJwk = {...oidcKey.publicKey.export({format: 'jwk'}), kid: 'console-tes
 const oidcIssuer = http.createServer((req, res) => {
   const body = req.url === '/.well-known/openid-configuration' ? {issuer: ISSUER, jwks_uri: `${ISSUER}/jwks`}
     : req.url === '/jwks' ? {keys: [oidcJwk]} : null;
-  res.writeHead(body ? 200 : 404, {'content-type': 'application/json'});
+  // No keep-alive: the server's pooled connection would keep this process
+  // alive after the test.
+  res.writeHead(body ? 200 : 404, {'content-type': 'application/json', connection: 'close'});
   res.end(JSON.stringify(body || {}));
 });
 await new Promise((resolve) => oidcIssuer.listen(0, '127.0.0.1', resolve));
@@ -780,6 +782,7 @@ try {
 } finally {
   await context.close();
   oidcIssuer.close();
+  oidcIssuer.closeAllConnections();
   fs.rmSync(userDataDir, {recursive: true, force: true});
   console.log('\nFigures (measured, not asserted):');
   for (const [k, v] of Object.entries(figures)) console.log(`  ${k}: ${v}`);
