@@ -5,6 +5,7 @@
 //!
 #![doc = include_str!("../../docs/operations.md")]
 
+mod audit;
 mod client;
 mod console;
 mod dev;
@@ -403,9 +404,9 @@ fn client_command(cli: &Cli, token: Option<TokenSecret>) -> Result<(), String> {
         Command::Settings(SettingsCmd::Modes { set }) => client::settings_modes(&c, set, j),
         Command::Usage => client::usage(&c, j),
         Command::Audit { verify: Some(AuditCmd::Verify { from, to, public_key, max_age }), .. } => {
-            client::audit_verify(&c, from.as_deref(), to.as_deref(), public_key.as_deref(), *max_age, j)
+            audit::verify(&c, from.as_deref(), to.as_deref(), public_key.as_deref(), *max_age, j)
         }
-        Command::Audit { limit, verify: None } => client::audit(&c, *limit, j),
+        Command::Audit { limit, verify: None } => audit::list(&c, *limit, j),
         Command::Run { env_vars, env, command, .. } => client::run(&c, env_vars, env.as_deref(), command),
         Command::Identities(IdentitiesCmd::Create {
             name,
