@@ -30,6 +30,11 @@
 //! (`prevExpiresAt`), so a predecessor gone by expiry is told from one
 //! deleted.
 //!
+//! **Every shard starts a chain.** A tenant's first run writes a digest
+//! for each of its [`AUDIT_SHARDS`] shards, empty or not (and the heartbeat
+//! keeps each one going), so an event inserted into the past of any shard,
+//! even one no event had reached, falls inside a signed range and is named.
+//!
 //! **What it does not do.** It detects changes after the fact; it does not
 //! prevent them. Events newer than the shard's last digest are not yet
 //! covered (at most [`SETTLE_SECONDS`] plus the schedule's interval). A
@@ -288,7 +293,8 @@ async fn digest_shard<S: DigestStore + ?Sized>(
     let cutoff = now.plus_seconds(-SETTLE_SECONDS).millis();
     let last = store.last_digest(tenant, shard).await?;
     let (mut seq, mut after, mut prev, mut prev_expires_at, mut heartbeat_due) = match &last {
-        None => (0, 0, "0".repeat(64), None, false),
+        // A shard's first digest is written empty or not (module docs).
+        None => (0, 0, "0".repeat(64), None, true),
         Some(d) => {
             let s = parse_statement(&d.statement)
                 .ok_or_else(|| StoreError::internal(FaultKind::Data, "a stored digest's statement does not parse"))?;
