@@ -23,6 +23,7 @@ pub const FILES: &[(&str, &str, &[u8])] = files! {
     "js/keys.js" => "text/javascript; charset=utf-8",
     "js/tokens.js" => "text/javascript; charset=utf-8",
     "js/identities.js" => "text/javascript; charset=utf-8",
+    "js/members.js" => "text/javascript; charset=utf-8",
     "js/modes.js" => "text/javascript; charset=utf-8",
     "js/usage.js" => "text/javascript; charset=utf-8",
     "js/audit.js" => "text/javascript; charset=utf-8",

@@ -10,6 +10,7 @@ mod client;
 mod console;
 mod dev;
 mod identities;
+mod members;
 mod output;
 
 use clap::{Parser, Subcommand};
@@ -89,6 +90,9 @@ enum Command {
     /// Manage workload identities (who may exchange, for what).
     #[command(subcommand)]
     Identities(IdentitiesCmd),
+    /// Manage the tenant's members (people) and their roles.
+    #[command(subcommand)]
+    Members(MembersCmd),
     /// Operator commands (straight to DynamoDB with the AWS configuration).
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -169,6 +173,30 @@ enum TokensCmd {
     },
     /// Revoke a token (and its descendants); `self` revokes the one in use.
     Revoke { token_id: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum MembersCmd {
+    List,
+    /// Invite a person: github:LOGIN or oidc:EMAIL.
+    Invite {
+        who: String,
+        /// owner, admin, developer or viewer.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Change a member's role.
+    SetRole {
+        member_id: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Remove a member.
+    Rm {
+        member_id: String,
+    },
 }
 
 // Parsed once per process: the size difference costs nothing.
@@ -261,6 +289,10 @@ enum AdminCmd {
     Bootstrap {
         #[arg(long)]
         tenant: String,
+        /// The tenant's first owner, `github:LOGIN` or `oidc:EMAIL`: a
+        /// member invitation that binds at their first sign-in.
+        #[arg(long, value_name = "PROVIDER:HANDLE")]
+        owner: Option<String>,
     },
     /// Set a tenant's monthly quota of value reads, or remove it.
     Quota {
@@ -286,13 +318,25 @@ enum AdminCmd {
     Digest,
 }
 
-async fn bootstrap(tenant: &str, as_json: bool) -> Result<(), String> {
+async fn bootstrap(tenant: &str, owner: Option<&str>, as_json: bool) -> Result<(), String> {
     use ibyok::clock::Clock;
+    let owner = owner
+        .map(|o| {
+            ibyok::member::Invitee::parse_spec(o)
+                .ok_or_else(|| format!("--owner {o:?}: must be github:LOGIN or oidc:EMAIL"))
+        })
+        .transpose()?;
     let sdk = ibyok::aws::sdk_config().await;
     let store = ibyok::aws::dynamo_store(&sdk);
-    let b = ibyok::bootstrap::create_tenant(&store, tenant, ibyok::clock::SystemClock.now())
-        .await
-        .map_err(|e| format!("bootstrap failed: {e}"))?;
+    let now = ibyok::clock::SystemClock.now();
+    let b = ibyok::bootstrap::create_tenant(&store, tenant, now).await.map_err(|e| format!("bootstrap failed: {e}"))?;
+    if let Some(owner) = owner {
+        let retention = ibyok::config::Config::from_env().map(|c| c.audit_retention_days).unwrap_or(90);
+        let m = ibyok::bootstrap::first_owner(&store, &b.tenant.tenant_id, owner, now, retention)
+            .await
+            .map_err(|e| format!("the tenant {} was made, but its owner was not: {e}", b.tenant.tenant_id))?;
+        eprintln!("Owner {} invited as {} ({}).", m.invitee.key(), m.role.as_str(), m.member_id);
+    }
     if as_json {
         client::print_bootstrapped(&client::Bootstrapped {
             expires_at: &b.root.grant.expires_at,
@@ -448,6 +492,12 @@ fn client_command(cli: &Cli, token: Option<TokenSecret>) -> Result<(), String> {
         Command::Identities(IdentitiesCmd::Rm { identity_id }) => {
             c.call("DELETE", &format!("/identities/{identity_id}"), None).map(|_| ())
         }
+        Command::Members(MembersCmd::List) => members::list(&c, j),
+        Command::Members(MembersCmd::Invite { who, role, name }) => members::invite(&c, who, role, name.as_deref(), j),
+        Command::Members(MembersCmd::SetRole { member_id, role }) => members::set_role(&c, member_id, role, j),
+        Command::Members(MembersCmd::Rm { member_id }) => {
+            c.call("DELETE", &format!("/members/{member_id}"), None).map(|_| ())
+        }
         Command::Login { .. } | Command::Dev(_) | Command::Admin(_) => unreachable!("handled before"),
     }
 }
@@ -469,7 +519,9 @@ fn main() {
             rt.block_on(async {
                 match cli.command {
                     Command::Dev(args) => dev::run(args).await.map_err(|e| e.to_string()),
-                    Command::Admin(AdminCmd::Bootstrap { tenant }) => bootstrap(&tenant, cli.json).await,
+                    Command::Admin(AdminCmd::Bootstrap { tenant, owner }) => {
+                        bootstrap(&tenant, owner.as_deref(), cli.json).await
+                    }
                     Command::Admin(AdminCmd::Quota { tenant, reads_per_month, unlimited: _ }) => {
                         quota(&tenant, reads_per_month).await
                     }

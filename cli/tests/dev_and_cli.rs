@@ -445,16 +445,35 @@ fn dev_with_aws_serves_the_contract_on_moto_and_bootstrap_writes_a_working_root_
 
     // The operator's bootstrap writes a second tenant straight to the tables.
     let mut cmd = Command::new(BIN);
-    cmd.args(["admin", "bootstrap", "--tenant", "acme"]);
+    cmd.args(["admin", "bootstrap", "--tenant", "acme", "--owner", "github:Acme-Lead"]);
     aws_env(&mut cmd, &prefix);
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Owner github:acme-lead invited as owner"));
     let acme = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(acme.starts_with("ibyok_"));
     let acme_dev = Dev { child: Command::new("true").spawn().unwrap(), url: dev.url.clone(), token: acme, log: None };
     let (code, out, _) = cli(&acme_dev, &["keys", "list", "--json"], None);
     assert_eq!(code, 0);
     assert!(json(&out)["keys"].as_array().unwrap().is_empty(), "a tenant of its own");
+    // Its first owner, and the members commands over it.
+    let (code, out, err) = cli(&acme_dev, &["members", "list", "--json"], None);
+    assert_eq!(code, 0, "{err}");
+    let owner = &json(&out)["members"][0];
+    assert_eq!((owner["login"].as_str(), owner["role"].as_str()), (Some("Acme-Lead"), Some("owner")));
+    let owner_id = owner["memberId"].as_str().unwrap().to_owned();
+    let (code, out, err) = cli(&acme_dev, &["members", "invite", "oidc:bo@acme.example", "--role", "viewer"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("bo@acme.example invited as viewer"), "{out}");
+    let (code, _, err) = cli(&acme_dev, &["members", "set-role", &owner_id, "--role", "admin"], None);
+    assert!(code == 1 && err.contains("409") && err.contains("last owner"), "{err}");
+    let (code, out, _) = cli(&acme_dev, &["members", "list"], None);
+    assert!(code == 0 && out.contains("github:Acme-Lead") && out.contains("invited"), "{out}");
+    let mut bad = Command::new(BIN);
+    bad.args(["admin", "bootstrap", "--tenant", "x", "--owner", "gitlab:someone"]);
+    aws_env(&mut bad, &prefix);
+    let out = bad.output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("github:LOGIN or oidc:EMAIL"));
     let (code, _, err) = cli(&acme_dev, &["get", &key], None);
     assert_eq!(code, 1);
     assert!(err.contains("404"), "{err}");

@@ -406,7 +406,7 @@ try {
     await signInWith(t, reader);
     ok(await t.page.isVisible('text=Read-only: this token lacks the keys:write scope'), 'the read-only notice');
     ok(await t.page.locator('form.add').count() === 0, 'no add form');
-    ok(await t.page.locator('nav [aria-disabled="true"]').count() === 5, 'five sections disabled');
+    ok(await t.page.locator('nav [aria-disabled="true"]').count() === 6, 'six sections disabled');
     ok(await t.page.isVisible('.expiry.warn'), 'the expiry warning (1 day left)');
     await check(t, 'keys-readonly');
     await t.page.getByRole('button', {name: 'Details OpenAI Prod'}).click();
@@ -572,6 +572,69 @@ try {
     ok(await t.page.getByRole('button', {name: /^Delete/}).count() === 0, 'no delete buttons');
     await check(t, 'identities-readonly');
     await t.page.close();
+    await root.page.bringToFront();
+  });
+
+  await step('members: invite by GitHub login and by email, change a role, remove after a confirmation', async () => {
+    await rendered(root, 'members');
+    await check(root, 'members-empty');
+    const form = root.page.locator('form.member');
+    ok(await form.isVisible(), 'the invite form is open while there is no member');
+    await form.getByLabel('GitHub login').fill('octocat');
+    await form.getByLabel('Role').selectOption('developer');
+    await form.getByLabel('Name (optional)').fill('Mona Lisa');
+    await form.getByRole('button', {name: 'Invite'}).click();
+    await root.page.waitForSelector('text=Mona Lisa invited as developer.');
+    await root.page.getByText('Invite a member').click();
+    const again = root.page.locator('form.member');
+    await again.getByLabel('Company sign-in (OpenID)').check();
+    await again.getByLabel('Email').fill('bo@acme.example');
+    await again.getByLabel('Role').selectOption('viewer');
+    await again.getByRole('button', {name: 'Invite'}).click();
+    await root.page.waitForSelector('text=bo@acme.example invited as viewer.');
+    const members = (await call(BASE_A, TOKEN_A, 'GET', '/members')).body.members;
+    const mona = members.find((m) => m.login === 'octocat');
+    const bo = members.find((m) => m.email === 'bo@acme.example');
+    ok(mona && mona.role === 'developer' && mona.name === 'Mona Lisa' && bo && bo.role === 'viewer', `the server holds ${JSON.stringify(members)}`);
+    const monaRow = root.page.locator(`tr[data-member="${mona.memberId}"]`);
+    const text = await monaRow.textContent();
+    ok(text.includes('GitHub') && text.includes('octocat') && text.includes('invited'), `the row: ${text}`);
+    await check(root, 'members');
+    await monaRow.getByLabel('Role of Mona Lisa').selectOption('admin');
+    await root.page.waitForSelector('text=Mona Lisa is now admin.');
+    ok((await call(BASE_A, TOKEN_A, 'GET', '/members')).body.members.find((m) => m.memberId === mona.memberId).role === 'admin', 'the new role');
+    await root.page.getByRole('button', {name: 'Remove bo@acme.example'}).click();
+    const dialog = root.page.locator('dialog.confirm');
+    ok((await dialog.textContent()).includes('bo@acme.example') && (await dialog.textContent()).includes('viewer'), 'the confirmation names them');
+    await check(root, 'member-remove-confirm');
+    await dialog.getByRole('button', {name: 'Remove member'}).click();
+    await root.page.waitForSelector('text=bo@acme.example removed.');
+    ok((await call(BASE_A, TOKEN_A, 'GET', '/members')).body.members.length === 1, 'one member left');
+    // The server's 409 is shown as it is.
+    await root.page.getByText('Invite a member').click();
+    await root.page.locator('form.member').getByLabel('GitHub login').fill('OctoCat');
+    await root.page.locator('form.member').getByRole('button', {name: 'Invite'}).click();
+    await root.page.waitForSelector('.banner >> text=github:octocat is a member already');
+    root.problems.splice(0); // Chromium logs the 409 itself.
+    await root.page.getByRole('button', {name: 'Dismiss'}).click();
+  });
+
+  await step('members: a token without members:write sees them read-only; one without members:read has no page', async () => {
+    const reader = await issue(BASE_A, TOKEN_A, {name: 'member-reader', scopes: ['members:read', 'keys:read']});
+    const t = await tab(BASE_A);
+    await signInWith(t, reader.token);
+    await rendered(t, 'members');
+    ok(await t.page.isVisible('text=Read-only: this token lacks the members:write scope'), 'the read-only notice');
+    ok(await t.page.locator('form.member, select.role-select').count() === 0, 'no form, no role menus');
+    ok(await t.page.getByRole('button', {name: /^Remove/}).count() === 0, 'no remove buttons');
+    await check(t, 'members-readonly');
+    await t.page.close();
+    const keysOnly = await issue(BASE_A, TOKEN_A, {name: 'no-members', scopes: ['keys:read']});
+    const u = await tab(BASE_A);
+    await signInWith(u, keysOnly.token);
+    ok(await u.page.getByRole('link', {name: 'Members'}).count() === 0, 'no Members link');
+    ok(await u.page.locator('nav [aria-disabled="true"]', {hasText: 'Members'}).count() === 1, 'Members shown disabled, with the scope it needs');
+    await u.page.close();
     await root.page.bringToFront();
   });
 

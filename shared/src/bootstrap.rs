@@ -1,12 +1,14 @@
 //! A tenant's first token: made by the operator, straight into the store
 //! (no HTTP route creates tenants). It holds every scope, has no issuer and
-//! is valid for one year.
+//! is valid for one year. The operator may name the tenant's first owner
+//! too ([`first_owner`]), whose invitation binds at their first sign-in.
 
 use crate::clock::Timestamp;
-use crate::ids::TenantId;
+use crate::ids::{MemberId, TenantId};
+use crate::member::{Invitee, MemberRecord, Role};
 use crate::mode::TenantModes;
 use crate::secret::TokenSecret;
-use crate::store::{Store, StoreError, TenantRecord, TokenRecord};
+use crate::store::{AuditAction, AuditEvent, Store, StoreError, TenantRecord, TokenRecord};
 use crate::token::{Grant, ParsedToken, Scopes};
 
 pub const ROOT_TOKEN_SECONDS: i64 = 31_536_000;
@@ -55,4 +57,30 @@ pub fn root_token(tenant: &TenantId, name: &str, now: Timestamp) -> (TokenRecord
         identity_id: None,
     };
     (record, parsed.secret().clone())
+}
+
+/// The tenant's first owner, invited by the operator (no token made the
+/// invitation: its `member.create` event has no actor).
+pub async fn first_owner(
+    store: &dyn Store,
+    tenant: &TenantId,
+    invitee: Invitee,
+    now: Timestamp,
+    audit_retention_days: i64,
+) -> Result<MemberRecord, StoreError> {
+    let member = MemberRecord {
+        member_id: MemberId::generate(),
+        tenant_id: tenant.clone(),
+        name: invitee.handle.clone(),
+        invitee,
+        subject: None,
+        role: Role::Owner,
+        created_at: now,
+        created_by: None,
+        last_sign_in_at: None,
+    };
+    let mut event = AuditEvent::by_operator(tenant, AuditAction::MemberCreate, now, audit_retention_days);
+    event.detail = Some(format!("{} {} as owner (by the operator)", member.member_id, member.invitee.key()));
+    store.create_member(&member, &event).await?;
+    Ok(member)
 }

@@ -15,6 +15,7 @@ pub struct Tables {
     pub replicas: String,
     pub identities: String,
     pub digests: String,
+    pub members: String,
 }
 
 impl Tables {
@@ -31,6 +32,7 @@ impl Tables {
             replicas: format!("{prefix}replicas"),
             identities: format!("{prefix}identities"),
             digests: format!("{prefix}digests"),
+            members: format!("{prefix}members"),
         }
     }
 }
@@ -180,7 +182,8 @@ pub fn kms_key_id(get: impl Fn(&str) -> Option<String>) -> Result<String, Config
 impl Tables {
     /// `IBYOK_TOKENS_TABLE`, `IBYOK_KEYS_TABLE`, `IBYOK_TENANTS_TABLE`,
     /// `IBYOK_AUDIT_TABLE`, `IBYOK_CHILDREN_TABLE`, `IBYOK_USAGE_TABLE`, `IBYOK_LIMITS_TABLE`,
-    /// `IBYOK_REPLICAS_TABLE`, `IBYOK_IDENTITIES_TABLE`, `IBYOK_DIGESTS_TABLE`; each defaults to
+    /// `IBYOK_REPLICAS_TABLE`, `IBYOK_IDENTITIES_TABLE`, `IBYOK_DIGESTS_TABLE`,
+    /// `IBYOK_MEMBERS_TABLE`; each defaults to
     /// `ibyok-<name>`.
     pub fn from_env() -> Self {
         let get = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.to_owned());
@@ -195,6 +198,7 @@ impl Tables {
             replicas: get("IBYOK_REPLICAS_TABLE", "ibyok-replicas"),
             identities: get("IBYOK_IDENTITIES_TABLE", "ibyok-identities"),
             digests: get("IBYOK_DIGESTS_TABLE", "ibyok-digests"),
+            members: get("IBYOK_MEMBERS_TABLE", "ibyok-members"),
         }
     }
 }

@@ -78,6 +78,7 @@ id_type!(TenantId, "ten_");
 id_type!(KeyId, "key_");
 id_type!(TokenId, "tok_");
 id_type!(IdentityId, "idn_");
+id_type!(MemberId, "mem_");
 
 impl TenantId {
     pub fn generate() -> Self {
@@ -129,6 +130,20 @@ impl IdentityId {
     pub fn parse(s: &str) -> Option<Self> {
         let rest = s.strip_prefix("idn_")?;
         (rest.len() == IDENTITY_RANDOM_LEN && is_base62(rest)).then(|| Self(s.to_owned()))
+    }
+}
+
+/// Random characters of a member id (about 143 bits).
+const MEMBER_RANDOM_LEN: usize = 24;
+
+impl MemberId {
+    pub fn generate() -> Self {
+        Self(format!("mem_{}", random_base62(MEMBER_RANDOM_LEN)))
+    }
+    /// A well-formed member id, or `None` (which callers answer as 404).
+    pub fn parse(s: &str) -> Option<Self> {
+        let rest = s.strip_prefix("mem_")?;
+        (rest.len() == MEMBER_RANDOM_LEN && is_base62(rest)).then(|| Self(s.to_owned()))
     }
 }
 

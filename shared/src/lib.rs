@@ -7,7 +7,8 @@
 //!
 //! - [`secret`] — the types that hold key values, data keys and token secrets
 //!   (zeroized on drop, redacted in `Debug`).
-//! - [`ids`] — identifiers (`ten_…`, `key_…`, `tok_…`) and base62.
+//! - [`ids`] — identifiers (`ten_…`, `key_…`, `tok_…`, `idn_…`, `mem_…`) and
+//!   base62.
 //! - [`clock`] — time, as a port so that tests can move it.
 //! - [`token`] — the token format, checksum, hashing, scopes and the issuing
 //!   rules.
@@ -16,6 +17,8 @@
 //! - [`digest`] — the audit log's signed digests and their verification.
 //! - [`identity`] — workload identities: the trust rules, the JWT and JWKS
 //!   checks and the AWS STS exchange.
+//! - [`member`] — people: a tenant's members, their roles and the rules for
+//!   changing them.
 //! - [`fetch`] — outbound HTTPS under one policy (no redirects, limits).
 //! - [`keycache`] — public keys fetched from another service (OpenID
 //!   issuers, GitHub) and cached per instance, under one set of rules.
@@ -58,6 +61,7 @@ pub mod kms;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod maintenance;
+pub mod member;
 pub mod mode;
 pub mod notify;
 pub mod scanning;

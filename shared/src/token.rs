@@ -116,10 +116,15 @@ pub enum Scope {
     /// Key metadata and versions, never a value (`keys:read` implies it).
     #[serde(rename = "keys:list")]
     KeysList,
+    /// The tenant's members (people) and their roles.
+    #[serde(rename = "members:read")]
+    MembersRead,
+    #[serde(rename = "members:write")]
+    MembersWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 10] = [
         Scope::KeysRead,
         Scope::KeysWrite,
         Scope::TokensRead,
@@ -128,6 +133,8 @@ impl Scope {
         Scope::SettingsWrite,
         Scope::UsageRead,
         Scope::KeysList,
+        Scope::MembersRead,
+        Scope::MembersWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -140,6 +147,8 @@ impl Scope {
             Scope::SettingsWrite => "settings:write",
             Scope::UsageRead => "usage:read",
             Scope::KeysList => "keys:list",
+            Scope::MembersRead => "members:read",
+            Scope::MembersWrite => "members:write",
         }
     }
 
@@ -155,6 +164,7 @@ impl Scope {
             Scope::KeysRead => &[Scope::KeysList],
             Scope::TokensWrite => &[Scope::TokensRead],
             Scope::SettingsWrite => &[Scope::SettingsRead],
+            Scope::MembersWrite => &[Scope::MembersRead],
             _ => &[],
         }
     }
@@ -478,7 +488,7 @@ mod properties {
     use proptest::prelude::*;
 
     fn scopes() -> impl Strategy<Value = Scopes> {
-        proptest::sample::subsequence(Scope::ALL.to_vec(), 0..=7).prop_map(|v| v.into_iter().collect())
+        proptest::sample::subsequence(Scope::ALL.to_vec(), 0..=Scope::ALL.len()).prop_map(|v| v.into_iter().collect())
     }
 
     fn nets() -> impl Strategy<Value = Option<Vec<IpNet>>> {

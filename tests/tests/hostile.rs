@@ -46,7 +46,7 @@ impl Caller {
     };
 }
 
-const ROUTES: [&str; 20] = [
+const ROUTES: [&str; 24] = [
     "POST /keys",
     "GET /keys",
     "GET /keys/{keyId}",
@@ -67,11 +67,15 @@ const ROUTES: [&str; 20] = [
     "GET /audit/digests",
     "POST /keys/{keyId}/promote",
     "GET /keys/{keyId}/versions",
+    "GET /members",
+    "POST /members",
+    "PATCH /members/{memberId}",
+    "DELETE /members/{memberId}",
 ];
 
-fn request(route: &str, key: &str, token_id: &str) -> Req {
+fn request(route: &str, key: &str, token_id: &str, member: &str, n: usize) -> Req {
     let (method, path) = route.split_once(' ').unwrap();
-    let path = path.replace("{keyId}", key).replace("{tokenId}", token_id);
+    let path = path.replace("{keyId}", key).replace("{tokenId}", token_id).replace("{memberId}", member);
     let req = Req::new(method, &path);
     match route {
         "POST /keys" => req.json(json!({"name": "n", "llmType": "openai", "value": "sk-hostile-0000"})),
@@ -80,6 +84,8 @@ fn request(route: &str, key: &str, token_id: &str) -> Req {
         "POST /keys/{keyId}/promote" => req.json(json!({"previousValidFor": 60})),
         "POST /tokens" => req.json(json!({"name": "n", "scopes": ["keys:read"]})),
         "PUT /settings/modes" => req.json(json!({"staging": "mock"})),
+        "POST /members" => req.json(json!({"provider": "github", "login": format!("invitee-{n}"), "role": "viewer"})),
+        "PATCH /members/{memberId}" => req.json(json!({"role": "developer"})),
         _ => req,
     }
 }
@@ -88,11 +94,12 @@ fn request(route: &str, key: &str, token_id: &str) -> Req {
 fn expected(route: &str, caller: Caller) -> u16 {
     use Caller::*;
     let ok = match route {
-        "POST /keys" | "POST /tokens" => 201,
+        "POST /keys" | "POST /tokens" | "POST /members" => 201,
         r if r.starts_with("DELETE") => 204,
         _ => 200,
     };
     let names_key = route.contains("{keyId}");
+    let names_member = route.contains("{memberId}");
     match caller {
         NoHeader | WrongScheme | Malformed | BadChecksum | Unknown | Expired | Revoked | ChildOfRevoked
         | OutsideCidrs => 401,
@@ -101,7 +108,7 @@ fn expected(route: &str, caller: Caller) -> u16 {
         MissingScope => 403,
         // Another tenant's token works in its own tenant: our ids are
         // missing there.
-        OtherTenant if names_key || route == "DELETE /tokens/{tokenId}" => 404,
+        OtherTenant if names_key || names_member || route == "DELETE /tokens/{tokenId}" => 404,
         OtherTenant => ok,
         OutsideKeyIds if names_key => 404,
         // A non-root token reaches only its own subtree; the victim was
@@ -114,8 +121,17 @@ fn expected(route: &str, caller: Caller) -> u16 {
     }
 }
 
-const ALL_SCOPES: [&str; 7] =
-    ["keys:read", "keys:write", "tokens:read", "tokens:write", "settings:read", "settings:write", "usage:read"];
+const ALL_SCOPES: [&str; 9] = [
+    "keys:read",
+    "keys:write",
+    "tokens:read",
+    "tokens:write",
+    "settings:read",
+    "settings:write",
+    "usage:read",
+    "members:read",
+    "members:write",
+];
 
 /// A fresh authorization header for `caller`, and the source address to send from.
 async fn credentials(env: &Env, caller: Caller, route: &str, key_elsewhere: &str) -> (Option<String>, &'static str) {
@@ -164,6 +180,8 @@ async fn credentials(env: &Env, caller: Caller, route: &str, key_elsewhere: &str
                 "GET /settings/modes" | "GET /settings/guardrails" => &["settings:read", "settings:write"],
                 "PUT /settings/modes" => &["settings:write"],
                 "GET /usage" | "GET /usage/daily" | "GET /audit" | "GET /audit/digests" => &["usage:read"],
+                "GET /members" => &["members:read", "members:write"],
+                r if r.contains("/members") => &["members:write"],
                 _ => &["tokens:write"],
             };
             let scopes: Vec<&str> = ALL_SCOPES.iter().copied().filter(|s| !needed.contains(s)).collect();
@@ -205,8 +223,11 @@ async fn every_route_answers_every_hostile_caller_as_the_contract_says() {
             let stage = json!({"value": "sk-target-secret-1111", "stage": "pending"});
             env.call(Req::put(&format!("/keys/{key}/value")).token(&env.root).json(stage)).await.expect(200);
             let (victim, _) = env.issue(&env.root, json!({"name": "victim", "scopes": ["keys:read"]})).await;
+            let invite = json!({"provider": "github", "login": format!("member-{cases}"), "role": "viewer"});
+            let member = env.call(Req::post("/members").token(&env.root).json(invite)).await.expect(201);
+            let member = member.body["memberId"].as_str().unwrap().to_owned();
             let (header, ip) = credentials(&env, caller, route, &other_key).await;
-            let mut req = request(route, &key, &victim).from_ip(ip);
+            let mut req = request(route, &key, &victim, &member, cases).from_ip(ip);
             if let Some(h) = header {
                 req = req.auth_header(&h);
             }

@@ -131,4 +131,4 @@ export async function listAll(path, field, {limit = 100, max = 1000} = {}) {
   return items;
 }
 
-export const ALL_SCOPES = ['keys:read', 'keys:write', 'tokens:read', 'tokens:write', 'settings:read', 'settings:write', 'usage:read'];
+export const ALL_SCOPES = ['keys:read', 'keys:write', 'tokens:read', 'tokens:write', 'settings:read', 'settings:write', 'usage:read', 'members:read', 'members:write'];

@@ -9,8 +9,8 @@ import {badge, confirmDialog, copyableId, field, h, nextId, replace, select, whe
 
 export const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
 const TTL_PRESETS = [['300', '5 minutes'], ['900', '15 minutes'], ['1800', '30 minutes'], ['3600', '1 hour']];
-/** An identity may hold these; an exchange never grants tokens:write. */
-const SCOPES = ['keys:read', 'keys:list', ...ALL_SCOPES.filter((s) => s !== 'keys:read')];
+/** An identity may hold these; an exchange never grants tokens:write. People's scopes are left out: a workload manages no members. */
+const SCOPES = ['keys:read', 'keys:list', ...ALL_SCOPES.filter((s) => s !== 'keys:read' && !s.startsWith('members:'))];
 const KINDS = [
   ['github', 'GitHub Actions'],
   ['oidc', 'Other OIDC issuer'],

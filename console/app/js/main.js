@@ -7,6 +7,7 @@ import {tokenIdOf, tokenProblem} from './token.js';
 import {keysPage} from './keys.js';
 import {tokensPage} from './tokens.js';
 import {identitiesPage} from './identities.js';
+import {membersPage} from './members.js';
 import {modesPage} from './modes.js';
 import {usagePage} from './usage.js';
 import {auditPage} from './audit.js';
@@ -15,6 +16,7 @@ const PAGES = [
   {id: 'keys', title: 'Keys', needs: 'keys:read', render: keysPage},
   {id: 'tokens', title: 'Tokens', needs: 'tokens:read', render: tokensPage},
   {id: 'identities', title: 'Identities', needs: 'tokens:read', render: identitiesPage},
+  {id: 'members', title: 'Members', needs: 'members:read', render: membersPage},
   {id: 'modes', title: 'Modes', needs: 'settings:read', render: modesPage},
   {id: 'usage', title: 'Usage', needs: 'usage:read', render: usagePage},
   {id: 'audit', title: 'Audit', needs: 'usage:read', render: auditPage},
@@ -94,10 +96,12 @@ async function discoverScopes() {
     probe('keys:read', 'GET', '/keys', {query: {limit: 1}}),
     probe('settings:read', 'GET', '/settings/modes'),
     probe('usage:read', 'GET', '/audit', {query: {limit: 1}}),
+    probe('members:read', 'GET', '/members', {query: {limit: 1}}),
   ]);
   const writes = [];
   if (scopes.has('keys:read')) writes.push(probe('keys:write', 'POST', '/keys', {body: {}}));
   if (scopes.has('settings:read')) writes.push(probe('settings:write', 'PUT', '/settings/modes', {body: []}));
+  if (scopes.has('members:read')) writes.push(probe('members:write', 'POST', '/members', {body: {}}));
   await Promise.all(writes);
   session.scopes = scopes;
   session.scopesFrom = 'probe';

@@ -1,5 +1,6 @@
-//! Workload identities: create, list, get and delete the trust rules; a
-//! deletion revokes every token exchanged through the identity.
+//! Who may act: workload identities (create, list, get and delete the trust
+//! rules; a deletion revokes every token exchanged through the identity)
+//! and the tenant's members (list, invite, change a role, remove).
 
 use ibyok::api::{App, Route};
 use ibyok::lambda::GatewayResponse;
@@ -7,7 +8,16 @@ use ibyok::store::Store;
 use lambda_http::Request;
 
 /// The routes this function serves (its IAM policy grants only what they call).
-pub const ROUTES: &[Route] = &[Route::CreateIdentity, Route::ListIdentities, Route::GetIdentity, Route::DeleteIdentity];
+pub const ROUTES: &[Route] = &[
+    Route::CreateIdentity,
+    Route::ListIdentities,
+    Route::GetIdentity,
+    Route::DeleteIdentity,
+    Route::ListMembers,
+    Route::CreateMember,
+    Route::UpdateMember,
+    Route::DeleteMember,
+];
 
 /// [`ROUTES`] as a route set: only these routes' handlers are compiled in.
 pub const SERVED: u32 = Route::set(ROUTES);

@@ -11,6 +11,7 @@ mod external;
 mod identities;
 mod keys;
 pub mod limits;
+mod members;
 mod scanning;
 mod tokens;
 mod views;
@@ -116,10 +117,14 @@ pub enum Route {
     ExchangeAws,
     GithubSecretScanning,
     AuditDigests,
+    ListMembers,
+    CreateMember,
+    UpdateMember,
+    DeleteMember,
 }
 
 impl Route {
-    pub const ALL: [Route; 27] = [
+    pub const ALL: [Route; 31] = [
         Route::CreateKey,
         Route::ListKeys,
         Route::GetKey,
@@ -147,6 +152,10 @@ impl Route {
         Route::ExchangeAws,
         Route::GithubSecretScanning,
         Route::AuditDigests,
+        Route::ListMembers,
+        Route::CreateMember,
+        Route::UpdateMember,
+        Route::DeleteMember,
     ];
 
     /// The route's bit in a route set (`u32`: one bit per route).
@@ -206,6 +215,10 @@ impl Route {
             Route::ExchangeAws => "POST /auth/aws",
             Route::GithubSecretScanning => "POST /github/secret-scanning",
             Route::AuditDigests => "GET /audit/digests",
+            Route::ListMembers => "GET /members",
+            Route::CreateMember => "POST /members",
+            Route::UpdateMember => "PATCH /members/{memberId}",
+            Route::DeleteMember => "DELETE /members/{memberId}",
         }
     }
 }
@@ -253,6 +266,8 @@ pub fn route<'a>(method: &str, path: &'a str) -> Matched<'a> {
         ["identities", id] => pick(&[("GET", Route::GetIdentity), ("DELETE", Route::DeleteIdentity)], Some(id)),
         ["auth", "oidc"] => pick(&[("POST", Route::ExchangeOidc)], None),
         ["auth", "aws"] => pick(&[("POST", Route::ExchangeAws)], None),
+        ["members"] => pick(&[("GET", Route::ListMembers), ("POST", Route::CreateMember)], None),
+        ["members", id] => pick(&[("PATCH", Route::UpdateMember), ("DELETE", Route::DeleteMember)], Some(id)),
         ["github", "secret-scanning"] => pick(&[("POST", Route::GithubSecretScanning)], None),
         _ => Matched::NotFound,
     }
@@ -459,6 +474,18 @@ impl<'a, S: Store + ?Sized> Ctx<'a, S> {
             Route::Audit if const { Route::Audit.in_set(SERVED) } => Box::pin(async move { self.audit().await }),
             Route::AuditDigests if const { Route::AuditDigests.in_set(SERVED) } => {
                 Box::pin(async move { self.audit_digests().await })
+            }
+            Route::ListMembers if const { Route::ListMembers.in_set(SERVED) } => {
+                Box::pin(async move { self.list_members().await })
+            }
+            Route::CreateMember if const { Route::CreateMember.in_set(SERVED) } => {
+                Box::pin(async move { self.create_member().await })
+            }
+            Route::UpdateMember if const { Route::UpdateMember.in_set(SERVED) } => {
+                Box::pin(async move { self.update_member(&id).await })
+            }
+            Route::DeleteMember if const { Route::DeleteMember.in_set(SERVED) } => {
+                Box::pin(async move { self.delete_member(&id).await })
             }
             Route::DailyUsage if const { Route::DailyUsage.in_set(SERVED) } => {
                 Box::pin(async move { self.daily_usage().await })

@@ -45,6 +45,15 @@ pub enum AuditAction {
     /// subject or the role ARN).
     #[serde(rename = "auth.exchange")]
     AuthExchange,
+    /// A person invited (`detail`: the invitation and the role).
+    #[serde(rename = "member.create")]
+    MemberCreate,
+    /// A member's role changed (`detail`: from and to).
+    #[serde(rename = "member.update")]
+    MemberUpdate,
+    /// A member removed (`detail`: the invitation and the role).
+    #[serde(rename = "member.delete")]
+    MemberDelete,
 }
 
 /// Who did what an audit event records (`actor`).
@@ -142,6 +151,32 @@ pub struct AuditEvent {
     /// When the store may drop the event (the retention period).
     #[serde(skip)]
     pub retain_until: Option<Timestamp>,
+}
+
+impl AuditEvent {
+    /// An event of the operator's (no request, no token behind it: `ibyok
+    /// admin`), kept `retention_days`.
+    pub fn by_operator(tenant: &TenantId, action: AuditAction, at: Timestamp, retention_days: i64) -> Self {
+        AuditEvent {
+            tenant_id: Some(tenant.clone()),
+            at,
+            request_id: crate::ids::new_request_id(),
+            action,
+            token_id: None,
+            key_id: None,
+            version: None,
+            environment: None,
+            effective_mode: None,
+            outcome: Outcome::Ok,
+            source_ip: None,
+            user_agent: None,
+            actor: None,
+            identity_id: None,
+            detail: None,
+            event_id: crate::ids::new_event_id(),
+            retain_until: Some(at.plus_seconds(retention_days * 86_400)),
+        }
+    }
 }
 
 /// The audit shard of an event (`0..AUDIT_SHARDS`), from its id alone:

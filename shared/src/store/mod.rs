@@ -7,6 +7,7 @@
 //! | [`keys`] | [`KeyRecord`], [`KeyVersion`], [`KeyChange`] and the version rules | [`KeyStore`] |
 //! | [`tokens`] | [`TokenRecord`], [`Revocable`], [`TokenFilter`] | [`TokenStore`] |
 //! | [`identities`] | [`crate::identity::IdentityRecord`], [`identities::JtiClaim`] | [`IdentityStore`] |
+//! | [`members`] | [`crate::member::MemberRecord`] | [`MemberStore`] |
 //! | [`audit`] | [`AuditEvent`], [`Actor`] | [`AuditStore`] |
 //! | [`digests`] | [`AuditDigest`] ([`crate::digest`]) | [`DigestStore`] |
 //! | [`usage`] | ([`crate::usage`]) | [`UsageStore`] |
@@ -29,6 +30,7 @@
 pub mod contract;
 pub mod dynamo;
 pub mod identities;
+pub mod members;
 pub mod memory;
 pub mod schema;
 
@@ -47,6 +49,7 @@ pub use digests::*;
 pub use identities::IdentityStore;
 pub use keys::*;
 pub use limits::*;
+pub use members::MemberStore;
 pub use notices::*;
 pub use reads::*;
 pub use tenants::*;
@@ -96,6 +99,12 @@ pub enum Conflict {
     /// A JWT's `jti` was exchanged before.
     #[error("the credential was exchanged before")]
     Replayed,
+    /// The tenant has a member under this invitation already.
+    #[error("already a member")]
+    AlreadyMember,
+    /// The change would leave the tenant without an owner.
+    #[error("the tenant's last owner")]
+    LastOwner,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +145,7 @@ pub trait Store:
     + LimitStore
     + NoticeStore
     + IdentityStore
+    + MemberStore
     + DigestStore
     + Send
     + Sync
@@ -152,6 +162,7 @@ impl<T> Store for T where
         + LimitStore
         + NoticeStore
         + IdentityStore
+        + MemberStore
         + DigestStore
         + Send
         + Sync

@@ -61,6 +61,7 @@ const fn n(name: &'static str) -> Attr {
 // queries name them through these constants, never as literals.
 pub const TOKEN_ID: &str = "tokenId";
 pub const IDENTITY_ID: &str = "identityId";
+pub const MEMBER_KEY: &str = "memberKey";
 pub const KEY_ID: &str = "keyId";
 pub const TENANT_ID: &str = "tenantId";
 pub const CREATED_AT: &str = "createdAt";
@@ -264,7 +265,23 @@ pub const DIGESTS: Table = Table {
     stream: false,
 };
 
-pub const ALL: [Table; 10] = [TOKENS, KEYS, TENANTS, AUDIT, CHILDREN, USAGE, LIMITS, REPLICAS, IDENTITIES, DIGESTS];
+/// A tenant's members ([`crate::member`]), listed per tenant, under their
+/// ids (`mem_…`); beside them, without a tenant (so outside the index), each
+/// tenant's claimed invitations (`invite#<tenantId>#<provider>:<handle>`,
+/// one member each) and its count of owners (`owners#<tenantId>`), which
+/// every change to a member keeps in its transaction.
+pub const MEMBERS: Table = Table {
+    logical_id: "MembersTable",
+    suffix: "members",
+    hash: s(MEMBER_KEY),
+    range: None,
+    indexes: &[Index { name: TENANT_INDEX, hash: s(TENANT_ID), range: Some(n(CREATED_AT)), keys_only: true }],
+    ttl: None,
+    stream: false,
+};
+
+pub const ALL: [Table; 11] =
+    [TOKENS, KEYS, TENANTS, AUDIT, CHILDREN, USAGE, LIMITS, REPLICAS, IDENTITIES, DIGESTS, MEMBERS];
 
 impl Table {
     /// Every attribute that a key of the table or of an index names, once.

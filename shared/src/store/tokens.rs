@@ -28,6 +28,16 @@ pub struct TokenRecord {
 }
 
 impl TokenRecord {
+    /// A stored token as it stands now: a root (no issuer), the tenant's
+    /// break-glass credential, holds every scope, scopes added since it was
+    /// made included. Each adapter applies this as it decodes a token.
+    pub fn as_loaded(mut self) -> Self {
+        if self.issued_by.is_none() {
+            self.grant.scopes = crate::token::Scopes::all();
+        }
+        self
+    }
+
     /// Whether `self` may see or revoke `other`: a root reaches its whole
     /// tenant; any other token reaches itself and its descendants.
     pub fn reaches(&self, other: &TokenRecord) -> bool {

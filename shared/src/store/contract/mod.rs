@@ -20,7 +20,6 @@ use crate::bootstrap;
 use crate::clock::Month;
 use crate::clock::Timestamp;
 use crate::envelope::Envelope;
-use crate::ids::new_event_id;
 use crate::ids::{KeyId, TenantId, TokenId};
 use crate::mode::{Environment, Mode, ModeOverrides, Source, TenantModes};
 use crate::token::Grant;
@@ -38,6 +37,8 @@ mod keys;
 pub use keys::*;
 mod limits;
 pub use limits::*;
+mod members;
+pub use members::*;
 mod notices;
 pub use notices::*;
 mod reads;
@@ -272,25 +273,7 @@ pub fn version(number: u64, at: Timestamp) -> KeyVersion {
 }
 
 pub fn event_in(tenant: &TenantId, action: AuditAction, at: Timestamp) -> AuditEvent {
-    AuditEvent {
-        tenant_id: Some(tenant.clone()),
-        at,
-        request_id: crate::ids::new_request_id(),
-        action,
-        token_id: None,
-        key_id: None,
-        version: None,
-        environment: None,
-        effective_mode: None,
-        outcome: Outcome::Ok,
-        source_ip: None,
-        user_agent: None,
-        actor: None,
-        identity_id: None,
-        detail: None,
-        event_id: new_event_id(),
-        retain_until: Some(at.plus_seconds(86_400)),
-    }
+    AuditEvent::by_operator(tenant, action, at, 1)
 }
 
 pub(crate) fn assert_conflict(r: Result<(), StoreError>, want: Conflict, what: &str) {
@@ -347,6 +330,10 @@ macro_rules! store_contract_tests {
             an_exchange_writes_its_token_under_creator_and_identity_and_claims_its_jti_once,
             deleting_an_identity_marks_it_once_and_answers_its_tokens,
             list_identities_pages_oldest_first_within_the_tenant,
+            members_are_invited_once_per_tenant,
+            the_last_owner_stays,
+            concurrent_demotions_keep_an_owner,
+            list_members_pages_oldest_first_within_the_tenant,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

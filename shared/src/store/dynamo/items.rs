@@ -168,7 +168,8 @@ pub fn token_from(item: &Item) -> Result<TokenRecord, StoreError> {
         last_used_at: opt_ts(item, "lastUsedAt"),
         uses: opt_n(item, "uses").unwrap_or(0),
         identity_id: opt_s(item, IDENTITY_ID).map(IdentityId::from_stored),
-    })
+    }
+    .as_loaded())
 }
 
 pub(super) fn overrides_value(o: &ModeOverrides) -> AttributeValue {

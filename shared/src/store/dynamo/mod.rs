@@ -2,7 +2,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `reads.rs`, `tenants.rs`, `keys.rs`, `tokens.rs`, `audit.rs`, `digests.rs`, `limits.rs`, `notices.rs`, `identities.rs` | each aggregate's trait of the port ([`Store`] is their sum) |
+//! | `reads.rs`, `tenants.rs`, `keys.rs`, `tokens.rs`, `audit.rs`, `digests.rs`, `limits.rs`, `notices.rs`, `identities.rs`, `members.rs` | each aggregate's trait of the port ([`Store`] is their sum) |
 //! | `common.rs` | what those files share: transactional puts, landed-write checks, batch reads |
 //! | `items.rs` | item mapping, the only place records become items and back |
 //! | `identities.rs` | the identities aggregate: its items, and the exchange's one transaction |
@@ -59,6 +59,7 @@ mod identities;
 mod items;
 mod keys;
 mod limits;
+mod members;
 mod migrate;
 mod notices;
 mod reads;

@@ -33,6 +33,7 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<(), Store
             "replicas" => &tables.replicas,
             "identities" => &tables.identities,
             "digests" => &tables.digests,
+            "members" => &tables.members,
             _ => &tables.audit,
         };
         let mut req = client

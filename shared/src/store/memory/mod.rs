@@ -8,6 +8,7 @@ mod digests;
 mod identities;
 mod keys;
 mod limits;
+mod members;
 mod notices;
 mod reads;
 mod tenants;
@@ -50,6 +51,8 @@ struct State {
     quota_used: BTreeMap<(TenantId, Month), u64>,
     /// The identities aggregate (`identities.rs`).
     identities: identities::Identities,
+    /// The members aggregate (`members.rs`).
+    members: members::Members,
     /// The audit digests, per (tenant, shard), by seq (`digests.rs`).
     digests: BTreeMap<(TenantId, u32), BTreeMap<u64, AuditDigest>>,
 }

@@ -173,6 +173,9 @@ struct File {
     quota_used: Vec<QuotaRow>,
     #[serde(default)]
     identities: Vec<super::identities::IdentityRow>,
+    /// Files written before members have none.
+    #[serde(default)]
+    members: Vec<super::members::MemberRow>,
     #[serde(default)]
     digests: Vec<DigestRow>,
 }
@@ -257,6 +260,7 @@ pub(super) fn save(path: &std::path::Path, s: &State) -> std::io::Result<()> {
             })
             .collect(),
         identities: s.identities.rows(),
+        members: s.members.rows(),
         digests: s
             .digests
             .values()
@@ -337,7 +341,8 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
             last_used_at: t.last_used_at.map(Timestamp::from_millis),
             uses: t.uses,
             identity_id: t.identity_id.map(crate::ids::IdentityId::from_stored),
-        };
+        }
+        .as_loaded();
         if !t.children.is_empty() {
             s.children.insert(id.clone(), t.children.into_iter().map(TokenId::from_stored).collect());
         }
@@ -410,6 +415,7 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
         s.daily.insert((TenantId::from_stored(d.tenant_id), day, subject), d.reads);
     }
     s.identities = super::identities::Identities::from_rows(file.identities).ok_or_else(|| bad("identity"))?;
+    s.members = super::members::Members::from_rows(file.members).ok_or_else(|| bad("member"))?;
     for d in file.digests {
         let tenant = TenantId::from_stored(d.tenant_id);
         let digest = AuditDigest {
