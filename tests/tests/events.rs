@@ -48,6 +48,7 @@ async fn every_event_parses_and_reaches_its_handler() {
         ("account.unknown-path", 404),
         ("identities.create-identity", 201),
         ("identities.list-identities", 200),
+        ("identities.list-members", 200),
         // No such identity: the exchanges' one 401.
         ("auth.exchange-oidc", 401),
         ("auth.exchange-aws", 401),

@@ -217,15 +217,30 @@ async fn every_route_answers_every_hostile_caller_as_the_contract_says() {
     let mut cases = 0;
     for route in ROUTES {
         for caller in Caller::ALL {
-            // Fresh targets for each case: destructive routes must find them.
-            let key = env.add_key(&env.root, "target", "openai", "sk-target-secret-0000").await;
-            // A pending version for promote to find.
-            let stage = json!({"value": "sk-target-secret-1111", "stage": "pending"});
-            env.call(Req::put(&format!("/keys/{key}/value")).token(&env.root).json(stage)).await.expect(200);
-            let (victim, _) = env.issue(&env.root, json!({"name": "victim", "scopes": ["keys:read"]})).await;
-            let invite = json!({"provider": "github", "login": format!("member-{cases}"), "role": "viewer"});
-            let member = env.call(Req::post("/members").token(&env.root).json(invite)).await.expect(201);
-            let member = member.body["memberId"].as_str().unwrap().to_owned();
+            // Fresh targets for each case of a route about them: destructive
+            // routes must find them, and listings show them (never a value).
+            let key = match route.contains("/keys") {
+                true => {
+                    let key = env.add_key(&env.root, "target", "openai", "sk-target-secret-0000").await;
+                    // A pending version for promote to find.
+                    let stage = json!({"value": "sk-target-secret-1111", "stage": "pending"});
+                    env.call(Req::put(&format!("/keys/{key}/value")).token(&env.root).json(stage)).await.expect(200);
+                    key
+                }
+                false => String::new(),
+            };
+            let victim = match route.contains("{tokenId}") {
+                true => env.issue(&env.root, json!({"name": "victim", "scopes": ["keys:read"]})).await.0,
+                false => String::new(),
+            };
+            let member = match route.contains("{memberId}") {
+                true => {
+                    let invite = json!({"provider": "github", "login": format!("member-{cases}"), "role": "viewer"});
+                    let member = env.call(Req::post("/members").token(&env.root).json(invite)).await.expect(201);
+                    member.body["memberId"].as_str().unwrap().to_owned()
+                }
+                false => String::new(),
+            };
             let (header, ip) = credentials(&env, caller, route, &other_key).await;
             let mut req = request(route, &key, &victim, &member, cases).from_ip(ip);
             if let Some(h) = header {
