@@ -318,6 +318,7 @@ macro_rules! store_contract_tests {
             a_purged_child_leaves_its_issuer,
             list_tokens_pages_oldest_first,
             audit_lists_newest_first_with_cursors,
+            audit_pages_are_exact_when_one_shard_holds_most_events,
             digests_are_written_once_and_listed_newest_first,
             shard_events_are_one_shards_range_in_order,
             digest_run_covers_settled_events_and_verifies,

@@ -46,9 +46,15 @@ impl AuditStore for DynamoStore {
         self.delete_event(event).await
     }
 
-    /// Newest first across the tenant's partitions: each is queried (at
-    /// once) for up to `limit` events older than the cursor, and the pages
-    /// are merged. The cursor is the last event key listed.
+    /// Newest first across the tenant's partitions, merged lazily: each
+    /// partition is asked (all at once) for a few events older than the
+    /// cursor, about twice its share of the page; a partition is asked again,
+    /// from where it stopped, only while it may still hold an event newer
+    /// than the page's end (its last event read is newer than the
+    /// `limit + 1`-th newest read so far). Events spread over the partitions
+    /// at random, so one round trip nearly always does, reading ~7 events a
+    /// partition for a page of 50 instead of 51. The cursor is the last event
+    /// key listed.
     async fn list_audit(
         &self,
         tenant: &TenantId,
@@ -60,28 +66,56 @@ impl AuditStore for DynamoStore {
             None => None,
             Some(item) => Some(item.get(EVENT_KEY).cloned().ok_or(StoreError::BadCursor)?),
         };
-        let queries = audit_partitions(tenant).into_iter().map(|partition| {
-            let before = before.clone();
-            async move {
-                let mut q = self
-                    .client
-                    .query()
-                    .table_name(&self.tables.audit)
-                    .expression_attribute_values(":t", s(partition))
-                    .scan_index_forward(false)
-                    .limit(limit as i32 + 1);
-                q = match before {
-                    Some(k) => q
-                        .key_condition_expression("tenantId = :t AND eventKey < :before")
-                        .expression_attribute_values(":before", k),
-                    None => q.key_condition_expression("tenantId = :t"),
-                };
-                q.send().await.map_err(classify)
-            }
-        });
+        let partitions = audit_partitions(tenant);
+        let chunk = ((limit + 1) * 2).div_ceil(partitions.len()).max(4).min(limit + 1);
+        // Per partition: where to go on from (`None`: it has no more).
+        let mut from: Vec<Option<Option<HashMap<String, AttributeValue>>>> = vec![Some(None); partitions.len()];
+        let mut last: Vec<Option<String>> = vec![None; partitions.len()];
         let mut items: Vec<Item> = Vec::new();
-        for resp in futures::future::try_join_all(queries).await? {
-            items.extend(resp.items.unwrap_or_default());
+        loop {
+            // The `limit + 1`-th newest event read so far, if as many were.
+            let mut keys: Vec<String> = items.iter().filter_map(|i| opt_s(i, EVENT_KEY)).collect();
+            keys.sort_unstable_by(|a, b| b.cmp(a));
+            let cut = keys.get(limit).cloned();
+            let wanted: Vec<usize> = (0..partitions.len())
+                .filter(|&p| from[p].is_some())
+                .filter(|&p| match (&cut, &last[p]) {
+                    (Some(cut), Some(last)) => last > cut,
+                    _ => true,
+                })
+                .collect();
+            if wanted.is_empty() {
+                break;
+            }
+            let queries = wanted.iter().map(|&p| {
+                let (partition, before, start) = (&partitions[p], before.clone(), from[p].clone().flatten());
+                async move {
+                    let mut q = self
+                        .client
+                        .query()
+                        .table_name(&self.tables.audit)
+                        .expression_attribute_values(":t", s(partition))
+                        .scan_index_forward(false)
+                        .limit(chunk as i32)
+                        .set_exclusive_start_key(start);
+                    q = match before {
+                        Some(k) => q
+                            .key_condition_expression("tenantId = :t AND eventKey < :before")
+                            .expression_attribute_values(":before", k),
+                        None => q.key_condition_expression("tenantId = :t"),
+                    };
+                    q.send().await.map_err(classify)
+                }
+            });
+            let answers = futures::future::try_join_all(queries).await?;
+            for (&p, resp) in wanted.iter().zip(answers) {
+                let got = resp.items.unwrap_or_default();
+                if let Some(l) = got.last().and_then(|i| opt_s(i, EVENT_KEY)) {
+                    last[p] = Some(l);
+                }
+                from[p] = resp.last_evaluated_key.map(Some);
+                items.extend(got);
+            }
         }
         items.sort_by_key(|i| std::cmp::Reverse(opt_s(i, EVENT_KEY)));
         let more = items.len() > limit;
