@@ -4,7 +4,7 @@
 //! too ([`first_owner`]), whose invitation binds at their first sign-in.
 
 use crate::clock::Timestamp;
-use crate::ids::{MemberId, TenantId};
+use crate::ids::TenantId;
 use crate::member::{Invitee, MemberRecord, Role};
 use crate::mode::TenantModes;
 use crate::secret::TokenSecret;
@@ -68,17 +68,7 @@ pub async fn first_owner(
     now: Timestamp,
     audit_retention_days: i64,
 ) -> Result<MemberRecord, StoreError> {
-    let member = MemberRecord {
-        member_id: MemberId::generate(),
-        tenant_id: tenant.clone(),
-        name: invitee.handle.clone(),
-        invitee,
-        subject: None,
-        role: Role::Owner,
-        created_at: now,
-        created_by: None,
-        last_sign_in_at: None,
-    };
+    let member = MemberRecord::invited(tenant, invitee, Role::Owner, None, None, now);
     let mut event = AuditEvent::by_operator(tenant, AuditAction::MemberCreate, now, audit_retention_days);
     event.detail = Some(format!("{} {} as owner (by the operator)", member.member_id, member.invitee.key()));
     store.create_member(&member, &event).await?;

@@ -150,6 +150,32 @@ pub struct MemberRecord {
     pub last_sign_in_at: Option<Timestamp>,
 }
 
+impl MemberRecord {
+    /// A new invitation of `invitee` into `tenant` as `role`, named `name`
+    /// (else by the login or email), not yet bound to a person; `created_by`
+    /// is the inviting token (`None`: the operator).
+    pub fn invited(
+        tenant: &TenantId,
+        invitee: Invitee,
+        role: Role,
+        name: Option<String>,
+        created_by: Option<TokenId>,
+        now: Timestamp,
+    ) -> Self {
+        MemberRecord {
+            member_id: MemberId::generate(),
+            tenant_id: tenant.clone(),
+            name: name.unwrap_or_else(|| invitee.handle.clone()),
+            invitee,
+            subject: None,
+            role,
+            created_at: now,
+            created_by,
+            last_sign_in_at: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,17 +102,14 @@ impl<S: ReadStore + LimitStore + AuditStore + MemberStore + ?Sized> Ctx<'_, S> {
         let body = JsonObject::parse(self.req, &["provider", "login", "email", "role", "name"])?;
         let (invitee, role, name) = parse_invitation(&body)?;
         self.require_role(&caller, role).await?;
-        let member = MemberRecord {
-            member_id: MemberId::generate(),
-            tenant_id: caller.token.tenant_id.clone(),
-            name: name.unwrap_or_else(|| invitee.handle.clone()),
+        let member = MemberRecord::invited(
+            &caller.token.tenant_id,
             invitee,
-            subject: None,
             role,
-            created_at: self.now,
-            created_by: Some(caller.token.token_id.clone()),
-            last_sign_in_at: None,
-        };
+            name,
+            Some(caller.token.token_id.clone()),
+            self.now,
+        );
         let mut audit = self.event(&caller, AuditAction::MemberCreate, None);
         audit.detail = Some(format!("{} {} as {}", member.member_id, member.invitee.key(), role.as_str()));
         self.app.store.create_member(&member, &audit).await.map_err(|e| match e {
