@@ -6,7 +6,7 @@
 import {api} from './api.js';
 import {badge, copyableId, field, h, replace, select, when} from './dom.js';
 
-const ACTIONS = ['key.read', 'key.create', 'key.update', 'key.rotate', 'key.promote', 'key.delete', 'token.create', 'token.revoke', 'token.leaked', 'settings.update', 'auth.denied', 'auth.limited'];
+const ACTIONS = ['key.read', 'key.create', 'key.update', 'key.rotate', 'key.promote', 'key.delete', 'token.create', 'token.revoke', 'token.leaked', 'settings.update', 'auth.denied', 'auth.limited', 'auth.exchange', 'identity.create', 'identity.delete', 'member.create', 'member.update', 'member.delete'];
 
 export async function auditPage(root, {ui, stale}) {
   const cursors = [null];
