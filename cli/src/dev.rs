@@ -68,6 +68,66 @@ pub struct DevArgs {
     /// is allowed here, for a local stand-in.
     #[arg(long, env = "IBYOK_GITHUB_KEYS_URL")]
     pub github_keys_url: Option<String>,
+    #[command(flatten)]
+    pub sign_in: SignInArgs,
+}
+
+/// People's sign-in, as a deployment configures it (the same settings as
+/// its environment variables; see docs/people.md).
+#[derive(clap::Args, Debug, Default)]
+pub struct SignInArgs {
+    /// An OpenID provider people sign in with (its issuer URL;
+    /// `http://127.0.0.1:…` is allowed here).
+    #[arg(long, env = "IBYOK_OIDC_ISSUER", requires = "oidc_client_id")]
+    pub oidc_issuer: Option<String>,
+    #[arg(long, env = "IBYOK_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// Prefer the environment variable: a flag shows in the process list.
+    #[arg(long, env = "IBYOK_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// The sign-in button's name (default "OpenID Connect").
+    #[arg(long, env = "IBYOK_OIDC_NAME")]
+    pub oidc_name: Option<String>,
+    /// A GitHub OAuth app people sign in with.
+    #[arg(long, env = "IBYOK_GITHUB_CLIENT_ID")]
+    pub github_client_id: Option<String>,
+    #[arg(long, env = "IBYOK_GITHUB_CLIENT_SECRET", hide_env_values = true)]
+    pub github_client_secret: Option<String>,
+    /// GitHub's web origin (default https://github.com; a stand-in's for tests).
+    #[arg(long, env = "IBYOK_GITHUB_URL")]
+    pub github_url: Option<String>,
+    /// GitHub's API origin (default https://api.github.com).
+    #[arg(long, env = "IBYOK_GITHUB_API_URL")]
+    pub github_api_url: Option<String>,
+    /// `open`: a person who is no member gets a tenant of their own.
+    #[arg(long, env = "IBYOK_SIGNUP", value_parser = ["open", "closed"])]
+    pub signup: Option<String>,
+    /// How long a session lasts, 1 to 24 hours (default 12).
+    #[arg(long, env = "IBYOK_SESSION_HOURS")]
+    pub session_hours: Option<String>,
+}
+
+impl SignInArgs {
+    /// The sign-in configuration, served at `origin` (the dev server's).
+    fn config(&self, origin: &str) -> Result<ibyok::signin::SignInConfig, Error> {
+        let pairs = [
+            ("IBYOK_OIDC_ISSUER", &self.oidc_issuer),
+            ("IBYOK_OIDC_CLIENT_ID", &self.oidc_client_id),
+            ("IBYOK_OIDC_CLIENT_SECRET", &self.oidc_client_secret),
+            ("IBYOK_OIDC_NAME", &self.oidc_name),
+            ("IBYOK_GITHUB_CLIENT_ID", &self.github_client_id),
+            ("IBYOK_GITHUB_CLIENT_SECRET", &self.github_client_secret),
+            ("IBYOK_GITHUB_URL", &self.github_url),
+            ("IBYOK_GITHUB_API_URL", &self.github_api_url),
+            ("IBYOK_SIGNUP", &self.signup),
+            ("IBYOK_SESSION_HOURS", &self.session_hours),
+        ];
+        let lookup = |k: &str| match k {
+            "IBYOK_PUBLIC_URL" => Some(origin.to_owned()),
+            _ => pairs.iter().find(|(name, _)| *name == k).and_then(|(_, v)| (*v).clone()),
+        };
+        Ok(ibyok::signin::SignInConfig::from_lookup(&lookup)?)
+    }
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -238,6 +298,7 @@ pub async fn run(args: DevArgs) -> Result<(), Error> {
             format!("cannot listen on {}: {e}", args.listen).into()
         }
     })?;
+    config.sign_in = args.sign_in.config(&format!("http://{}", listener.local_addr()?))?;
     let (store, kms, existing): (Arc<dyn Store>, Arc<dyn ibyok::kms::Kms>, _) = if args.aws {
         let (s, k) = aws_backends(&args).await?;
         (s, k, None)
@@ -372,6 +433,7 @@ async fn serve_one(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Respo
                 path: parts.uri.path().to_owned(),
                 query: parse_query(parts.uri.query()),
                 authorization: header("authorization").map(Into::into),
+                cookie: header("cookie").map(Into::into),
                 content_type: header("content-type"),
                 user_agent: header("user-agent"),
                 source_ip: Some(peer.ip()),

@@ -9,7 +9,7 @@ use crate::member::{Invitee, MemberRecord, Role};
 use crate::mode::TenantModes;
 use crate::secret::TokenSecret;
 use crate::store::{AuditAction, AuditEvent, Store, StoreError, TenantRecord, TokenRecord};
-use crate::token::{Grant, ParsedToken, Scopes};
+use crate::token::{Grant, Scopes};
 
 pub const ROOT_TOKEN_SECONDS: i64 = 31_536_000;
 
@@ -35,27 +35,14 @@ pub async fn create_tenant(store: &dyn Store, name: &str, now: Timestamp) -> Res
 
 /// A root token record for `tenant` and its secret.
 pub fn root_token(tenant: &TenantId, name: &str, now: Timestamp) -> (TokenRecord, TokenSecret) {
-    let parsed = ParsedToken::generate();
-    let record = TokenRecord {
-        token_id: parsed.id().clone(),
-        tenant_id: tenant.clone(),
-        verifier: parsed.verifier().to_vec(),
-        name: format!("{name} root"),
-        grant: Grant {
-            scopes: Scopes::all(),
-            expires_at: now.plus_seconds(ROOT_TOKEN_SECONDS),
-            key_ids: None,
-            allowed_cidrs: None,
-            rate_limit: None,
-        },
-        created_at: now,
-        issued_by: None,
-        ancestors: Vec::new(),
-        revoked_at: None,
-        last_used_at: None,
-        uses: 0,
-        identity_id: None,
+    let grant = Grant {
+        scopes: Scopes::all(),
+        expires_at: now.plus_seconds(ROOT_TOKEN_SECONDS),
+        key_ids: None,
+        allowed_cidrs: None,
+        rate_limit: None,
     };
+    let (record, parsed) = TokenRecord::fresh(tenant, format!("{name} root"), grant, Vec::new(), None, now);
     (record, parsed.secret().clone())
 }
 

@@ -60,6 +60,9 @@ pub struct Config {
     /// `IBYOK_GITHUB_KEYS_URL`: GitHub's secret scanning keys document
     /// (default [`crate::scanning::GITHUB_KEYS_URL`]).
     pub github_keys_url: String,
+    /// People's sign-in: off unless the deployment names its public URL
+    /// and a provider (see [`Config::from_lookup`]).
+    pub sign_in: crate::signin::SignInConfig,
 }
 
 impl Default for Config {
@@ -73,6 +76,7 @@ impl Default for Config {
             sts_endpoint: "https://sts.us-east-1.amazonaws.com/".to_owned(),
             allow_loopback_http: false,
             github_keys_url: crate::scanning::GITHUB_KEYS_URL.to_owned(),
+            sign_in: crate::signin::SignInConfig::off(),
         }
     }
 }
@@ -164,6 +168,7 @@ impl Config {
                 .map_err(|e| ConfigError(format!("IBYOK_GITHUB_KEYS_URL: {e}")))?;
             cfg.github_keys_url = url;
         }
+        cfg.sign_in = crate::signin::SignInConfig::from_lookup(&get)?;
         Ok(cfg)
     }
 }

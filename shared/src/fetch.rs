@@ -115,6 +115,11 @@ pub async fn get(url: &str, policy: &Policy) -> Result<Response, FetchError> {
     send(hyper::Method::GET, url, &[], Bytes::new(), policy).await
 }
 
+/// A GET of `url` with `headers` (and no other but `host`).
+pub async fn get_with(url: &str, headers: &[(&str, &str)], policy: &Policy) -> Result<Response, FetchError> {
+    send(hyper::Method::GET, url, headers, Bytes::new(), policy).await
+}
+
 /// A POST of `body` to `url` with `headers` (and no other but `host`).
 pub async fn post(url: &str, headers: &[(&str, &str)], body: Bytes, policy: &Policy) -> Result<Response, FetchError> {
     send(hyper::Method::POST, url, headers, body, policy).await

@@ -29,6 +29,9 @@ pub fn to_api_request(req: Request) -> ApiRequest {
     };
     let (method, query) = (req.method().as_str().to_ascii_uppercase(), parse_query(req.uri().query()));
     let (authorization, content_type) = (header("authorization").map(Into::into), header("content-type"));
+    // API Gateway's payload v2 carries cookies apart; lambda_http joins them
+    // into the `Cookie` header.
+    let cookie = header("cookie").map(Into::into);
     let user_agent = user_agent.or_else(|| header("user-agent"));
     let (github_key_id, github_signature) =
         (header(crate::scanning::KEY_ID_HEADER), header(crate::scanning::SIGNATURE_HEADER));
@@ -41,6 +44,7 @@ pub fn to_api_request(req: Request) -> ApiRequest {
         method,
         query,
         authorization,
+        cookie,
         content_type,
         user_agent,
         source_ip,
@@ -75,7 +79,10 @@ impl Serialize for GatewayResponse {
         let text = std::str::from_utf8(body);
         let mut out = s.serialize_struct("GatewayResponse", 5)?;
         out.serialize_field("statusCode", &resp.status)?;
-        out.serialize_field("headers", &Headers(&resp.headers))?;
+        // Payload v2 sends `Set-Cookie` through `cookies`, not `headers`.
+        let (cookies, headers): (Vec<_>, Vec<_>) =
+            resp.headers.iter().cloned().partition(|(k, _)| k.eq_ignore_ascii_case("set-cookie"));
+        out.serialize_field("headers", &Headers(&headers))?;
         if body.is_empty() {
             out.skip_field("body")?;
         } else if let Ok(text) = text {
@@ -86,21 +93,22 @@ impl Serialize for GatewayResponse {
             out.serialize_field("body", &base64::engine::general_purpose::STANDARD.encode(body))?;
         }
         out.serialize_field("isBase64Encoded", &(!body.is_empty() && text.is_err()))?;
-        out.serialize_field("cookies", &[] as &[&str])?;
+        let cookies: Vec<&str> = cookies.iter().map(|(_, v)| v.as_str()).collect();
+        out.serialize_field("cookies", &cookies)?;
         out.end()
     }
 }
 
 /// One invocation of a function serving the routes in the set `SERVED`
 /// (see [`Route::set`]): only their handlers are compiled into it.
-pub async fn handle<const SERVED: u32, S: Store + ?Sized>(app: &App<S>, req: Request) -> GatewayResponse {
+pub async fn handle<const SERVED: u64, S: Store + ?Sized>(app: &App<S>, req: Request) -> GatewayResponse {
     GatewayResponse(app.handle_set::<SERVED>(to_api_request(req)).await)
 }
 
 /// Runs an HTTP function serving the route set `SERVED`. A set with no
 /// route that calls KMS builds no KMS client: the function's binary does
 /// not link one.
-pub async fn serve<const SERVED: u32>() -> Result<(), lambda_http::Error> {
+pub async fn serve<const SERVED: u64>() -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
     // The future is chosen under a `const` condition and awaited once: an
     // `.await` in each branch would keep both (and the KMS client) linked.

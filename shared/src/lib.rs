@@ -66,6 +66,7 @@ pub mod mode;
 pub mod notify;
 pub mod scanning;
 pub mod secret;
+pub mod signin;
 pub mod store;
 pub mod telemetry;
 pub mod token;

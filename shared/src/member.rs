@@ -148,6 +148,54 @@ pub struct MemberRecord {
     /// The token that invited them (`None`: the operator, at bootstrap).
     pub created_by: Option<TokenId>,
     pub last_sign_in_at: Option<Timestamp>,
+    /// The member's *anchor*: a token nobody holds (its secret is dropped
+    /// when it is made) under which the member's sessions and everything
+    /// they create enter the token tree. Made at their first sign-in;
+    /// revoked, with all below it, when they are removed or demoted, and
+    /// made afresh at their next sign-in.
+    pub anchor: Option<TokenId>,
+}
+
+/// How long a session lasts by default, and at most (API.md: 12 hours,
+/// configurable up to 24).
+pub const DEFAULT_SESSION_SECONDS: i64 = 12 * 3600;
+pub const MAX_SESSION_SECONDS: i64 = 24 * 3600;
+/// The longest expiry a session hands down to what it creates (a token's
+/// longest, a year), not its own.
+pub const SESSION_CREATES_FOR_SECONDS: i64 = 31_536_000;
+/// What a session token's name adds to its member's name.
+pub const SESSION_SUFFIX: &str = " (session)";
+/// An anchor's lifetime: longer than anything below it can live.
+pub const ANCHOR_SECONDS: i64 = 10 * 31_536_000;
+
+/// A person as a provider vouched for them at sign-in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Person {
+    pub provider: Provider,
+    /// The stable id: the GitHub user id, the OIDC `sub`.
+    pub subject: String,
+    /// The GitHub login, or the email the OpenID provider verified (`None`
+    /// when it did not verify one: no invitation by email can match).
+    pub handle: Option<String>,
+    pub name: String,
+}
+
+impl Person {
+    /// The key a member bound to this person is found by.
+    pub fn bound_key(&self) -> String {
+        bound_key(self.provider, &self.subject)
+    }
+
+    /// The key an invitation of this person waits under, if they have a
+    /// handle an invitation can name.
+    pub fn invite_key(&self) -> Option<String> {
+        let handle = self.handle.as_deref()?;
+        Some(format!("invite:{}", Invitee::parse(self.provider, handle)?.key()))
+    }
+}
+
+fn bound_key(provider: Provider, subject: &str) -> String {
+    format!("person:{}:{subject}", provider.as_str())
 }
 
 impl MemberRecord {
@@ -172,8 +220,80 @@ impl MemberRecord {
             created_at: now,
             created_by,
             last_sign_in_at: None,
+            anchor: None,
         }
     }
+
+    /// The key a sign-in finds this member by: the person's stable id once
+    /// bound, else the invitation's handle ([`Person::bound_key`],
+    /// [`Person::invite_key`]). A bound member is never found by its
+    /// handle again, so whoever holds that login or email later is not
+    /// them.
+    pub fn sign_in_key(&self) -> String {
+        match &self.subject {
+            Some(subject) => bound_key(self.invitee.provider, subject),
+            None => format!("invite:{}", self.invitee.key()),
+        }
+    }
+
+    /// The member with `role`. A role whose scopes do not cover the old
+    /// one's is a demotion: the anchor goes (the caller revokes it, and
+    /// with it every session and everything the member made with the old
+    /// role's rights).
+    pub fn with_role(&self, role: Role) -> Self {
+        let demoted = !role.scopes().covers(&self.role.scopes());
+        MemberRecord { role, anchor: if demoted { None } else { self.anchor.clone() }, ..self.clone() }
+    }
+
+    /// The member as `person` signs in at `now`: bound to them, named as
+    /// their provider names them, with `anchor`.
+    pub fn signed_in(&self, person: &Person, anchor: TokenId, now: Timestamp) -> Self {
+        MemberRecord {
+            subject: Some(person.subject.clone()),
+            name: if person.name.trim().is_empty() { self.name.clone() } else { person.name.clone() },
+            last_sign_in_at: Some(now),
+            anchor: Some(anchor),
+            ..self.clone()
+        }
+    }
+
+    /// A new anchor for this member ([`MemberRecord::anchor`]): every scope
+    /// (what a session may use is its role's, checked when it is made), no
+    /// secret anyone holds.
+    pub fn new_anchor(&self, now: Timestamp) -> crate::store::TokenRecord {
+        let grant = crate::token::Grant {
+            scopes: Scopes::all(),
+            expires_at: now.plus_seconds(ANCHOR_SECONDS),
+            key_ids: None,
+            allowed_cidrs: None,
+            rate_limit: None,
+        };
+        let member = Some(self.member_id.clone());
+        crate::store::TokenRecord::fresh(&self.tenant_id, self.name.clone(), grant, Vec::new(), member, now).0
+    }
+}
+
+/// A session of member `member` (named `name`, of `role`) of `tenant`
+/// under its `anchor`, for `seconds`, with the role's scopes; the secret is
+/// returned beside it, once.
+pub fn new_session(
+    tenant: &TenantId,
+    member: &MemberId,
+    name: &str,
+    role: Role,
+    anchor: &TokenId,
+    seconds: i64,
+    now: Timestamp,
+) -> (crate::store::TokenRecord, crate::token::ParsedToken) {
+    let grant = crate::token::Grant {
+        scopes: role.scopes(),
+        expires_at: now.plus_seconds(seconds),
+        key_ids: None,
+        allowed_cidrs: None,
+        rate_limit: None,
+    };
+    let name = format!("{name}{SESSION_SUFFIX}");
+    crate::store::TokenRecord::fresh(tenant, name, grant, vec![anchor.clone()], Some(member.clone()), now)
 }
 
 #[cfg(test)]

@@ -94,6 +94,13 @@ fn rsa_public_numbers(der: &[u8]) -> (&[u8], &[u8]) {
 struct State {
     /// Published: (kid, public JWK).
     published: Vec<(String, Value)>,
+    /// What the token endpoint (`POST /token`) answers next: an ID token.
+    next_id_token: Option<String>,
+    /// What GitHub's stand-in answers: `POST /login/oauth/access_token`
+    /// gives an access token, `GET /user` this user.
+    github_user: Option<Value>,
+    /// The last request to a token endpoint: its head and body.
+    last_token_request: String,
 }
 
 pub struct Issuer {
@@ -108,7 +115,12 @@ impl Issuer {
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let state = Arc::new(Mutex::new(State { published: Vec::new() }));
+        let state = Arc::new(Mutex::new(State {
+            published: Vec::new(),
+            next_id_token: None,
+            github_user: None,
+            last_token_request: String::new(),
+        }));
         let down = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicUsize::new(0));
         let (st, dn, rq, base) = (state.clone(), down.clone(), requests.clone(), url.clone());
@@ -117,10 +129,33 @@ impl Issuer {
                 let Ok((mut sock, _)) = listener.accept().await else { return };
                 let (st, dn, rq, base) = (st.clone(), dn.clone(), rq.clone(), base.clone());
                 tokio::spawn(async move {
-                    let mut buf = vec![0u8; 8192];
-                    let n = sock.read(&mut buf).await.unwrap_or(0);
-                    let head = String::from_utf8_lossy(&buf[..n]);
+                    let mut buf = Vec::new();
+                    let mut chunk = vec![0u8; 8192];
+                    // The head, then the body its content-length announces.
+                    loop {
+                        let n = sock.read(&mut chunk).await.unwrap_or(0);
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).into_owned();
+                        let Some(end) = text.find("\r\n\r\n") else {
+                            if n == 0 {
+                                break;
+                            }
+                            continue;
+                        };
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if n == 0 || buf.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf).into_owned();
                     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    let path = path.split('?').next().unwrap_or("/").to_owned();
                     if dn.load(Ordering::SeqCst) {
                         let _ = sock
                             .write_all(
@@ -131,8 +166,28 @@ impl Issuer {
                     }
                     rq.fetch_add(1, Ordering::SeqCst);
                     let body = match path.as_str() {
-                        "/.well-known/openid-configuration" => {
-                            Some(json!({"issuer": base, "jwks_uri": format!("{base}/jwks")}))
+                        "/.well-known/openid-configuration" => Some(json!({
+                            "issuer": base, "jwks_uri": format!("{base}/jwks"),
+                            "authorization_endpoint": format!("{base}/authorize"),
+                            "token_endpoint": format!("{base}/token"),
+                        })),
+                        "/token" => {
+                            let mut s = st.lock().unwrap();
+                            s.last_token_request = head.clone();
+                            s.next_id_token
+                                .take()
+                                .map(|t| json!({"id_token": t, "access_token": "at", "token_type": "Bearer"}))
+                        }
+                        "/login/oauth/access_token" => {
+                            let mut s = st.lock().unwrap();
+                            s.last_token_request = head.clone();
+                            Some(match s.github_user.is_some() && head.contains("code=good") {
+                                true => json!({"access_token": "gho_standin", "token_type": "bearer"}),
+                                false => json!({"error": "bad_verification_code"}),
+                            })
+                        }
+                        "/user" if head.to_ascii_lowercase().contains("authorization: bearer gho_standin") => {
+                            st.lock().unwrap().github_user.clone()
                         }
                         "/jwks" => {
                             let keys: Vec<Value> =
@@ -169,6 +224,22 @@ impl Issuer {
     /// While down, every request answers 503.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The token endpoint's next answer: `id_token`.
+    pub fn answer_id_token(&self, id_token: String) {
+        self.state.lock().unwrap().next_id_token = Some(id_token);
+    }
+
+    /// GitHub's stand-in: the user `GET /user` answers (a code `good…`
+    /// gets an access token).
+    pub fn github_user(&self, user: Value) {
+        self.state.lock().unwrap().github_user = Some(user);
+    }
+
+    /// The last request a token endpoint received (head and body).
+    pub fn last_token_request(&self) -> String {
+        self.state.lock().unwrap().last_token_request.clone()
     }
 
     /// Requests answered so far (not counting those while down).

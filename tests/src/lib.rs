@@ -270,7 +270,8 @@ pub struct Resp {
 impl From<ApiResponse> for Resp {
     fn from(raw: ApiResponse) -> Self {
         let bytes = raw.body.expose();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(bytes).unwrap() };
+        let json = raw.header("content-type").is_some_and(|c| c.starts_with("application/json"));
+        let body = if bytes.is_empty() || !json { Value::Null } else { serde_json::from_slice(bytes).unwrap() };
         Resp { status: raw.status, body, raw }
     }
 }

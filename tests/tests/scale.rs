@@ -43,6 +43,7 @@ fn child_of(env: &Env, issuer: &TokenRecord) -> TokenRecord {
         last_used_at: None,
         uses: 0,
         identity_id: None,
+        member_id: None,
     }
 }
 

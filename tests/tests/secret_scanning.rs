@@ -256,6 +256,7 @@ async fn seed_tokens(env: &Env, n: usize) -> Vec<(String, String)> {
             last_used_at: None,
             uses: 0,
             identity_id: None,
+            member_id: None,
         };
         let item = ibyok::store::dynamo::token_item(&record);
         let put = |item| {

@@ -18,7 +18,7 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// [`ROUTES`] as a route set: only these routes' handlers are compiled in.
-pub const SERVED: u32 = Route::set(ROUTES);
+pub const SERVED: u64 = Route::set(ROUTES);
 
 pub async fn handler<S: Store + ?Sized>(app: &App<S>, req: Request) -> GatewayResponse {
     ibyok::lambda::handle::<SERVED, S>(app, req).await

@@ -11,7 +11,7 @@ pub const ROUTES: &[Route] =
     &[Route::ListKeys, Route::GetKey, Route::UpdateKey, Route::DeleteKey, Route::PromoteKey, Route::ListVersions];
 
 /// [`ROUTES`] as a route set: only these routes' handlers are compiled in.
-pub const SERVED: u32 = Route::set(ROUTES);
+pub const SERVED: u64 = Route::set(ROUTES);
 
 pub async fn handler<S: Store + ?Sized>(app: &App<S>, req: Request) -> GatewayResponse {
     ibyok::lambda::handle::<SERVED, S>(app, req).await

@@ -155,6 +155,7 @@ impl<S: IdentityStore + AuditStore + ?Sized> Ctx<'_, S> {
             last_used_at: None,
             uses: 0,
             identity_id: Some(identity.identity_id.clone()),
+            member_id: None,
         };
         let mut audit = self.event_as(&identity.tenant_id, &record.token_id, AuditAction::AuthExchange, None);
         audit.identity_id = Some(identity.identity_id.clone());

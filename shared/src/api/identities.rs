@@ -159,7 +159,7 @@ impl<S: IdentityStore + TokenStore + ReadStore + LimitStore + AuditStore + ?Size
         self.require(&caller, Scope::TokensWrite).await?;
         let (Issue { name, mut req, unknown_key_ids }, (rule, token_ttl)) = parsed?;
         req.expires_in_seconds = token_ttl;
-        let derived = match derive_child(&caller.token.grant, &req, self.now) {
+        let derived = match derive_child(&caller.token.creating_grant(self.now), &req, self.now) {
             Ok(_) if unknown_key_ids && caller.token.grant.key_ids.is_some() => Err(Escalation::KeyIds),
             other => other,
         };
@@ -176,9 +176,8 @@ impl<S: IdentityStore + TokenStore + ReadStore + LimitStore + AuditStore + ?Size
             }
         }
         // No exchanged token outlives the identity's creator.
-        rights.expires_at = caller.token.grant.expires_at;
-        let mut ancestors = caller.token.ancestors.clone();
-        ancestors.push(caller.token.token_id.clone());
+        rights.expires_at = caller.token.creating_grant(self.now).expires_at;
+        let (created_by, ancestors) = caller.token.parent_of_new();
         let identity = IdentityRecord {
             identity_id: IdentityId::generate(),
             tenant_id: caller.token.tenant_id.clone(),
@@ -187,7 +186,7 @@ impl<S: IdentityStore + TokenStore + ReadStore + LimitStore + AuditStore + ?Size
             rights,
             token_ttl,
             created_at: self.now,
-            created_by: caller.token.token_id.clone(),
+            created_by,
             ancestors,
             deleted_at: None,
         };
@@ -211,7 +210,7 @@ impl<S: IdentityStore + TokenStore + ReadStore + LimitStore + AuditStore + ?Size
             paging.cursor,
             |n, c| async move { store.list_identities(&token.tenant_id, n, c.as_deref()).await },
             |i: &IdentityRecord| {
-                i.deleted_at.is_none() && i.visible_to(&token.token_id, token.issued_by.is_none(), &token.tenant_id)
+                i.deleted_at.is_none() && i.visible_to(token.acting_as(), token.is_root(), &token.tenant_id)
             },
         )
         .await?;
@@ -256,7 +255,7 @@ impl<S: IdentityStore + TokenStore + ReadStore + LimitStore + AuditStore + ?Size
     ) -> Result<Option<IdentityRecord>, ApiError> {
         let Some(id) = IdentityId::parse(id) else { return Ok(None) };
         let found = self.app.store.get_identity(&id).await?;
-        Ok(found.filter(|i| i.visible_to(&token.token_id, token.issued_by.is_none(), &token.tenant_id)))
+        Ok(found.filter(|i| i.visible_to(token.acting_as(), token.is_root(), &token.tenant_id)))
     }
 }
 

@@ -6,8 +6,10 @@ use super::{ApiError, ApiResponse, Ctx};
 use crate::ids::MemberId;
 use crate::member::{Invitee, MemberRecord, Provider, Role};
 use crate::store::{AuditAction, AuditStore, Conflict, Fetch, LimitStore, MemberStore, ReadStore, StoreError};
+use crate::store::{Revocable, TokenStore};
 use crate::token::Scope;
 use serde::Serialize;
+use std::collections::HashSet;
 
 const NO_SUCH_MEMBER: ApiError = ApiError::NotFound("no such member");
 const ROLE_RULE: &str = "must be owner, admin, developer or viewer";
@@ -78,7 +80,7 @@ fn parse_invitation(body: &JsonObject) -> Result<(Invitee, Role, Option<String>)
 }
 
 // The store: authentication, the members, and their events.
-impl<S: ReadStore + LimitStore + AuditStore + MemberStore + ?Sized> Ctx<'_, S> {
+impl<S: ReadStore + LimitStore + AuditStore + MemberStore + TokenStore + ?Sized> Ctx<'_, S> {
     pub(crate) async fn list_members(&mut self) -> Result<ApiResponse, ApiError> {
         let (caller, _) = self.authenticate(Fetch::default()).await?;
         self.require(&caller, Scope::MembersRead).await?;
@@ -107,7 +109,7 @@ impl<S: ReadStore + LimitStore + AuditStore + MemberStore + ?Sized> Ctx<'_, S> {
             invitee,
             role,
             name,
-            Some(caller.token.token_id.clone()),
+            Some(caller.token.acting_as().clone()),
             self.now,
         );
         let mut audit = self.event(&caller, AuditAction::MemberCreate, None);
@@ -134,10 +136,14 @@ impl<S: ReadStore + LimitStore + AuditStore + MemberStore + ?Sized> Ctx<'_, S> {
         self.require_role(&caller, role).await?;
         let mut audit = self.event(&caller, AuditAction::MemberUpdate, None);
         audit.detail = Some(format!("{} {} to {}", member.member_id, member.role.as_str(), role.as_str()));
-        let changed = match self.app.store.set_member_role(&member.tenant_id, &member.member_id, role, &audit).await {
-            Ok(m) => m,
-            Err(e) => return Err(self.member_error(e)),
-        };
+        let (was, changed) =
+            match self.app.store.set_member_role(&member.tenant_id, &member.member_id, role, &audit).await {
+                Ok(m) => m,
+                Err(e) => return Err(self.member_error(e)),
+            };
+        if changed.anchor.is_none() {
+            self.end_member_tree(&was).await?;
+        }
         Ok(ApiResponse::json(200, &MemberView::from(&changed)))
     }
 
@@ -149,10 +155,22 @@ impl<S: ReadStore + LimitStore + AuditStore + MemberStore + ?Sized> Ctx<'_, S> {
         self.require_role(&caller, member.role).await?;
         let mut audit = self.event(&caller, AuditAction::MemberDelete, None);
         audit.detail = Some(format!("{} {} as {}", member.member_id, member.invitee.key(), member.role.as_str()));
-        if let Err(e) = self.app.store.delete_member(&member.tenant_id, &member.member_id, &audit).await {
-            return Err(self.member_error(e));
-        }
+        let was = match self.app.store.delete_member(&member.tenant_id, &member.member_id, &audit).await {
+            Ok(was) => was,
+            Err(e) => return Err(self.member_error(e)),
+        };
+        self.end_member_tree(&was).await?;
         Ok(ApiResponse::no_content())
+    }
+
+    /// Revokes the anchor `was` had, and with it the member's sessions and
+    /// everything they created (tokens, and the exchanges of their
+    /// identities): a removal, or a demotion, ends them from the next
+    /// request. The member no longer names it, so a sign-in makes a new one.
+    async fn end_member_tree(&self, was: &MemberRecord) -> Result<(), ApiError> {
+        let Some(anchor) = was.anchor.clone() else { return Ok(()) };
+        let root = Revocable { token_id: anchor, expires_at: None };
+        self.revoke_all(&was.tenant_id, vec![root], HashSet::new()).await
     }
 
     async fn member(&self, caller: &super::auth::Caller, id: &str) -> Result<MemberRecord, ApiError> {

@@ -13,6 +13,7 @@ mod keys;
 pub mod limits;
 mod members;
 mod scanning;
+mod signin;
 mod tokens;
 mod views;
 
@@ -42,6 +43,9 @@ pub struct ApiRequest {
     pub source_ip: Option<IpAddr>,
     pub request_id: String,
     pub body: Redacted<Vec<u8>>,
+    /// The raw `Cookie` header (sign-in's routes read it; `Debug` never
+    /// shows it).
+    pub cookie: Option<Redacted>,
     /// `Github-Public-Key-Identifier` and `Github-Public-Key-Signature`
     /// (`POST /github/secret-scanning`; ignored elsewhere).
     pub github_key_id: Option<String>,
@@ -121,10 +125,14 @@ pub enum Route {
     CreateMember,
     UpdateMember,
     DeleteMember,
+    ListProviders,
+    StartSignIn,
+    FinishSignIn,
+    CreateSession,
 }
 
 impl Route {
-    pub const ALL: [Route; 31] = [
+    pub const ALL: [Route; 35] = [
         Route::CreateKey,
         Route::ListKeys,
         Route::GetKey,
@@ -156,15 +164,19 @@ impl Route {
         Route::CreateMember,
         Route::UpdateMember,
         Route::DeleteMember,
+        Route::ListProviders,
+        Route::StartSignIn,
+        Route::FinishSignIn,
+        Route::CreateSession,
     ];
 
-    /// The route's bit in a route set (`u32`: one bit per route).
-    pub const fn bit(self) -> u32 {
-        1 << self as u32
+    /// The route's bit in a route set (`u64`: one bit per route).
+    pub const fn bit(self) -> u64 {
+        1 << self as u64
     }
 
     /// The set of `routes`, for [`App::handle_set`] (a const generic).
-    pub const fn set(routes: &[Route]) -> u32 {
+    pub const fn set(routes: &[Route]) -> u64 {
         let (mut set, mut i) = (0, 0);
         while i < routes.len() {
             set |= routes[i].bit();
@@ -174,14 +186,14 @@ impl Route {
     }
 
     /// Every route.
-    pub const ALL_SET: u32 = Route::set(&Route::ALL);
+    pub const ALL_SET: u64 = Route::set(&Route::ALL);
 
-    pub const fn in_set(self, set: u32) -> bool {
+    pub const fn in_set(self, set: u64) -> bool {
         set & self.bit() != 0
     }
 
     /// Whether any route of `set` calls KMS (sealing or opening a value).
-    pub const fn set_calls_kms(set: u32) -> bool {
+    pub const fn set_calls_kms(set: u64) -> bool {
         set & (Route::CreateKey.bit() | Route::RotateKey.bit() | Route::ReadValue.bit()) != 0
     }
 
@@ -219,6 +231,10 @@ impl Route {
             Route::CreateMember => "POST /members",
             Route::UpdateMember => "PATCH /members/{memberId}",
             Route::DeleteMember => "DELETE /members/{memberId}",
+            Route::ListProviders => "GET /auth/providers",
+            Route::StartSignIn => "GET /auth/{provider}/start",
+            Route::FinishSignIn => "GET /auth/{provider}/callback",
+            Route::CreateSession => "POST /auth/session",
         }
     }
 }
@@ -266,6 +282,10 @@ pub fn route<'a>(method: &str, path: &'a str) -> Matched<'a> {
         ["identities", id] => pick(&[("GET", Route::GetIdentity), ("DELETE", Route::DeleteIdentity)], Some(id)),
         ["auth", "oidc"] => pick(&[("POST", Route::ExchangeOidc)], None),
         ["auth", "aws"] => pick(&[("POST", Route::ExchangeAws)], None),
+        ["auth", "providers"] => pick(&[("GET", Route::ListProviders)], None),
+        ["auth", "session"] => pick(&[("POST", Route::CreateSession)], None),
+        ["auth", id, "start"] => pick(&[("GET", Route::StartSignIn)], Some(id)),
+        ["auth", id, "callback"] => pick(&[("GET", Route::FinishSignIn)], Some(id)),
         ["members"] => pick(&[("GET", Route::ListMembers), ("POST", Route::CreateMember)], None),
         ["members", id] => pick(&[("PATCH", Route::UpdateMember), ("DELETE", Route::DeleteMember)], Some(id)),
         ["github", "secret-scanning"] => pick(&[("POST", Route::GithubSecretScanning)], None),
@@ -341,7 +361,7 @@ impl<S: Store + ?Sized> App<S> {
     /// receives its own routes from API Gateway, so this only guards
     /// against a wiring mistake). The set is a constant so that a function
     /// compiles, and links, only its own routes' handlers.
-    pub async fn handle_set<const SERVED: u32>(&self, mut req: ApiRequest) -> ApiResponse {
+    pub async fn handle_set<const SERVED: u64>(&self, mut req: ApiRequest) -> ApiResponse {
         let started = Instant::now();
         if req.request_id.is_empty() {
             req.request_id = crate::ids::new_request_id();
@@ -430,7 +450,7 @@ impl<'a, S: Store + ?Sized> Ctx<'a, S> {
     /// per handler, reachable whatever `SERVED` says, and keep every handler
     /// in every binary. Here each arm builds its handler's future only under
     /// a `const` condition, so the arms outside the set are never compiled.
-    fn dispatch<const SERVED: u32>(mut self, route: Route, id: Option<String>) -> Handled<'a> {
+    fn dispatch<const SERVED: u64>(mut self, route: Route, id: Option<String>) -> Handled<'a> {
         let id = id.unwrap_or_default();
         match route {
             Route::CreateKey if const { Route::CreateKey.in_set(SERVED) } => {
@@ -520,6 +540,18 @@ impl<'a, S: Store + ?Sized> Ctx<'a, S> {
             Route::GithubSecretScanning if const { Route::GithubSecretScanning.in_set(SERVED) } => {
                 Box::pin(async move { self.github_secret_scanning().await })
             }
+            Route::ListProviders if const { Route::ListProviders.in_set(SERVED) } => {
+                Box::pin(async move { self.list_providers().await })
+            }
+            Route::StartSignIn if const { Route::StartSignIn.in_set(SERVED) } => {
+                Box::pin(async move { self.start_sign_in(&id).await })
+            }
+            Route::FinishSignIn if const { Route::FinishSignIn.in_set(SERVED) } => {
+                Box::pin(async move { self.finish_sign_in(&id).await })
+            }
+            Route::CreateSession if const { Route::CreateSession.in_set(SERVED) } => {
+                Box::pin(async move { self.create_session().await })
+            }
             // Unreachable: `handle_set` checks the set first.
             _ => Box::pin(std::future::ready(Err(ApiError::NotFound("no such route")))),
         }
@@ -559,6 +591,12 @@ mod tests {
             ("GET", "/github/secret-scanning", Matched::MethodNotAllowed("POST".into())),
             ("POST", "/github", Matched::NotFound),
             ("POST", "/auth/other", Matched::NotFound),
+            ("GET", "/auth/providers", Matched::Route(Route::ListProviders, None)),
+            ("POST", "/auth/session", Matched::Route(Route::CreateSession, None)),
+            ("GET", "/auth/session", Matched::MethodNotAllowed("POST".into())),
+            ("GET", "/auth/github/start", Matched::Route(Route::StartSignIn, Some("github"))),
+            ("GET", "/auth/oidc/callback", Matched::Route(Route::FinishSignIn, Some("oidc"))),
+            ("POST", "/auth/oidc/callback", Matched::MethodNotAllowed("GET".into())),
             ("GET", "/audit/digests", Matched::Route(Route::AuditDigests, None)),
             ("POST", "/audit/digests", Matched::MethodNotAllowed("GET".into())),
             ("GET", "/audit/digests/x", Matched::NotFound),

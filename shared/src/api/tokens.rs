@@ -109,7 +109,7 @@ impl<S: TokenStore + ReadStore + LimitStore + AuditStore + ?Sized> Ctx<'_, S> {
         let (caller, fetched) = self.authenticate(Fetch { keys, ..Fetch::default() }).await?;
         self.require(&caller, Scope::TokensWrite).await?;
         let Issue { name, req, unknown_key_ids } = parsed?;
-        let derived = match derive_child(&caller.token.grant, &req, self.now) {
+        let derived = match derive_child(&caller.token.creating_grant(self.now), &req, self.now) {
             // A restricted caller naming a key outside its list: 403, whether
             // or not that key exists.
             Ok(_) if unknown_key_ids && caller.token.grant.key_ids.is_some() => Err(Escalation::KeyIds),
@@ -127,8 +127,7 @@ impl<S: TokenStore + ReadStore + LimitStore + AuditStore + ?Sized> Ctx<'_, S> {
             }
         }
         let token = ParsedToken::generate();
-        let mut ancestors = caller.token.ancestors.clone();
-        ancestors.push(caller.token.token_id.clone());
+        let (issued_by, ancestors) = caller.token.parent_of_new();
         let record = TokenRecord {
             token_id: token.id().clone(),
             tenant_id: caller.token.tenant_id.clone(),
@@ -136,12 +135,13 @@ impl<S: TokenStore + ReadStore + LimitStore + AuditStore + ?Sized> Ctx<'_, S> {
             name,
             grant: child,
             created_at: self.now,
-            issued_by: Some(caller.token.token_id.clone()),
+            issued_by: Some(issued_by),
             ancestors,
             revoked_at: None,
             last_used_at: None,
             uses: 0,
             identity_id: None,
+            member_id: None,
         };
         let mut audit = self.event(&caller, AuditAction::TokenCreate, None);
         audit.token_id = Some(caller.token.token_id.clone());

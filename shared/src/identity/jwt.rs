@@ -218,32 +218,13 @@ fn claim_text(v: &Value) -> Option<String> {
 /// [`LEEWAY_SECONDS`]); `exp − iat` at most [`MAX_LIFETIME_SECONDS`];
 /// `sub` by the rule's match; every bound claim present and allowed.
 pub fn check_claims(claims: &Map<String, Value>, rule: &OidcRule, now: Timestamp) -> Result<Verified, Denied> {
-    let now_s = now.seconds();
     if claims.get("iss").and_then(Value::as_str) != Some(rule.issuer.as_str()) {
         return Err(Denied::Issuer);
     }
-    let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => *a == rule.audience,
-        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(rule.audience.as_str())),
-        _ => false,
-    };
-    if !aud_ok {
+    if !audience_holds(claims, &rule.audience) {
         return Err(Denied::Audience);
     }
-    let exp = seconds(claims, "exp").ok_or(Denied::Lifetime)?;
-    if exp + LEEWAY_SECONDS <= now_s {
-        return Err(Denied::Expired);
-    }
-    if seconds(claims, "nbf").is_some_and(|nbf| nbf - LEEWAY_SECONDS > now_s) {
-        return Err(Denied::NotYetValid);
-    }
-    let iat = seconds(claims, "iat").ok_or(Denied::Lifetime)?;
-    if iat - LEEWAY_SECONDS > now_s {
-        return Err(Denied::IssuedInFuture);
-    }
-    if exp - iat > MAX_LIFETIME_SECONDS {
-        return Err(Denied::Lifetime);
-    }
+    let expires_at = check_times(claims, now)?;
     let subject = claims.get("sub").and_then(Value::as_str).ok_or(Denied::Subject)?;
     if !rule.subject_match.matches(&rule.subject, subject) {
         return Err(Denied::Subject);
@@ -259,7 +240,38 @@ pub fn check_claims(claims: &Map<String, Value>, rule: &OidcRule, now: Timestamp
         Some(Value::String(j)) if !j.is_empty() => Some(j.clone()),
         Some(_) => return Err(Denied::Malformed),
     };
-    Ok(Verified { subject: subject.to_owned(), jti, expires_at: Timestamp::from_millis(exp.saturating_mul(1000)) })
+    Ok(Verified { subject: subject.to_owned(), jti, expires_at })
+}
+
+/// Whether `aud` is or contains `audience`.
+pub fn audience_holds(claims: &Map<String, Value>, audience: &str) -> bool {
+    match claims.get("aud") {
+        Some(Value::String(a)) => a == audience,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
+    }
+}
+
+/// The times at `now`: `exp` after and `nbf`, `iat` before it (with
+/// [`LEEWAY_SECONDS`]), `exp − iat` at most [`MAX_LIFETIME_SECONDS`].
+/// Answers the expiry.
+pub fn check_times(claims: &Map<String, Value>, now: Timestamp) -> Result<Timestamp, Denied> {
+    let now_s = now.seconds();
+    let exp = seconds(claims, "exp").ok_or(Denied::Lifetime)?;
+    if exp + LEEWAY_SECONDS <= now_s {
+        return Err(Denied::Expired);
+    }
+    if seconds(claims, "nbf").is_some_and(|nbf| nbf - LEEWAY_SECONDS > now_s) {
+        return Err(Denied::NotYetValid);
+    }
+    let iat = seconds(claims, "iat").ok_or(Denied::Lifetime)?;
+    if iat - LEEWAY_SECONDS > now_s {
+        return Err(Denied::IssuedInFuture);
+    }
+    if exp - iat > MAX_LIFETIME_SECONDS {
+        return Err(Denied::Lifetime);
+    }
+    Ok(Timestamp::from_millis(exp.saturating_mul(1000)))
 }
 
 #[cfg(test)]

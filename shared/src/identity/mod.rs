@@ -230,6 +230,8 @@ pub enum Denied {
     StsRefused,
     /// AWS: the caller is not the identity's account and role.
     Principal,
+    /// Sign-in: the ID token's `nonce` is not the one the sign-in sent.
+    Nonce,
 }
 
 impl Denied {
@@ -256,6 +258,7 @@ impl Denied {
             Denied::StaleDate => "stale_date",
             Denied::StsRefused => "sts_refused",
             Denied::Principal => "principal",
+            Denied::Nonce => "nonce",
         }
     }
 }

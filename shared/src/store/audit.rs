@@ -54,6 +54,10 @@ pub enum AuditAction {
     /// A member removed (`detail`: the invitation and the role).
     #[serde(rename = "member.delete")]
     MemberDelete,
+    /// A person's sign-in (`detail`: the provider, and the person, or
+    /// why they were refused).
+    #[serde(rename = "auth.signin")]
+    AuthSignin,
 }
 
 /// Who did what an audit event records (`actor`).
@@ -99,12 +103,24 @@ impl ActorKind {
 impl Actor {
     /// The actor of a request that `token` authenticated.
     pub fn of(token: &TokenRecord) -> Self {
+        let session = token.is_session();
+        let kind = match (token.identity_id.is_some(), session) {
+            (true, _) => ActorKind::Identity,
+            (false, true) => ActorKind::Session,
+            (false, false) => ActorKind::Token,
+        };
+        // A session is named after its member (`Ana (session)`): the actor
+        // is the person.
+        let name = match session {
+            true => token.name.strip_suffix(crate::member::SESSION_SUFFIX).unwrap_or(&token.name),
+            false => &token.name,
+        };
         Actor {
-            kind: if token.identity_id.is_some() { ActorKind::Identity } else { ActorKind::Token },
+            kind,
             token_id: Some(token.token_id.clone()),
-            member_id: None,
+            member_id: token.member_id.as_ref().map(ToString::to_string),
             identity_id: token.identity_id.clone(),
-            name: Some(token.name.clone()),
+            name: Some(name.to_owned()),
         }
     }
 }

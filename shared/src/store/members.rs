@@ -33,8 +33,9 @@ pub trait MemberStore: Send + Sync {
     ) -> Result<Page<MemberRecord>, StoreError>;
 
     /// One round trip (one transaction, after a consistent read): sets the
-    /// member's role and writes `audit` (`member.update`); answers the
-    /// member as it now is.
+    /// member's role ([`MemberRecord::with_role`]: a demotion drops the
+    /// anchor) and writes `audit` (`member.update`); answers the member as
+    /// it was and as it now is.
     ///
     /// - `NotFound` if the member is missing or another tenant's.
     /// - `Conflict::LastOwner` if it is the tenant's last owner and `role`
@@ -46,7 +47,7 @@ pub trait MemberStore: Send + Sync {
         id: &MemberId,
         role: Role,
         audit: &AuditEvent,
-    ) -> Result<MemberRecord, StoreError>;
+    ) -> Result<(MemberRecord, MemberRecord), StoreError>;
 
     /// One round trip (one transaction, after a consistent read): removes
     /// the member and its invitation, and writes `audit` (`member.delete`);
@@ -60,4 +61,16 @@ pub trait MemberStore: Send + Sync {
         id: &MemberId,
         audit: &AuditEvent,
     ) -> Result<MemberRecord, StoreError>;
+
+    /// One round trip (eventually consistent): the members, across
+    /// tenants, found by any of `keys` ([`MemberRecord::sign_in_key`]),
+    /// oldest first.
+    async fn find_sign_in(&self, keys: &[String]) -> Result<Vec<MemberRecord>, StoreError>;
+
+    /// One round trip: replaces `was` by `now` (a sign-in's binding, name,
+    /// time and anchor), on the condition that the stored member is still
+    /// `was` in its role, subject and anchor; `Conflict::Changed` if not,
+    /// `NotFound` if it is gone. No audit event: the sign-in's goes with
+    /// its session.
+    async fn update_sign_in(&self, was: &MemberRecord, now: &MemberRecord) -> Result<(), StoreError>;
 }

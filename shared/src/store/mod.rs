@@ -33,6 +33,7 @@ pub mod identities;
 pub mod members;
 pub mod memory;
 pub mod schema;
+pub mod signin;
 
 pub mod audit;
 pub mod digests;
@@ -52,6 +53,7 @@ pub use limits::*;
 pub use members::MemberStore;
 pub use notices::*;
 pub use reads::*;
+pub use signin::SignInStore;
 pub use tenants::*;
 pub use tokens::*;
 pub use usage::*;
@@ -146,6 +148,7 @@ pub trait Store:
     + NoticeStore
     + IdentityStore
     + MemberStore
+    + SignInStore
     + DigestStore
     + Send
     + Sync
@@ -163,6 +166,7 @@ impl<T> Store for T where
         + NoticeStore
         + IdentityStore
         + MemberStore
+        + SignInStore
         + DigestStore
         + Send
         + Sync

@@ -62,6 +62,7 @@ const fn n(name: &'static str) -> Attr {
 pub const TOKEN_ID: &str = "tokenId";
 pub const IDENTITY_ID: &str = "identityId";
 pub const MEMBER_KEY: &str = "memberKey";
+pub const SIGN_IN_KEY: &str = "signInKey";
 pub const KEY_ID: &str = "keyId";
 pub const TENANT_ID: &str = "tenantId";
 pub const CREATED_AT: &str = "createdAt";
@@ -112,6 +113,9 @@ pub const PURGE_SHARDS: u8 = 8;
 /// The keys whose previous version is to be destroyed (sparse: only keys
 /// holding a previous version are in it).
 pub const RETIRE_INDEX: &str = "by-retire";
+/// The members by their sign-in key ([`crate::member::MemberRecord::sign_in_key`]),
+/// across tenants: how a sign-in finds a person's memberships.
+pub const SIGN_IN_INDEX: &str = "by-sign-in";
 /// Retire index partitions, as for the purge index.
 pub const RETIRE_SHARDS: u8 = 8;
 
@@ -269,13 +273,18 @@ pub const DIGESTS: Table = Table {
 /// ids (`mem_…`); beside them, without a tenant (so outside the index), each
 /// tenant's claimed invitations (`invite#<tenantId>#<provider>:<handle>`,
 /// one member each) and its count of owners (`owners#<tenantId>`), which
-/// every change to a member keeps in its transaction.
+/// every change to a member keeps in its transaction. Members are found at
+/// sign-in through the sign-in index (the person's stable id once bound,
+/// the invitation's handle until then).
 pub const MEMBERS: Table = Table {
     logical_id: "MembersTable",
     suffix: "members",
     hash: s(MEMBER_KEY),
     range: None,
-    indexes: &[Index { name: TENANT_INDEX, hash: s(TENANT_ID), range: Some(n(CREATED_AT)), keys_only: true }],
+    indexes: &[
+        Index { name: TENANT_INDEX, hash: s(TENANT_ID), range: Some(n(CREATED_AT)), keys_only: true },
+        Index { name: SIGN_IN_INDEX, hash: s(SIGN_IN_KEY), range: None, keys_only: false },
+    ],
     ttl: None,
     stream: false,
 };

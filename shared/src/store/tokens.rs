@@ -4,7 +4,7 @@
 
 use super::{AuditEvent, Page, PurgeReport, StoreError};
 use crate::clock::Timestamp;
-use crate::ids::{IdentityId, TenantId, TokenId};
+use crate::ids::{IdentityId, MemberId, TenantId, TokenId};
 use crate::token::Grant;
 use async_trait::async_trait;
 
@@ -25,24 +25,107 @@ pub struct TokenRecord {
     pub uses: u64,
     /// The workload identity this token was exchanged through, if any.
     pub identity_id: Option<IdentityId>,
+    /// The member this token stands for: set on a member's *anchor* (the
+    /// unpresentable token under which everything the member makes is
+    /// entered, see [`crate::member`]) and on their sign-in sessions, which
+    /// are the anchor's children. Never on what a session creates.
+    pub member_id: Option<MemberId>,
 }
 
 impl TokenRecord {
+    /// A new token of `tenant` named `name` with `grant`, made at `now`
+    /// below `ancestors` (root first; the last is its issuer; none: a
+    /// root, or a member's anchor when `member` is given), and its secret.
+    pub fn fresh(
+        tenant: &TenantId,
+        name: String,
+        grant: Grant,
+        ancestors: Vec<TokenId>,
+        member: Option<MemberId>,
+        now: Timestamp,
+    ) -> (Self, crate::token::ParsedToken) {
+        let parsed = crate::token::ParsedToken::generate();
+        let record = TokenRecord {
+            token_id: parsed.id().clone(),
+            tenant_id: tenant.clone(),
+            verifier: parsed.verifier().to_vec(),
+            name,
+            grant,
+            created_at: now,
+            issued_by: ancestors.last().cloned(),
+            ancestors,
+            revoked_at: None,
+            last_used_at: None,
+            uses: 0,
+            identity_id: None,
+            member_id: member,
+        };
+        (record, parsed)
+    }
+
     /// A stored token as it stands now: a root (no issuer), the tenant's
     /// break-glass credential, holds every scope, scopes added since it was
     /// made included. Each adapter applies this as it decodes a token.
     pub fn as_loaded(mut self) -> Self {
-        if self.issued_by.is_none() {
+        if self.is_root() {
             self.grant.scopes = crate::token::Scopes::all();
         }
         self
     }
 
+    /// The tenant's root: issued by nobody, and no member's anchor (an
+    /// anchor heads its member's tree the same way, with none of a root's
+    /// reach).
+    pub fn is_root(&self) -> bool {
+        self.issued_by.is_none() && self.member_id.is_none()
+    }
+
+    /// Whether this token is a member's sign-in session: a child of the
+    /// member's anchor.
+    pub fn is_session(&self) -> bool {
+        self.member_id.is_some() && self.issued_by.is_some()
+    }
+
+    /// The token in whose name this one acts in the tree: a session acts as
+    /// its member's anchor (what a person creates is the member's, and
+    /// outlives the session), any other token as itself.
+    pub fn acting_as(&self) -> &TokenId {
+        match (&self.issued_by, self.is_session()) {
+            (Some(anchor), true) => anchor,
+            _ => &self.token_id,
+        }
+    }
+
+    /// Where a token or identity this one creates enters the tree: its
+    /// issuer and ancestors (for a session, under the member's anchor).
+    pub fn parent_of_new(&self) -> (TokenId, Vec<TokenId>) {
+        if self.is_session() {
+            (self.acting_as().clone(), self.ancestors.clone())
+        } else {
+            let mut ancestors = self.ancestors.clone();
+            ancestors.push(self.token_id.clone());
+            (self.token_id.clone(), ancestors)
+        }
+    }
+
+    /// The rights this token can hand down at `now`: its grant, except that
+    /// a session, bounded by its role's scopes, hands down an expiry up to a
+    /// year like any token, not its own 12 hours (what a person creates
+    /// outlives the session that created it).
+    pub fn creating_grant(&self, now: Timestamp) -> Grant {
+        let mut grant = self.grant.clone();
+        if self.is_session() {
+            grant.expires_at = now.plus_seconds(crate::member::SESSION_CREATES_FOR_SECONDS);
+        }
+        grant
+    }
+
     /// Whether `self` may see or revoke `other`: a root reaches its whole
-    /// tenant; any other token reaches itself and its descendants.
+    /// tenant; any other token reaches itself and its descendants (a
+    /// session: its member's).
     pub fn reaches(&self, other: &TokenRecord) -> bool {
         self.tenant_id == other.tenant_id
-            && (self.issued_by.is_none() || self.token_id == other.token_id || other.ancestors.contains(&self.token_id))
+            && (self.is_root() || self.token_id == other.token_id || other.ancestors.contains(self.acting_as()))
     }
 
     /// The live-token rule: not revoked and not expired. Authentication, the

@@ -150,6 +150,7 @@ impl World {
             last_used_at: None,
             uses: 0,
             identity_id: None,
+            member_id: None,
         }
     }
 
@@ -335,6 +336,8 @@ macro_rules! store_contract_tests {
             the_last_owner_stays,
             concurrent_demotions_keep_an_owner,
             list_members_pages_oldest_first_within_the_tenant,
+            sign_in_binds_an_invitation_to_the_person,
+            pending_sign_in_items_are_taken_once,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -99,6 +99,9 @@ pub fn token_item(t: &TokenRecord) -> Item {
     if let Some(i) = &t.identity_id {
         item.insert(IDENTITY_ID.into(), s(i.as_str()));
     }
+    if let Some(m) = &t.member_id {
+        item.insert("memberId".into(), s(m.as_str()));
+    }
     item
 }
 
@@ -168,6 +171,7 @@ pub fn token_from(item: &Item) -> Result<TokenRecord, StoreError> {
         last_used_at: opt_ts(item, "lastUsedAt"),
         uses: opt_n(item, "uses").unwrap_or(0),
         identity_id: opt_s(item, IDENTITY_ID).map(IdentityId::from_stored),
+        member_id: opt_s(item, "memberId").map(crate::ids::MemberId::from_stored),
     }
     .as_loaded())
 }

@@ -10,7 +10,7 @@ use super::*;
 use crate::ids::MemberId;
 use crate::member::{Invitee, MemberRecord, Provider, Role};
 use crate::store::members::MemberStore;
-use schema::MEMBER_KEY;
+use schema::{MEMBER_KEY, SIGN_IN_KEY};
 
 fn claim_key(tenant: &TenantId, invitee: &Invitee) -> String {
     format!("invite#{tenant}#{}", invitee.key())
@@ -29,7 +29,11 @@ fn member_item(m: &MemberRecord) -> Item {
         ("name".into(), s(&m.name)),
         ("role".into(), s(m.role.as_str())),
         (CREATED_AT.into(), n(m.created_at.millis())),
+        (SIGN_IN_KEY.into(), s(m.sign_in_key())),
     ]);
+    if let Some(anchor) = &m.anchor {
+        item.insert("anchor".into(), s(anchor.as_str()));
+    }
     if let Some(sub) = &m.subject {
         item.insert("subject".into(), s(sub));
     }
@@ -54,7 +58,28 @@ fn member_from(item: &Item) -> Result<MemberRecord, StoreError> {
         created_at: ts(item, CREATED_AT)?,
         created_by: opt_s(item, "createdBy").map(TokenId::from_stored),
         last_sign_in_at: opt_ts(item, "lastSignInAt"),
+        anchor: opt_s(item, "anchor").map(TokenId::from_stored),
     })
+}
+
+/// The condition that the stored member is still `was`: in its tenant,
+/// role, subject and anchor (a sign-in and a change of role never overwrite
+/// each other's anchor).
+fn still(was: &MemberRecord) -> (String, HashMap<String, String>, HashMap<String, AttributeValue>) {
+    let mut cond = "tenantId = :tenant AND #role = :role".to_owned();
+    let names = HashMap::from([("#role".to_owned(), "role".to_owned())]);
+    let mut values =
+        HashMap::from([(":tenant".to_owned(), s(was.tenant_id.as_str())), (":role".to_owned(), s(was.role.as_str()))]);
+    for (attr, value) in [("subject", was.subject.as_deref()), ("anchor", was.anchor.as_ref().map(|a| a.as_str()))] {
+        match value {
+            Some(v) => {
+                cond.push_str(&format!(" AND {attr} = :{attr}"));
+                values.insert(format!(":{attr}"), s(v));
+            }
+            None => cond.push_str(&format!(" AND attribute_not_exists({attr})")),
+        }
+    }
+    (cond, names, values)
 }
 
 impl DynamoStore {
@@ -80,12 +105,7 @@ impl DynamoStore {
     /// The member's item, on the condition that it is still `was` (its
     /// role, in its tenant): `None` to delete it.
     fn member_write(&self, was: &MemberRecord, now: Option<&MemberRecord>) -> Result<TransactWriteItem, StoreError> {
-        let cond = "tenantId = :tenant AND #role = :role";
-        let names = HashMap::from([("#role".to_owned(), "role".to_owned())]);
-        let values = HashMap::from([
-            (":tenant".to_owned(), s(was.tenant_id.as_str())),
-            (":role".to_owned(), s(was.role.as_str())),
-        ]);
+        let (cond, names, values) = still(was);
         Ok(match now {
             Some(m) => {
                 let put = Put::builder()
@@ -110,19 +130,20 @@ impl DynamoStore {
 
     /// Writes a change of `was` into `now` (`None`: its removal) with its
     /// event; a member changed meanwhile is read again and the change
-    /// judged afresh by `next`.
+    /// judged afresh by `next`. Answers the member as it was and as it is
+    /// (as it was, for a removal).
     async fn change_member(
         &self,
         tenant: &TenantId,
         id: &MemberId,
         audit: &AuditEvent,
         next: impl Fn(&MemberRecord) -> Option<Option<MemberRecord>>,
-    ) -> Result<MemberRecord, StoreError> {
+    ) -> Result<(MemberRecord, MemberRecord), StoreError> {
         let mut backoff = Backoff::new(4, std::time::Duration::from_millis(20));
         loop {
             let was = self.get_member(tenant, id).await?.ok_or(StoreError::NotFound)?;
             // `None`: nothing to change.
-            let Some(now) = next(&was) else { return Ok(was) };
+            let Some(now) = next(&was) else { return Ok((was.clone(), was)) };
             let mut items = vec![self.member_write(&was, now.as_ref())?];
             let owner_after = now.as_ref().is_some_and(|m| m.role == Role::Owner);
             let owners_at = items.len();
@@ -146,7 +167,7 @@ impl DynamoStore {
                 })
                 .await;
             match outcome {
-                Ok(()) => return Ok(now.unwrap_or(was)),
+                Ok(()) => return Ok((was.clone(), now.unwrap_or(was))),
                 Err(StoreError::Conflict(Conflict::Changed)) => {
                     if !backoff.wait().await {
                         return Err(StoreError::Conflict(Conflict::Changed));
@@ -222,11 +243,8 @@ impl MemberStore for DynamoStore {
         id: &MemberId,
         role: Role,
         audit: &AuditEvent,
-    ) -> Result<MemberRecord, StoreError> {
-        self.change_member(tenant, id, audit, |was| {
-            (was.role != role).then(|| Some(MemberRecord { role, ..was.clone() }))
-        })
-        .await
+    ) -> Result<(MemberRecord, MemberRecord), StoreError> {
+        self.change_member(tenant, id, audit, |was| (was.role != role).then(|| Some(was.with_role(role)))).await
     }
 
     async fn delete_member(
@@ -235,6 +253,47 @@ impl MemberStore for DynamoStore {
         id: &MemberId,
         audit: &AuditEvent,
     ) -> Result<MemberRecord, StoreError> {
-        self.change_member(tenant, id, audit, |_| Some(None)).await
+        Ok(self.change_member(tenant, id, audit, |_| Some(None)).await?.0)
+    }
+
+    async fn find_sign_in(&self, keys: &[String]) -> Result<Vec<MemberRecord>, StoreError> {
+        let queries = keys.iter().map(|key| {
+            self.client
+                .query()
+                .table_name(&self.tables.members)
+                .index_name(schema::SIGN_IN_INDEX)
+                .key_condition_expression("#k = :k")
+                .expression_attribute_names("#k", SIGN_IN_KEY)
+                .expression_attribute_values(":k", s(key))
+                .limit(100)
+                .send()
+        });
+        let mut found = Vec::new();
+        for answer in futures::future::join_all(queries).await {
+            for item in answer.map_err(classify)?.items.unwrap_or_default() {
+                found.push(member_from(&item)?);
+            }
+        }
+        found.sort_by(|a, b| (a.created_at, a.member_id.as_str()).cmp(&(b.created_at, b.member_id.as_str())));
+        Ok(found)
+    }
+
+    async fn update_sign_in(&self, was: &MemberRecord, now: &MemberRecord) -> Result<(), StoreError> {
+        let (cond, names, values) = still(was);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.tables.members)
+            .set_item(Some(member_item(now)))
+            .condition_expression(cond)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match written(put.map_err(classify)) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(StoreError::Conflict(Conflict::Changed)),
+            Err(e) => Err(e),
+        }
     }
 }

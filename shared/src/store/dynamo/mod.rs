@@ -65,6 +65,7 @@ mod notices;
 mod reads;
 mod replicas;
 mod retry;
+mod signin;
 pub mod stream;
 mod tables;
 mod tenants;

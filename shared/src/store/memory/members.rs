@@ -77,19 +77,19 @@ impl MemberStore for MemoryStore {
         id: &MemberId,
         role: Role,
         audit: &AuditEvent,
-    ) -> Result<MemberRecord, StoreError> {
+    ) -> Result<(MemberRecord, MemberRecord), StoreError> {
         self.with(|s| {
             let (member, last_owner) = s.members.of(tenant, id)?;
             if member.role == role {
-                return Ok(member);
+                return Ok((member.clone(), member));
             }
             if last_owner {
                 return Err(StoreError::Conflict(Conflict::LastOwner));
             }
-            let changed = MemberRecord { role, ..member };
+            let changed = member.with_role(role);
             s.members.records.insert(id.clone(), changed.clone());
             push_audit(s, audit);
-            Ok(changed)
+            Ok((member, changed))
         })
     }
 
@@ -109,6 +109,30 @@ impl MemberStore for MemoryStore {
             Ok(member)
         })
     }
+
+    async fn find_sign_in(&self, keys: &[String]) -> Result<Vec<MemberRecord>, StoreError> {
+        self.read(|s| {
+            let mut found: Vec<_> =
+                s.members.records.values().filter(|m| keys.contains(&m.sign_in_key())).cloned().collect();
+            found.sort_by(|a, b| (a.created_at, a.member_id.as_str()).cmp(&(b.created_at, b.member_id.as_str())));
+            found
+        })
+    }
+
+    async fn update_sign_in(&self, was: &MemberRecord, now: &MemberRecord) -> Result<(), StoreError> {
+        self.with(|s| {
+            let stored = s.members.records.get(&was.member_id).ok_or(StoreError::NotFound)?;
+            let same = stored.tenant_id == was.tenant_id
+                && stored.role == was.role
+                && stored.subject == was.subject
+                && stored.anchor == was.anchor;
+            if !same {
+                return Err(StoreError::Conflict(Conflict::Changed));
+            }
+            s.members.records.insert(was.member_id.clone(), now.clone());
+            Ok(())
+        })
+    }
 }
 
 /// A member as the data file keeps it.
@@ -125,6 +149,9 @@ pub(super) struct MemberRow {
     created_at: i64,
     created_by: Option<String>,
     last_sign_in_at: Option<i64>,
+    /// Files written before sign-in have none.
+    #[serde(default)]
+    anchor: Option<String>,
 }
 
 impl Members {
@@ -142,6 +169,7 @@ impl Members {
                 created_at: m.created_at.millis(),
                 created_by: m.created_by.as_ref().map(ToString::to_string),
                 last_sign_in_at: m.last_sign_in_at.map(Timestamp::millis),
+                anchor: m.anchor.as_ref().map(ToString::to_string),
             })
             .collect()
     }
@@ -160,6 +188,7 @@ impl Members {
                 created_at: Timestamp::from_millis(r.created_at),
                 created_by: r.created_by.map(TokenId::from_stored),
                 last_sign_in_at: r.last_sign_in_at.map(Timestamp::from_millis),
+                anchor: r.anchor.map(TokenId::from_stored),
             };
             out.records.insert(id, record);
         }

@@ -11,6 +11,7 @@ mod limits;
 mod members;
 mod notices;
 mod reads;
+mod signin;
 mod tenants;
 mod tokens;
 mod usage;
@@ -64,6 +65,8 @@ pub struct MemoryStore {
     /// Requests per (token, UTC minute): not saved to the data file (a
     /// minute's count outlives no restart worth keeping it for).
     rate: Mutex<HashMap<(TokenId, i64), u32>>,
+    /// Sign-in's passing state (`signin.rs`), not saved either.
+    pending: Mutex<HashMap<String, (crate::secret::Redacted<String>, Timestamp)>>,
 }
 
 /// Rate counters kept before the older minutes are dropped.
@@ -150,7 +153,7 @@ impl MemoryStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
             Err(e) => return Err(e),
         };
-        Ok(Self { state: Mutex::new(state), file: Some(file), rate: Mutex::default() })
+        Ok(Self { state: Mutex::new(state), file: Some(file), ..Self::default() })
     }
 
     /// Every tenant id, oldest first (the dev server reuses its tenant).

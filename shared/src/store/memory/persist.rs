@@ -26,6 +26,9 @@ struct TokenRow {
     /// Files written before workload identities have none.
     #[serde(default)]
     identity_id: Option<String>,
+    /// Files written before sign-in have none.
+    #[serde(default)]
+    member_id: Option<String>,
     children: Vec<String>,
     purge_at: i64,
     /// When its expiry notice is due (epoch seconds); `None` once sent or
@@ -210,6 +213,7 @@ pub(super) fn save(path: &std::path::Path, s: &State) -> std::io::Result<()> {
                 last_used_at: t.last_used_at.map(Timestamp::millis),
                 uses: t.uses,
                 identity_id: t.identity_id.as_ref().map(ToString::to_string),
+                member_id: t.member_id.as_ref().map(ToString::to_string),
                 children: s.children.get(&t.token_id).into_iter().flatten().map(ToString::to_string).collect(),
                 purge_at: s.purge_at.get(&t.token_id).copied().unwrap_or(t.grant.expires_at.ceil_seconds()) * 1000,
                 notice_at: s.notice_at.get(&t.token_id).copied(),
@@ -341,6 +345,7 @@ pub(super) fn load(bytes: &[u8]) -> std::io::Result<State> {
             last_used_at: t.last_used_at.map(Timestamp::from_millis),
             uses: t.uses,
             identity_id: t.identity_id.map(crate::ids::IdentityId::from_stored),
+            member_id: t.member_id.map(crate::ids::MemberId::from_stored),
         }
         .as_loaded();
         if !t.children.is_empty() {
