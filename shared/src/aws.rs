@@ -130,3 +130,36 @@ fn warm_up_kms(client: aws_sdk_kms::Client, key_id: String) {
         let _ = client.describe_key().key_id(key_id).send().await;
     });
 }
+
+/// Sign-in's client secrets, read from SSM Parameter Store (SecureString,
+/// decrypted) once at start: `IBYOK_OIDC_CLIENT_SECRET_PARAMETER` and
+/// `IBYOK_GITHUB_CLIENT_SECRET_PARAMETER` name the parameters. A secret is
+/// never in the function's environment or the template.
+#[cfg(feature = "ssm")]
+pub async fn sign_in_secrets(config: &mut crate::signin::SignInConfig) -> Result<(), Error> {
+    let wanted = |var: &str| std::env::var(var).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let (oidc, github) = (wanted("IBYOK_OIDC_CLIENT_SECRET_PARAMETER"), wanted("IBYOK_GITHUB_CLIENT_SECRET_PARAMETER"));
+    if oidc.is_none() && github.is_none() {
+        return Ok(());
+    }
+    let client = aws_sdk_ssm::Client::new(&sdk_config().await);
+    let read = |name: String| {
+        let client = client.clone();
+        async move {
+            let got = client.get_parameter().name(&name).with_decryption(true).send().await.map_err(|e| -> Error {
+                format!("sign-in: the SSM parameter {name}: {}", crate::fault::chain(&e)).into()
+            })?;
+            let value = got.parameter.and_then(|p| p.value).filter(|v| !v.is_empty());
+            value
+                .map(crate::secret::Redacted::from)
+                .ok_or_else(|| -> Error { format!("sign-in: the SSM parameter {name} is empty").into() })
+        }
+    };
+    if let (Some(name), Some(p)) = (oidc, config.oidc.as_mut()) {
+        p.client_secret = read(name).await?;
+    }
+    if let (Some(name), Some(app)) = (github, config.github.as_mut()) {
+        app.client_secret = read(name).await?;
+    }
+    Ok(())
+}

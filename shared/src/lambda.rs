@@ -125,6 +125,12 @@ pub async fn serve<const SERVED: u64>() -> Result<(), lambda_http::Error> {
     }
     // `POST /github/secret-scanning` notifies tenants of leaked tokens
     // through the notices' topic (`IBYOK_NOTICE_TOPIC_ARN`).
+    // Sign-in's client secrets, from SSM Parameter Store (a failure fails
+    // the start, naming the parameter).
+    #[cfg(feature = "ssm")]
+    if const { Route::FinishSignIn.in_set(SERVED) } {
+        crate::aws::sign_in_secrets(&mut app.config.sign_in).await?;
+    }
     #[cfg(feature = "sns")]
     let app = if const { Route::GithubSecretScanning.in_set(SERVED) } {
         app.with_notifier(crate::aws::notifier().await)

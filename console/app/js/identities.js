@@ -4,7 +4,7 @@
 // an AWS IAM role) and deletion, whose confirmation says that every token
 // issued through the identity stops working.
 
-import {ALL_SCOPES, api, ApiError, can, listAll, session} from './api.js';
+import {ALL_SCOPES, api, ApiError, can, lacks, listAll, session} from './api.js';
 import {badge, confirmDialog, copyableId, field, h, nextId, replace, select, when} from './dom.js';
 
 export const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
@@ -17,10 +17,6 @@ const KINDS = [
   ['aws', 'AWS IAM role'],
 ];
 
-/** What the signed-in token may hand out (keys:read implies keys:list). */
-function canGrant(scope) {
-  return can(scope) || (scope === 'keys:list' && can('keys:read'));
-}
 
 /**
  * The `sub` GitHub Actions gives a job of OWNER/REPO: one that deploys to
@@ -94,7 +90,7 @@ export async function identitiesPage(root, {ui, stale}) {
     replace(root, h('p', {class: 'notice'}, 'This server does not serve workload identities yet.'));
     return;
   }
-  const keys = can('keys:read') || can('keys:list') ? await listAll('/keys', 'keys').catch(() => []) : [];
+  const keys = can('keys:list') ? await listAll('/keys', 'keys').catch(() => []) : [];
   if (stale()) return;
   const writable = can('tokens:write');
   const keyNames = new Map(keys.map((k) => [k.keyId, k.name]));
@@ -149,7 +145,7 @@ export async function identitiesPage(root, {ui, stale}) {
   function rightsFields() {
     const scopeBoxes = SCOPES.map((s) => {
       const never = s === 'tokens:write';
-      const allowed = canGrant(s) && !never;
+      const allowed = can(s) && !never;
       const box = h('input', {type: 'checkbox', value: s, disabled: !allowed, checked: s === 'keys:read' && allowed});
       const why = never ? ' (never given to an exchanged token)' : allowed ? null : ' (your token lacks it)';
       return {s, box, el: h('label', {class: ['check', !allowed && 'disabled']}, box, ` ${s}`, why ? h('span', {class: 'why'}, why) : null)};
@@ -165,7 +161,7 @@ export async function identitiesPage(root, {ui, stale}) {
     const el = [
       h('fieldset', null, h('legend', null, 'Scopes of the tokens it issues (at most your own)'), h('div', {class: 'checks'}, scopeBoxes.map((b) => b.el))),
       h('fieldset', null, h('legend', null, mine ? 'Keys (within your own allow-list; none ticked inherits it)' : 'Keys (none ticked: all keys)'),
-        keyBoxes.length ? h('div', {class: 'checks'}, keyBoxes.map((b) => b.el)) : h('p', {class: 'muted'}, can('keys:read') ? 'No keys.' : 'Your token cannot list keys.')),
+        keyBoxes.length ? h('div', {class: 'checks'}, keyBoxes.map((b) => b.el)) : h('p', {class: 'muted'}, can('keys:list') ? 'No keys.' : 'Your token cannot list keys.')),
       h('div', {class: 'row'},
         field('Each token lives', ttl, 'Never past your own token’s expiry.'),
         field('Rate limit (requests/minute)', rate, 'Empty: inherit yours, or none.'),
@@ -382,7 +378,7 @@ export async function identitiesPage(root, {ui, stale}) {
 
   const tbody = h('tbody', null, identities.map(row));
   replace(root,
-    writable ? null : h('p', {class: 'notice readonly'}, 'Read-only: this token lacks the tokens:write scope, so creating and deleting identities are disabled.'),
+    writable ? null : h('p', {class: 'notice readonly'}, `Read-only: ${lacks('tokens:write')}, so creating and deleting identities are disabled.`),
     h('p', {class: 'muted intro'}, 'A CI job or a cloud workload exchanges the credential it already holds for a token that lives minutes, with the rights set here: no vault token sits in a CI secret.'),
     h('div', {class: 'created', 'aria-live': 'polite'}),
     writable ? h('details', {class: 'card', open: identities.length === 0}, h('summary', null, 'Create an identity'), createForm()) : null,

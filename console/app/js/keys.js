@@ -3,7 +3,7 @@
 // it is cleared from the field and dropped before the request goes out, and
 // the page shows previews only.
 
-import {api, ApiError, can, listAll, session} from './api.js';
+import {api, ApiError, can, lacks, listAll, session} from './api.js';
 import {badge, confirmDialog, field, fmt, h, replace, select, when} from './dom.js';
 
 const ENVS = [['development', 'dev'], ['staging', 'staging'], ['production', 'prod']];
@@ -71,7 +71,7 @@ export async function keysPage(root, {ui, stale, open = null}) {
   }
 
   const reasons = [];
-  if (!writable) reasons.push('Read-only: this token lacks the keys:write scope, so adding, renaming, rotating, overrides and deleting are disabled.');
+  if (!writable) reasons.push(`Read-only: ${lacks('keys:write')}, so adding, renaming, rotating, overrides and deleting are disabled.`);
   else if (restricted) reasons.push('This token is limited to some keys (keyIds), so it cannot add keys.');
 
   replace(root,

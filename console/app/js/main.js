@@ -1,19 +1,20 @@
-// The console's shell: sign-in, the scopes of the signed-in token, the
-// navigation, the expiry warning and the error banner.
+// The console's shell: sign-in (with a provider or a pasted token), the
+// scopes of the signed-in token, the navigation, the expiry warning and the
+// error banner.
 
-import {api, ApiError, can, onSessionChange, session, signIn, signOut} from './api.js';
-import {append, field, h, relative, absolute, replace} from './dom.js';
+import {api, ApiError, can, endSession, lacks, onSessionChange, providers, redeem, session, signIn, signOut} from './api.js';
+import {append, field, h, relative, absolute, replace, svg} from './dom.js';
 import {tokenIdOf, tokenProblem} from './token.js';
 import {keysPage} from './keys.js';
 import {tokensPage} from './tokens.js';
 import {identitiesPage} from './identities.js';
-import {membersPage} from './members.js';
+import {membersPage, ROLE_SCOPES} from './members.js';
 import {modesPage} from './modes.js';
 import {usagePage} from './usage.js';
 import {auditPage} from './audit.js';
 
 const PAGES = [
-  {id: 'keys', title: 'Keys', needs: 'keys:read', render: keysPage},
+  {id: 'keys', title: 'Keys', needs: 'keys:list', render: keysPage},
   {id: 'tokens', title: 'Tokens', needs: 'tokens:read', render: tokensPage},
   {id: 'identities', title: 'Identities', needs: 'tokens:read', render: identitiesPage},
   {id: 'members', title: 'Members', needs: 'members:read', render: membersPage},
@@ -23,6 +24,7 @@ const PAGES = [
 ];
 
 const WEEK_MS = 7 * 86400 * 1000;
+const SESSION_WARN_MS = 15 * 60 * 1000;
 const app = document.getElementById('app');
 let signInReason = null;
 let ready = false;
@@ -59,6 +61,12 @@ export const ui = {
 /** Learns the scopes of the signed-in token. */
 async function discoverScopes() {
   session.tokenId = await tokenIdOf(session.token);
+  if (session.member && ROLE_SCOPES[session.member.role]) {
+    // A session holds its member's role's scopes; a change of role ends it.
+    session.scopes = new Set(ROLE_SCOPES[session.member.role]);
+    session.scopesFrom = 'role';
+    return;
+  }
   try {
     // The token's own record, when it may list its subtree: it is the
     // oldest token of that subtree, so usually on the first page.
@@ -107,14 +115,43 @@ async function discoverScopes() {
   session.scopesFrom = 'probe';
 }
 
-function signInPage() {
+// The GitHub mark and a generic badge for the company's OpenID provider.
+const ICONS = {
+  github: 'M8 0C3.58 0 0 3.58 0 8c0 3.54 2.29 6.53 5.47 7.59.4.07.55-.17.55-.38 0-.19-.01-.82-.01-1.49-2.01.37-2.53-.49-2.69-.94-.09-.23-.48-.94-.82-1.13-.28-.15-.68-.52-.01-.53.63-.01 1.08.58 1.23.82.72 1.21 1.87.87 2.33.66.07-.52.28-.87.51-1.07-1.78-.2-3.64-.89-3.64-3.95 0-.87.31-1.59.82-2.15-.08-.2-.36-1.02.08-2.12 0 0 .67-.21 2.2.82.64-.18 1.32-.27 2-.27.68 0 1.36.09 2 .27 1.53-1.04 2.2-.82 2.2-.82.44 1.1.16 1.92.08 2.12.51.56.82 1.27.82 2.15 0 3.07-1.87 3.75-3.65 3.95.29.25.54.73.54 1.48 0 1.07-.01 1.93-.01 2.2 0 .21.15.46.55.38A8.013 8.013 0 0016 8c0-4.42-3.58-8-8-8z',
+  oidc: 'M8 1a3.5 3.5 0 110 7 3.5 3.5 0 010-7zm0 8.5c3.3 0 6 1.7 6 4V15H2v-1.5c0-2.3 2.7-4 6-4z',
+};
+
+/** Where the console was when its sign-in left for a provider (the route is in the fragment, which the server cannot carry). */
+const ROUTE_KEY = 'ibyok.route';
+
+function providerLink(p) {
+  const back = location.pathname.startsWith('/console/') ? location.pathname : '/console/';
+  const href = `/auth/${encodeURIComponent(p.id)}/start?${new URLSearchParams({returnTo: back})}`;
+  const icon = svg('svg', {viewBox: '0 0 16 16', width: 18, height: 18, 'aria-hidden': 'true', focusable: 'false'},
+    svg('path', {d: ICONS[p.id === 'github' ? 'github' : 'oidc'], fill: 'currentColor'}));
+  return h('a', {class: ['provider', p.id === 'github' ? 'github' : 'oidc'], href, onclick: () => {
+    if (/^#\/\w+/.test(location.hash)) sessionStorage.setItem(ROUTE_KEY, location.hash);
+  }}, icon, h('span', null, `Sign in with ${p.name}`));
+}
+
+async function signInPage() {
+  const list = await providers();
+  if (session.token) return; // signed in meanwhile
   const input = h('input', {type: 'password', name: 'token', autocomplete: 'off', spellcheck: 'false', required: true, placeholder: 'ibyok_…'});
   const problem = h('p', {class: 'problem', id: 'signin-problem', role: 'alert'});
   const button = h('button', {type: 'submit'}, 'Sign in');
   const form = h('form', {class: 'signin card', 'aria-labelledby': 'signin-title'},
-    h('h1', {id: 'signin-title'}, 'IBYOK console'),
-    h('p', {class: 'muted'}, 'Paste a token. It stays in this tab only (session storage) and is forgotten when you sign out or close the tab.'),
+    h('div', {class: 'signin-head'},
+      h('img', {src: 'favicon.svg', alt: '', width: 32, height: 32}),
+      h('h1', {id: 'signin-title'}, 'IBYOK console')),
     signInReason ? h('p', {class: 'notice', role: 'status'}, signInReason) : null,
+    list.length ? h('section', {class: 'providers', 'aria-labelledby': 'providers-title'},
+      h('h2', {id: 'providers-title', class: 'sr-only'}, 'Sign in with your account'),
+      h('p', {class: 'muted'}, 'Sign in with the account your team invited. Your role in the team decides what you can do here.'),
+      h('ul', null, list.map((p) => h('li', null, providerLink(p)))),
+      h('p', {class: 'or', 'aria-hidden': 'true'}, h('span', null, 'or'))) : null,
+    h('h2', {class: 'token-title'}, 'Sign in with a token'),
+    h('p', {class: 'muted'}, 'Paste a token. It stays in this tab only (session storage) and is forgotten when you sign out or close the tab.'),
     field('Token', input),
     problem,
     button);
@@ -135,12 +172,44 @@ function signInPage() {
     await boot();
   });
   replace(app, h('main', {class: 'center'}, form));
-  input.focus();
+  (list.length ? form.querySelector('a.provider') : input).focus();
+}
+
+/**
+ * A provider sign-in comes back as `#signin=<one-time code>`: the code
+ * leaves the URL at once, and is traded for a session (with the browser's
+ * sign-in cookie). Then the console shows the page it was on.
+ */
+async function finishProviderSignIn() {
+  const code = new URLSearchParams(location.hash.slice(1)).get('signin');
+  const route = sessionStorage.getItem(ROUTE_KEY);
+  sessionStorage.removeItem(ROUTE_KEY);
+  if (code === null) return true;
+  history.replaceState(null, '', `${location.pathname}${location.search}${route && /^#\/\w+$/.test(route) ? route : ''}`);
+  replace(app, h('main', {class: 'center'}, h('p', {class: 'loading', role: 'status'}, 'Signing you in…')));
+  try {
+    const r = await redeem(code);
+    signIn(r.token, r.member);
+    session.expiresAt = r.expiresAt || null;
+    return true;
+  } catch (e) {
+    // signOut shows the sign-in page with the reason.
+    signOut(e instanceof ApiError && e.status === 401
+      ? 'That sign-in could not be finished: its link works once, within a minute, in the browser that started it. Sign in again.'
+      : `That sign-in could not be finished: ${e.message}${e.requestId ? ` (request id ${e.requestId})` : ''}`);
+    return false;
+  }
 }
 
 function expiryNote() {
   if (!session.expiresAt) return null;
   const left = Date.parse(session.expiresAt) - Date.now();
+  if (session.member) {
+    // A session is short by design: warned of in its last quarter hour.
+    const text = `Session ends ${relative(session.expiresAt)} (${absolute(session.expiresAt)})`;
+    if (left < SESSION_WARN_MS) return h('span', {class: 'expiry warn', role: 'status'}, `⚠ ${text}. Sign in again then.`);
+    return h('span', {class: 'expiry'}, text);
+  }
   const text = `Token expires ${relative(session.expiresAt)} (${absolute(session.expiresAt)})`;
   if (left < WEEK_MS) return h('span', {class: 'expiry warn', role: 'status'}, `⚠ ${text}. Ask for a new token soon.`);
   return h('span', {class: 'expiry'}, text);
@@ -151,14 +220,18 @@ const nav = h('nav', {'aria-label': 'Sections'});
 const main = h('main', {id: 'main', tabindex: '-1'});
 
 function renderHeader() {
-  const name = session.self ? session.self.name : session.tokenId;
+  const scopes = [...session.scopes].join(' ');
+  const me = session.member
+    ? h('span', {class: 'me', title: `${session.member.role}: ${scopes}`}, 'Signed in as ', h('strong', null, session.member.name), ' · ', h('span', {class: 'me-role'}, session.member.role))
+    : h('span', {class: 'me', title: scopes}, 'Signed in as ', h('strong', null, (session.self ? session.self.name : session.tokenId) || '…'));
+  const out = h('button', {type: 'button', class: 'secondary', onclick: async () => {
+    out.disabled = true;
+    await endSession();
+  }}, 'Sign out');
   replace(header,
     h('a', {class: 'brand', href: '#/keys'}, h('img', {src: 'favicon.svg', alt: '', width: 22, height: 22}), 'IBYOK'),
     nav,
-    h('div', {class: 'who'},
-      h('span', {class: 'me', title: [...session.scopes].join(' ')}, 'Signed in as ', h('strong', null, name || '…')),
-      expiryNote(),
-      h('button', {type: 'button', class: 'secondary', onclick: () => signOut('Signed out. The token was forgotten.')}, 'Sign out')));
+    h('div', {class: 'who'}, me, expiryNote(), out));
 }
 
 function currentPage() {
@@ -185,7 +258,8 @@ async function renderPage() {
   document.title = `${page.title} · IBYOK console`;
   replace(main, h('h1', null, page.title));
   if (!can(page.needs)) {
-    append(main, h('p', {class: 'notice'}, `This token lacks the ${page.needs} scope, so this page is not available.`));
+    const why = lacks(page.needs);
+    append(main, h('p', {class: 'notice'}, `${why[0].toUpperCase()}${why.slice(1)}, so this page is not available.`));
     return;
   }
   const body = h('div', {class: 'page', 'aria-busy': 'true'});
@@ -201,6 +275,7 @@ async function renderPage() {
 }
 
 async function boot() {
+  if (!ready && !(await finishProviderSignIn())) return;
   if (!session.token) {
     ready = false;
     signInPage();
@@ -220,6 +295,7 @@ async function boot() {
   }
   signInReason = null;
   ready = true;
+  watchExpiry(); // a session's expiry is known from its sign-in already
   replace(app, header, h('div', {class: 'wrap'}, ui.banner, ui.status, main));
   renderHeader();
   await renderPage();
@@ -270,6 +346,14 @@ onSessionChange((reason) => {
   }
 });
 
-window.addEventListener('hashchange', () => renderPage());
+window.addEventListener('hashchange', () => {
+  // A sign-in code arriving in a page already open (a same-document navigation).
+  if (new URLSearchParams(location.hash.slice(1)).has('signin')) {
+    ready = false;
+    boot();
+  } else {
+    renderPage();
+  }
+});
 boot();
 

@@ -3,7 +3,7 @@
 // role change and a removal. A token grants no role above itself, so the
 // roles offered are those whose scopes the signed-in token holds.
 
-import {api, can, listAll} from './api.js';
+import {api, can, lacks, listAll} from './api.js';
 import {badge, confirmDialog, copyableId, field, h, nextId, replace, select, when} from './dom.js';
 
 export const ROLES = [
@@ -21,9 +21,9 @@ export const ROLE_SCOPES = {
   viewer: ['keys:list', 'tokens:read', 'usage:read', 'settings:read'],
 };
 
-/** Whether the signed-in token holds every scope of `role` (keys:read counts as keys:list). */
+/** Whether the signed-in token holds every scope of `role`. */
 export function canManage(role) {
-  return ROLE_SCOPES[role].every((s) => can(s) || (s === 'keys:list' && can('keys:read')));
+  return ROLE_SCOPES[role].every((s) => can(s));
 }
 
 function who(m) {
@@ -134,7 +134,7 @@ export async function membersPage(root, {ui, stale}) {
   }
 
   replace(root,
-    writable ? null : h('p', {class: 'notice readonly'}, 'Read-only: this token lacks the members:write scope, so inviting, changing roles and removing are disabled.'),
+    writable ? null : h('p', {class: 'notice readonly'}, `Read-only: ${lacks('members:write')}, so inviting, changing roles and removing are disabled.`),
     h('p', {class: 'muted intro'}, 'The people of this tenant and their roles. An invitation binds to the person at their first sign-in.'),
     writable ? h('details', {class: 'card', open: members.length === 0}, h('summary', null, 'Invite a member'), inviteForm()) : null,
     members.length

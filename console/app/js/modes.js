@@ -1,7 +1,7 @@
 // Modes: the tenant's default per environment, beside the deployment's
 // guardrails (read-only), which win over it.
 
-import {api, ApiError, can} from './api.js';
+import {api, ApiError, can, lacks} from './api.js';
 import {badge, h, replace, select} from './dom.js';
 
 const ENVS = [
@@ -66,7 +66,7 @@ export async function modesPage(root, {ui, stale}) {
   });
 
   replace(root,
-    writable ? null : h('p', {class: 'notice readonly'}, 'Read-only: this token lacks the settings:write scope.'),
+    writable ? null : h('p', {class: 'notice readonly'}, `Read-only: ${lacks('settings:write')}.`),
     guardrails ? null : h('p', {class: 'note'}, 'This server does not report its guardrails yet (GET /settings/guardrails).'),
     prodMockRefused ? h('p', {class: 'notice'}, 'This deployment refuses mock mode in production (PROD_MOCK_ALLOWED=false).') : null,
     form,

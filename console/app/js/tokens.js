@@ -2,7 +2,7 @@
 // creation (scopes limited to the caller's; the new token shown once) and
 // revocation (the confirmation counts the descendants that go with it).
 
-import {ALL_SCOPES, api, can, listAll, session} from './api.js';
+import {ALL_SCOPES, api, can, lacks, listAll, session} from './api.js';
 import {badge, confirmDialog, field, fmt, h, replace, select, when} from './dom.js';
 
 const PAGE = 100;
@@ -72,7 +72,7 @@ export async function tokensPage(root, {ui, stale}) {
   const started = performance.now();
   const [tokens, keys] = await Promise.all([
     listAll('/tokens', 'tokens'),
-    can('keys:read') ? listAll('/keys', 'keys').catch(() => []) : Promise.resolve([]),
+    can('keys:list') ? listAll('/keys', 'keys').catch(() => []) : Promise.resolve([]),
   ]);
   if (stale()) return;
   const writable = can('tokens:write');
@@ -153,8 +153,9 @@ export async function tokensPage(root, {ui, stale}) {
     try {
       await api('DELETE', `/tokens/${encodeURIComponent(t.tokenId)}`);
       if (!session.token) return;
-      ui.say(`Revoked ${t.name}${n ? ` and ${n} descendant${n === 1 ? '' : 's'}` : ''}.`);
+      // Redrawn first: the message tells that the table is current.
       await tokensPage(root, {ui, stale});
+      ui.say(`Revoked ${t.name}${n ? ` and ${n} descendant${n === 1 ? '' : 's'}` : ''}.`);
     } catch (err) {
       ui.error(err);
     }
@@ -182,7 +183,7 @@ export async function tokensPage(root, {ui, stale}) {
         field('Rate limit (requests/minute)', rate, rateLimits ? 'Empty: inherit yours, or none.' : 'This server does not support rate limits yet.')),
       h('fieldset', null, h('legend', null, 'Scopes (at most your own)'), h('div', {class: 'checks'}, scopeBoxes.map((b) => b.el))),
       h('fieldset', null, h('legend', null, mine ? 'Keys (within your own allow-list; none ticked inherits it)' : 'Keys (none ticked: all keys)'),
-        keyBoxes.length ? h('div', {class: 'checks'}, keyBoxes.map((b) => b.el)) : h('p', {class: 'muted'}, can('keys:read') ? 'No keys.' : 'Your token cannot list keys.')),
+        keyBoxes.length ? h('div', {class: 'checks'}, keyBoxes.map((b) => b.el)) : h('p', {class: 'muted'}, can('keys:list') ? 'No keys.' : 'Your token cannot list keys.')),
       field('Allowed source addresses (CIDRs, optional)', cidrs),
       h('button', {type: 'submit'}, 'Create token'));
     form.addEventListener('submit', async (e) => {
@@ -230,7 +231,7 @@ export async function tokensPage(root, {ui, stale}) {
       h('button', {type: 'button', class: 'secondary', onclick: () => replace(out)}, 'Done, hide it')));
   }
 
-  const notice = writable ? null : h('p', {class: 'notice readonly'}, 'Read-only: this token lacks the tokens:write scope, so creating and revoking are disabled.');
+  const notice = writable ? null : h('p', {class: 'notice readonly'}, `Read-only: ${lacks('tokens:write')}, so creating and revoking are disabled.`);
   const headers = ['Token', 'Scopes', 'Keys', 'CIDRs', 'Expires', rateLimits ? 'Rate limit' : null, 'Last used', 'State', ''].filter((x) => x !== null);
   replace(root,
     notice,
