@@ -33,7 +33,23 @@ async fn no_secret_reaches_a_log_line_or_an_error_body() {
         .json()
         .init();
 
-    let env = Env::new().await;
+    // Sign-in on, against a local OpenID provider, with a canary client secret.
+    let issuer = ibyok_tests::issuer::Issuer::start().await;
+    let signer = ibyok_tests::issuer::SigningKey::ec();
+    issuer.publish("k1", &signer);
+    let client_secret = "oidc-client-secret-canary-5e4d3c";
+    let issuer_url = issuer.url.clone();
+    let lookup = move |k: &str| -> Option<String> {
+        Some(match k {
+            "IBYOK_PUBLIC_URL" => "https://vault.example".into(),
+            "IBYOK_OIDC_ISSUER" => issuer_url.clone(),
+            "IBYOK_OIDC_CLIENT_ID" => "vault".into(),
+            "IBYOK_OIDC_CLIENT_SECRET" => client_secret.into(),
+            _ => return None,
+        })
+    };
+    let sign_in = ibyok::signin::SignInConfig::from_lookup(&lookup).unwrap();
+    let env = Env::builder().config(ibyok::config::Config { sign_in, ..Default::default() }).build().await;
     let value = "sk-leak-canary-value-9d8c7b6a";
     let rotated = "sk-leak-canary-rotated-1a2b3c";
     let key = env.add_key(&env.root, "k", "openai", value).await;
@@ -82,8 +98,53 @@ async fn no_secret_reaches_a_log_line_or_an_error_body() {
     env.call(Req::delete(&format!("/tokens/{tid}")).token(&env.root)).await.expect(204);
     bodies.push(env.read(&token, &key, "production").await.expect(401).text());
 
+    // A sign-in: its state, cookie, PKCE verifier, one-time code and session
+    // token, and its error paths (a replayed code, a foreign cookie).
+    env.call(Req::post("/members").token(&env.root).json(json!({"provider": "oidc", "email": "ana@acme.example",
+        "role": "viewer"})))
+        .await
+        .expect(201);
+    let started = env.call(Req::get("/auth/oidc/start")).await.expect(302);
+    let location = started.raw.header("location").unwrap().to_owned();
+    let query = ibyok::api::body::parse_query(location.split_once('?').map(|(_, q)| q));
+    let param = |k: &str| query.iter().find(|(n, _)| n == k).unwrap().1.clone();
+    let (state, nonce) = (param("state"), param("nonce"));
+    let cookie = started.raw.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
+    let now = {
+        use ibyok::clock::Clock;
+        env.clock.now().seconds()
+    };
+    let claims = json!({"iss": issuer.url, "aud": "vault", "sub": "ana", "iat": now, "exp": now + 60, "nonce": nonce,
+                        "email": "ana@acme.example", "email_verified": true, "name": "Ana"});
+    issuer.answer_id_token(signer.sign(&json!({"alg": "ES256", "kid": "k1"}), &claims));
+    let mut callback = Req::get(&format!("/auth/oidc/callback?code=provider-code-canary&state={state}"));
+    callback.0.cookie = Some(cookie.clone().into());
+    let finished = env.call(callback).await.expect(302);
+    let code = finished.raw.header("location").unwrap().split_once("#signin=").unwrap().1.to_owned();
+    let sent = issuer.last_token_request();
+    let verifier = sent.split("code_verifier=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let redeem = |cookie: &str| {
+        let mut r = Req::post("/auth/session").json(json!({"code": code}));
+        r.0.cookie = Some(cookie.to_owned().into());
+        r
+    };
+    let session = env.call(redeem(&cookie)).await.expect(201);
+    let session_token = session.body["token"].as_str().unwrap().to_owned();
+    bodies.push(env.call(redeem(&cookie)).await.expect(401).text());
+    bodies.push(env.call(redeem("ibyok_signin=another-browser")).await.expect(401).text());
+    env.call(Req::get("/keys").token(&session_token)).await.expect(200);
+    let cookie_value = cookie.split_once('=').unwrap().1.to_owned();
+
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(text.lines().count() > 50, "the capture saw the SDK's trace logs too");
+    for secret in
+        [client_secret, &session_token, &session_token[6..38], &code, &cookie_value, &verifier, &state, &nonce]
+    {
+        assert!(!text.contains(secret), "a log line carries a sign-in secret");
+        for b in &bodies[1..] {
+            assert!(!b.contains(secret), "an error body carries a sign-in secret: {b}");
+        }
+    }
     assert!(text.contains("integrity"), "the tampered read logged an integrity alert");
     for secret in [value, rotated, &token, &env.root, &token[6..38], &env.root[6..38]] {
         assert!(!text.contains(secret), "a log line carries a secret");

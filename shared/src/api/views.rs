@@ -74,6 +74,11 @@ pub struct TokenView<'a> {
     pub issued_by: Option<&'a TokenId>,
     /// The workload identity the token was exchanged through.
     pub identity_id: Option<&'a IdentityId>,
+    /// The member a session, or a member's anchor (no `issuedBy`), stands
+    /// for; absent on other tokens. A member's tokens and identities are
+    /// those issued by (created by) their anchor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<&'a crate::ids::MemberId>,
     /// Listings only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_used_at: Option<Option<Timestamp>>,
@@ -101,6 +106,7 @@ impl<'a> TokenView<'a> {
             expires_at: t.grant.expires_at,
             issued_by: t.issued_by.as_ref(),
             identity_id: t.identity_id.as_ref(),
+            member_id: t.member_id.as_ref(),
             last_used_at: None,
             revoked_at: None,
         }
