@@ -1,5 +1,6 @@
 //! The client commands: HTTP to the dev server or API Gateway, configured
-//! by `IBYOK_URL` and `IBYOK_TOKEN` (flags override).
+//! by `IBYOK_URL` and `IBYOK_TOKEN` (flags override; without a token, the
+//! session `ibyok login` kept, [`crate::session`]).
 
 use crate::output::{relative, table, text};
 use ibyok::api::Redacted;
@@ -44,8 +45,15 @@ pub type CliError = String;
 
 impl Client {
     pub fn new(url: &str, token: Option<TokenSecret>) -> Result<Self, CliError> {
-        let token = token.ok_or("no token: set IBYOK_TOKEN or pass --token")?;
+        let token = token.ok_or("no token: sign in with `ibyok login`, or set IBYOK_TOKEN (or pass --token)")?;
         Ok(Self { token: Some(token), ..Self::anonymous(url) })
+    }
+
+    /// No expiry warning: a session of `ibyok login` ends within hours by
+    /// design, and the 401 after its end says to sign in again.
+    pub fn without_expiry_warning(self) -> Self {
+        self.warned.set(true);
+        self
     }
 
     /// A client that sends no token (the workload exchanges).
@@ -73,6 +81,17 @@ impl Client {
         path: &str,
         body: Option<&Redacted<Vec<u8>>>,
     ) -> Result<Redacted<Vec<u8>>, CliError> {
+        self.try_send(method, path, body)?.map_err(|refused| refused.message)
+    }
+
+    /// As [`Client::send`], with the server's refusal (its status and
+    /// message) apart from a failure to reach it.
+    pub fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Redacted<Vec<u8>>>,
+    ) -> Result<Result<Redacted<Vec<u8>>, Refused>, CliError> {
         let mut req = self
             .agent
             .request(method, &format!("{}{path}", self.base))
@@ -89,17 +108,25 @@ impl Client {
             self.warn_of_expiry(resp);
         }
         match result {
-            Ok(resp) if resp.status() == 204 => Ok(Vec::new().into()),
-            Ok(resp) => read_body(resp),
+            Ok(resp) if resp.status() == 204 => Ok(Ok(Vec::new().into())),
+            Ok(resp) => read_body(resp).map(Ok),
             Err(ureq::Error::Status(status, resp)) => {
                 let body: Value = resp.into_json().unwrap_or(Value::Null);
                 let code = body["error"]["code"].as_str().unwrap_or("error");
                 let msg = body["error"]["message"].as_str().unwrap_or("the server answered with an error");
-                Err(format!("{msg} ({code}, HTTP {status})"))
+                Ok(Err(Refused { status, message: format!("{msg} ({code}, HTTP {status})") }))
             }
             Err(e) => Err(format!("cannot reach {}: {e}", self.base)),
         }
     }
+}
+
+/// A request the server answered with an error status.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    /// "its message (its code, HTTP status)".
+    pub message: String,
 }
 
 impl Client {

@@ -27,6 +27,7 @@ pub const FILES: &[(&str, &str, &[u8])] = files! {
     "js/modes.js" => "text/javascript; charset=utf-8",
     "js/usage.js" => "text/javascript; charset=utf-8",
     "js/audit.js" => "text/javascript; charset=utf-8",
+    "js/people.js" => "text/javascript; charset=utf-8",
     "favicon.svg" => "image/svg+xml",
 };
 

@@ -93,10 +93,10 @@ pub struct SignInArgs {
     pub github_client_id: Option<String>,
     #[arg(long, env = "IBYOK_GITHUB_CLIENT_SECRET", hide_env_values = true)]
     pub github_client_secret: Option<String>,
-    /// GitHub's web origin (default https://github.com; a stand-in's for tests).
+    /// GitHub's web origin (default `https://github.com`; a stand-in's for tests).
     #[arg(long, env = "IBYOK_GITHUB_URL")]
     pub github_url: Option<String>,
-    /// GitHub's API origin (default https://api.github.com).
+    /// GitHub's API origin (default `https://api.github.com`).
     #[arg(long, env = "IBYOK_GITHUB_API_URL")]
     pub github_api_url: Option<String>,
     /// `open`: a person who is no member gets a tenant of their own.

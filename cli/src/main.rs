@@ -12,6 +12,8 @@ mod dev;
 mod identities;
 mod members;
 mod output;
+mod session;
+mod signin;
 
 use clap::{Parser, Subcommand};
 use client::Client;
@@ -23,7 +25,8 @@ struct Cli {
     /// The API's base URL.
     #[arg(long, global = true, env = "IBYOK_URL", default_value = "http://127.0.0.1:8787")]
     url: String,
-    /// The access token (prefer the IBYOK_TOKEN variable: flags show in `ps`).
+    /// The access token (prefer the IBYOK_TOKEN variable: flags show in
+    /// `ps`). Without one, the session `ibyok login` kept for this URL.
     #[arg(long, global = true, env = "IBYOK_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Print JSON instead of tables.
@@ -81,12 +84,23 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Exchange a workload's credential (OIDC token or AWS credentials) for
-    /// a short-lived token through an identity, and print it.
+    /// Sign in as a person, in the browser (GitHub or the vault's OpenID
+    /// provider): the session (12 hours, your role's scopes) is kept in the
+    /// OS keyring, else in ~/.config/ibyok/session (mode 0600), and the
+    /// other commands use it when no token is given. With --identity
+    /// instead: exchange a workload's credential (OIDC token or AWS
+    /// credentials) for a short-lived token through an identity, and print
+    /// it (nothing kept).
+    #[command(after_help = "IBYOK_KEYRING=off keeps the session in the file, never the keyring.")]
     Login {
+        #[command(flatten)]
+        person: signin::PersonLogin,
         #[command(flatten)]
         login: identities::WorkloadLogin,
     },
+    /// End the session `ibyok login` kept for this URL (on the vault, then
+    /// here). A token given by IBYOK_TOKEN or --token is left alone.
+    Logout,
     /// Manage workload identities (who may exchange, for what).
     #[command(subcommand)]
     Identities(IdentitiesCmd),
@@ -386,14 +400,36 @@ async fn quota(tenant: &str, reads_per_month: Option<u64>) -> Result<(), String>
 }
 
 fn client_command(cli: &Cli, token: Option<TokenSecret>) -> Result<(), String> {
-    if let Command::Login { login } = &cli.command {
-        return identities::login(&cli.url, login, cli.json);
+    let sessions = session::Sessions::from_env();
+    match &cli.command {
+        Command::Login { login, .. } if login.identity.is_some() => {
+            return identities::login(&cli.url, login, cli.json)
+        }
+        Command::Login { person, .. } => return signin::login(&cli.url, person, &sessions, token.is_some(), cli.json),
+        Command::Logout => return signin::logout(&cli.url, &sessions),
+        _ => {}
     }
-    let token = match &cli.command {
-        Command::Run { login, .. } if login.identity.is_some() => Some(identities::exchange(&cli.url, login)?.0),
-        _ => token,
+    let (token, from_session) = match &cli.command {
+        Command::Run { login, .. } if login.identity.is_some() => {
+            (Some(identities::exchange(&cli.url, login)?.0), false)
+        }
+        _ if token.is_some() => (token, false),
+        _ => {
+            let kept = sessions.load(&cli.url)?;
+            let found = kept.is_some();
+            (kept, found)
+        }
     };
     let c = Client::new(&cli.url, token)?;
+    let c = if from_session { c.without_expiry_warning() } else { c };
+    dispatch(cli, c).map_err(|e| match from_session && e.ends_with("HTTP 401)") {
+        true => format!("{e}\nThe session of `ibyok login` has ended (expired, signed out, or its member removed or demoted): run `ibyok login` again."),
+        false => e,
+    })
+}
+
+/// The commands that call the API with a token.
+fn dispatch(cli: &Cli, c: Client) -> Result<(), String> {
     let j = cli.json;
     match &cli.command {
         Command::Keys(KeysCmd::Add { name, llm_type, mode_overrides }) => {
@@ -498,7 +534,9 @@ fn client_command(cli: &Cli, token: Option<TokenSecret>) -> Result<(), String> {
         Command::Members(MembersCmd::Rm { member_id }) => {
             c.call("DELETE", &format!("/members/{member_id}"), None).map(|_| ())
         }
-        Command::Login { .. } | Command::Dev(_) | Command::Admin(_) => unreachable!("handled before"),
+        Command::Login { .. } | Command::Logout | Command::Dev(_) | Command::Admin(_) => {
+            unreachable!("handled before")
+        }
     }
 }
 

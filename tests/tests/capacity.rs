@@ -99,6 +99,96 @@ async fn oidc_exchanges(env: &Env, key_id: &str, n: usize) -> Value {
     capacity("GET").unwrap()
 }
 
+/// People's sign-in, the member signed in once before (bound, with an
+/// anchor): `n` times start, callback and session, each phase's ledger, and
+/// then `n` requests of the session and of an ordinary token alike.
+async fn sign_ins(n: usize) -> Vec<(&'static str, Value)> {
+    use ibyok::clock::Clock;
+    let issuer = Issuer::start().await;
+    let signing = SigningKey::ec();
+    issuer.publish("k1", &signing);
+    let url = issuer.url.clone();
+    let lookup = move |k: &str| -> Option<String> {
+        Some(match k {
+            "IBYOK_PUBLIC_URL" => "https://vault.example".into(),
+            "IBYOK_OIDC_ISSUER" => url.clone(),
+            "IBYOK_OIDC_CLIENT_ID" => "vault".into(),
+            "IBYOK_OIDC_CLIENT_SECRET" => "secret".into(),
+            _ => return None,
+        })
+    };
+    let sign_in = ibyok::signin::SignInConfig::from_lookup(&lookup).unwrap();
+    let env = Env::builder().config(ibyok::config::Config { sign_in, ..Default::default() }).build().await;
+    let invite = json!({"provider": "oidc", "email": "ana@acme.example", "role": "developer"});
+    env.call(Req::post("/members").token(&env.root).json(invite)).await.expect(201);
+    let mut ledgers = vec![
+        ("GET /auth/oidc/start", json!({})),
+        ("GET /auth/oidc/callback", json!({})),
+        ("POST /auth/session", json!({})),
+    ];
+    let mut session = String::new();
+    for round in 0..=n {
+        // Round 0 binds the member and makes its anchor: not counted.
+        let counted = round > 0;
+        let phase = |i: usize, ledgers: &mut Vec<(&'static str, Value)>| {
+            if counted {
+                merge(&mut ledgers[i].1, &capacity("GET").unwrap());
+            }
+        };
+        capacity("POST");
+        let r = env.call(Req::get("/auth/oidc/start")).await.expect(302);
+        phase(0, &mut ledgers);
+        let location = r.raw.header("location").unwrap().to_owned();
+        let q = ibyok::api::body::parse_query(location.split_once('?').map(|(_, q)| q));
+        let p = |k: &str| q.iter().find(|(n, _)| n == k).unwrap().1.clone();
+        let cookie = r.raw.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
+        let now = env.clock.now().seconds();
+        let claims = json!({"iss": issuer.url, "aud": "vault", "sub": "ana", "iat": now, "exp": now + 60,
+                            "nonce": p("nonce"), "email": "ana@acme.example", "email_verified": true, "name": "Ana"});
+        issuer.answer_id_token(signing.sign(&json!({"alg": "ES256", "kid": "k1"}), &claims));
+        let mut callback = Req::get(&format!("/auth/oidc/callback?code=c&state={}", p("state")));
+        callback.0.cookie = Some(cookie.clone().into());
+        capacity("POST");
+        let r = env.call(callback).await.expect(302);
+        phase(1, &mut ledgers);
+        let code = r.raw.header("location").unwrap().split_once("#signin=").unwrap().1.to_owned();
+        let mut redeem = Req::post("/auth/session").json(json!({"code": code}));
+        redeem.0.cookie = Some(cookie.into());
+        capacity("POST");
+        let r = env.call(redeem).await.expect(201);
+        phase(2, &mut ledgers);
+        session = r.body["token"].as_str().unwrap().to_owned();
+    }
+    let (_, token) = env.issue(&env.root, json!({"name": "t", "scopes": ["keys:read"]})).await;
+    for (name, t) in [("GET /keys, a session", &session), ("GET /keys, a token", &token)] {
+        env.call(Req::get("/keys").token(t)).await.expect(200);
+        capacity("POST");
+        for _ in 0..n {
+            env.call(Req::get("/keys").token(t)).await.expect(200);
+        }
+        ledgers.push((name, capacity("GET").unwrap()));
+    }
+    ledgers
+}
+
+/// Adds ledger `b` into `a` (units, and requests by operation).
+fn merge(a: &mut Value, b: &Value) {
+    for k in ["rcu", "wcu"] {
+        a[k] = json!(a[k].as_f64().unwrap_or(0.0) + b[k].as_f64().unwrap_or(0.0));
+    }
+    for field in ["requests", "kms"] {
+        for (op, c) in b[field].as_object().into_iter().flatten() {
+            a[field][op] = json!(a[field][op].as_f64().unwrap_or(0.0) + c.as_f64().unwrap_or(0.0));
+        }
+    }
+    for (p, u) in b["partitions"].as_object().into_iter().flatten() {
+        for k in ["rcu", "wcu"] {
+            let was = a["partitions"][p][k].as_f64().unwrap_or(0.0);
+            a["partitions"][p][k] = json!(was + u[k].as_f64().unwrap_or(0.0));
+        }
+    }
+}
+
 fn print(rows: &[Measured]) {
     println!(
         "\n| route | read units | write units | KMS calls | $ per million | busiest partition key: units per request |"
@@ -235,8 +325,28 @@ async fn the_cost_of_every_route_and_the_busiest_partition() {
     // The OIDC exchange, its issuer's keys cached by a first exchange.
     let exchange = oidc_exchanges(&env, &key, 10).await;
     rows.push(measure("POST /auth/oidc (JWKS cached)", 10, &exchange, true));
+    // People's sign-in, and what a session's request costs beside a token's.
+    const SIGN_INS: usize = 10;
+    let signed = sign_ins(SIGN_INS).await;
+    println!("\nsign-in, DynamoDB requests per sign-in by operation:");
+    for (name, ledger) in &signed {
+        let ops: Vec<String> = ledger["requests"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(op, c)| format!("{op} {:.1}", c.as_f64().unwrap_or(0.0) / SIGN_INS as f64))
+            .collect();
+        println!("  {name:<26} {}", ops.join(", "));
+        rows.push(measure(name, SIGN_INS, ledger, true));
+    }
     print(&rows);
     print_by_table("POST /auth/oidc", 10, &exchange);
+    let cost = |name: &str| rows.iter().find(|r| r.name == name).unwrap();
+    let (session, token) = (cost("GET /keys, a session"), cost("GET /keys, a token"));
+    assert!(
+        (session.rcu - token.rcu).abs() < 1e-9 && (session.wcu - token.wcu).abs() < 1e-9,
+        "a session's request costs what a token's does"
+    );
 
     let live = &rows[0];
     let mock = &rows[2];
@@ -262,7 +372,7 @@ async fn the_cost_of_every_route_and_the_busiest_partition() {
     assert!(mock_total <= 2.50, "mock read ${mock_total:.2} per million");
     assert!(live.kms == 1.0 && mock.kms == 0.0, "one Decrypt a live read, none a mock one");
     // An exchange reads the identity, once, and nothing else; it calls no KMS.
-    let oidc = rows.last().unwrap();
+    let oidc = cost("POST /auth/oidc (JWKS cached)");
     assert!(oidc.rcu <= 1.0 && oidc.kms == 0.0, "POST /auth/oidc: {} read units, {} KMS calls", oidc.rcu, oidc.kms);
     let _ = token_id;
 }

@@ -210,9 +210,9 @@ impl<S: SignInStore + MemberStore + TokenStore + TenantStore + AuditStore + ?Siz
                 ));
             }
         };
-        let member = match self.member_signing_in(&person).await? {
+        let (stamp, member) = match self.member_signing_in(&person).await? {
             Some(m) => m,
-            None if config.signup_open => self.sign_up(&person).await?,
+            None if config.signup_open => (None, self.sign_up(&person).await?),
             None => {
                 self.log_refusal(provider, Refusal::NotMember, Some(&person.subject));
                 return Ok(page(
@@ -239,7 +239,28 @@ impl<S: SignInStore + MemberStore + TokenStore + TenantStore + AuditStore + ?Siz
         };
         let key = signin::stored_key("code", code.expose());
         let expires = self.now.plus_seconds(signin::CODE_SECONDS);
-        self.app.store.put_pending(&key, &signin::seal(&handoff), expires).await?;
+        let sealed = signin::seal(&handoff);
+        let put = self.app.store.put_pending(&key, &sealed, expires);
+        match stamp {
+            None => put.await?,
+            Some(was) => {
+                let (stamped, put) = tokio::join!(self.app.store.update_sign_in(&was, &member), put);
+                put?;
+                if let Err(e) = stamped {
+                    // The member changed meanwhile (removed, a new role):
+                    // the code is taken back, unused.
+                    self.app.store.take_pending(&key, self.now).await?;
+                    return match e {
+                        StoreError::Conflict(Conflict::Changed) | StoreError::NotFound => Ok(page(
+                            400,
+                            "Sign-in interrupted",
+                            "Your membership changed while you signed in. Please sign in again.",
+                        )),
+                        e => Err(e.into()),
+                    };
+                }
+            }
+        }
         let location = match &attempt.cli {
             Some((url, _)) => {
                 let sep = if url.contains('?') { '&' } else { '?' };
@@ -252,8 +273,14 @@ impl<S: SignInStore + MemberStore + TokenStore + TenantStore + AuditStore + ?Siz
 
     /// The member `person` signs in as, bound and with an anchor: the
     /// oldest membership bound to them, else the oldest invitation of
-    /// their handle (bound now). `None`: they are no member.
-    async fn member_signing_in(&self, person: &Person) -> Result<Option<MemberRecord>, ApiError> {
+    /// their handle (bound now). `None`: they are no member. With the
+    /// member as it was read when its sign-in stamp is still to be written
+    /// (a member who has an anchor already: the stamp goes beside the
+    /// one-time code, not before it).
+    async fn member_signing_in(
+        &self,
+        person: &Person,
+    ) -> Result<Option<(Option<MemberRecord>, MemberRecord)>, ApiError> {
         let mut keys = vec![person.bound_key()];
         keys.extend(person.invite_key());
         for _ in 0..4 {
@@ -263,7 +290,10 @@ impl<S: SignInStore + MemberStore + TokenStore + TenantStore + AuditStore + ?Siz
                 return Ok(None);
             };
             let anchor = match &was.anchor {
-                Some(a) => a.clone(),
+                Some(a) => {
+                    let now = was.signed_in(person, a.clone(), self.now);
+                    return Ok(Some((Some(was), now)));
+                }
                 None => {
                     let anchor = was.new_anchor(self.now);
                     let mut event = self.event_as(&was.tenant_id, &anchor.token_id, AuditAction::TokenCreate, None);
@@ -274,7 +304,7 @@ impl<S: SignInStore + MemberStore + TokenStore + TenantStore + AuditStore + ?Siz
             };
             let now = was.signed_in(person, anchor, self.now);
             match self.app.store.update_sign_in(&was, &now).await {
-                Ok(()) => return Ok(Some(now)),
+                Ok(()) => return Ok(Some((None, now))),
                 // Changed meanwhile (a concurrent sign-in, a role change):
                 // read again. An anchor made for nothing stays behind, inert:
                 // nobody holds it, no member names it, nothing is below it.
