@@ -352,6 +352,15 @@ async fn sign_up_gives_a_newcomer_a_tenant_of_their_own() {
     // Not the operator's tenant.
     let theirs = w.env.call(Req::get("/members").token(&w.env.root)).await.expect(200);
     assert!(theirs.body["members"].as_array().unwrap().is_empty());
+    // An OpenID person whose email the provider did not verify makes no tenant.
+    let s = start(&w, "oidc", "").await;
+    w.issuer.answer_id_token(id_token(
+        &w,
+        &s,
+        json!({"sub": "cy-sub", "email": "cy@new.example", "email_verified": false}),
+    ));
+    let refused = callback(&w, "oidc", s.param("state"), "c", Some(&s.cookie)).await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
     // Signing in again finds the same membership.
     let again = sign_in_oidc(&w, json!({"sub": "bo-sub", "email": "bo@new.example", "name": "Bo"})).await.expect(201);
     assert_eq!(again.body["member"]["memberId"], r.body["member"]["memberId"]);

@@ -212,6 +212,16 @@ impl<S: SignInStore + MemberStore + TokenStore + TenantStore + AuditStore + ?Siz
         };
         let (stamp, member) = match self.member_signing_in(&person).await? {
             Some(m) => m,
+            // Sign-up invites the person by their handle: an OpenID person
+            // needs an email the provider verified.
+            None if config.signup_open && person.invite_key().is_none() => {
+                self.log_refusal(provider, Refusal::NotMember, Some("sign-up without a verified email"));
+                return Ok(page(
+                    403,
+                    "Email not verified",
+                    "To make a team here, your provider must confirm your email address. Verify it there, then sign in again.",
+                ));
+            }
             None if config.signup_open => (None, self.sign_up(&person).await?),
             None => {
                 self.log_refusal(provider, Refusal::NotMember, Some(&person.subject));
@@ -328,10 +338,9 @@ impl<S: SignInStore + MemberStore + TokenStore + TenantStore + AuditStore + ?Siz
         // the operator makes a new one.
         let (root, _) = crate::bootstrap::root_token(&tenant.tenant_id, &tenant.name, self.now);
         self.app.store.create_tenant(&tenant, &root).await?;
-        let handle = person.handle.clone().unwrap_or_else(|| person.subject.clone());
-        let invitee = crate::member::Invitee::parse(person.provider, &handle)
-            .or_else(|| crate::member::Invitee::parse(person.provider, &person.subject))
-            .ok_or_else(|| ApiError::internal("a person with no handle to invite"))?;
+        let handle = person.handle.as_deref().unwrap_or_default();
+        let invitee = crate::member::Invitee::parse(person.provider, handle)
+            .ok_or_else(|| ApiError::internal("sign-up of a person with no handle to invite"))?;
         let invited =
             MemberRecord::invited(&tenant.tenant_id, invitee, Role::Owner, Some(person.name.clone()), None, self.now);
         let mut event = self.event_as(&tenant.tenant_id, &root.token_id, AuditAction::MemberCreate, None);
