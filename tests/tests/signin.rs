@@ -216,6 +216,25 @@ async fn an_invited_person_signs_in_and_their_session_is_an_ordinary_token_of_th
     w.env.call(Req::get("/keys").token(&viewer)).await.expect(200);
     w.env.read(&viewer, &key, "production").await.expect_error(403, "forbidden");
 
+    // The anchor revoked by hand (the root's DELETE /tokens/{id}): the
+    // session ends, the next sign-in is refused once and makes a new anchor.
+    let tokens = w.env.call(Req::get("/tokens").token(&w.env.root)).await.expect(200);
+    let anchor = tokens.body["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["memberId"] == ana && t["issuedBy"].is_null() && t["revokedAt"].is_null())
+        .unwrap()["tokenId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.env.call(Req::delete(&format!("/tokens/{anchor}")).token(&w.env.root)).await.expect(204);
+    w.env.call(Req::get("/keys").token(&viewer)).await.expect_error(401, "unauthorized");
+    sign_in_oidc(&w, json!({})).await.expect_error(401, "unauthorized");
+    let r = sign_in_oidc(&w, json!({})).await.expect(201);
+    let viewer = r.body["token"].as_str().unwrap().to_owned();
+    w.env.call(Req::get("/keys").token(&viewer)).await.expect(200);
+
     // Removal ends the session at its next request.
     w.env.call(Req::delete(&format!("/members/{ana}")).token(&w.env.root)).await.expect(204);
     w.env.call(Req::get("/keys").token(&viewer)).await.expect_error(401, "unauthorized");

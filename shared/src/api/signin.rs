@@ -387,9 +387,22 @@ impl<S: SignInStore + MemberStore + TokenStore + TenantStore + AuditStore + ?Siz
         event.detail = Some(format!("{} as {}", handoff.provider, role.as_str()));
         match self.app.store.create_token(&record, &event).await {
             Ok(()) => {}
-            // The member was removed or demoted since the callback: their
-            // anchor is revoked.
-            Err(StoreError::Conflict(Conflict::IssuerNotLive)) => return Err(ApiError::Unauthorized),
+            // The member's anchor is no longer live: they were removed or
+            // demoted since the callback (the member no longer names it), or
+            // someone revoked the anchor itself. The member forgets it, so
+            // that their next sign-in makes a new one.
+            Err(StoreError::Conflict(Conflict::IssuerNotLive)) => {
+                if let Some(was) = self.app.store.get_member(&tenant, &member_id).await? {
+                    if was.anchor.as_ref() == Some(&anchor) {
+                        let now = MemberRecord { anchor: None, ..was.clone() };
+                        match self.app.store.update_sign_in(&was, &now).await {
+                            Ok(()) | Err(StoreError::Conflict(Conflict::Changed) | StoreError::NotFound) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+                return Err(ApiError::Unauthorized);
+            }
             Err(StoreError::Conflict(Conflict::Exists)) => return Err(ApiError::internal("a fresh token id collided")),
             Err(e) => return Err(e.into()),
         }
