@@ -345,12 +345,18 @@ async function signedIn(t, page) {
   return (await t.page.textContent('header .me')).replace(/\s+/g, ' ').trim();
 }
 
+/** Folds the page's "Create …" forms, so that a screenshot shows the table. */
+const fold = (t) => t.page.evaluate(() => document.querySelectorAll('details.card[open]').forEach((d) => { d.open = false; }));
+
 const storedToken = (t) => t.page.evaluate(() => sessionStorage.getItem('ibyok.token'));
 
 const SECRET = `sk-signin-secret-${crypto.randomBytes(6).toString('hex')}-Zq42`;
 let keyId;
 let ana;
 let anaToken;
+/** The token Ana creates from her session: {token, tokenId}. */
+let anaCi;
+let anaIdentity;
 
 try {
   await step('the sign-in routes: the providers listed, a start sets the cookie and sends to the provider with PKCE', async () => {
@@ -551,6 +557,72 @@ try {
     await t.context.close();
   });
 
+  await step('(e2) a member creates a token in the console from her session: it reads "created by" her, her session as hers; her identity too', async () => {
+    const t = ana.tab;
+    await t.page.bringToFront();
+    await t.page.getByRole('link', {name: 'Tokens'}).click();
+    await t.page.waitForSelector('main[data-rendered="tokens"]');
+    const form = t.page.locator('form.add');
+    if (!(await form.isVisible())) await t.page.locator('summary', {hasText: 'Create a token'}).click();
+    await form.getByLabel('Name').fill('ana-ci');
+    await form.getByLabel('keys:read').check();
+    await form.getByLabel('OpenAI Production').check();
+    await form.getByRole('button', {name: 'Create token'}).click();
+    await t.page.waitForSelector('.once');
+    anaCi = {token: await t.page.inputValue('.once input.secret')};
+    const listed = (await call(BASE_C, TOKEN_C, 'GET', '/tokens?limit=100')).body.tokens;
+    const made = listed.find((x) => x.name === 'ana-ci');
+    const anchor = listed.find((x) => x.memberId === ana.memberId && !x.issuedBy);
+    ok(made && anchor && made.issuedBy === anchor.tokenId && !made.memberId, `entered under Ana's anchor: ${JSON.stringify({made, anchor})}`);
+    anaCi.tokenId = made.tokenId;
+    ok((await call(BASE_C, anaCi.token, 'GET', `/keys/${keyId}`)).status === 200, 'the new token works');
+    await t.page.getByRole('button', {name: 'Done, hide it'}).click();
+    // Her view: the subtree under her (the anchor itself is out of a session's sight) headed by her row.
+    const head = t.page.locator(`tr.person[data-person="${ana.memberId}"]`);
+    ok(await head.count() === 1, 'her row heads the subtree');
+    const headText = (await head.textContent()).replace(/\s+/g, ' ');
+    ok(headText.includes('Ana Lima') && headText.includes('person') && headText.includes('you') && headText.includes('1 session · 1 token created'),
+      `her row: ${headText}`);
+    ok(await t.page.locator(`tr[data-token="${anchor.tokenId}"]`).count() === 0, 'the anchor is not shown as a token');
+    const row = t.page.locator(`tr[data-token="${made.tokenId}"]`);
+    ok((await row.locator('.by').textContent()) === 'created by Ana Lima', `the row: ${await row.textContent()}`);
+    ok(await row.locator('.tree[data-depth="1"]').count() === 1, 'indented under her row');
+    const mine = t.page.locator('table.tokens tbody tr', {has: t.page.locator('.badge.you')}).filter({hasNot: t.page.locator('.person-head')});
+    ok(/^Ana Lima[’']s session$/.test(await mine.locator('.name').first().textContent()), `her session: ${await mine.textContent()}`);
+    // The search finds what a person created by their name.
+    await t.page.getByLabel('Search').fill('ana lima');
+    ok(await t.page.locator('table.tokens tbody tr[data-token]').count() === 2, 'the search by her name: her session and her token');
+    await t.page.getByLabel('Search').fill('');
+    await fold(t);
+    await check(t, 'signin-member-tokens');
+    // An identity, created with her session through the API.
+    const idn = await call(BASE_C, anaToken, 'POST', '/identities', {name: 'ana nightly', kind: 'aws', awsAccountId: '123456789012',
+      awsRoleName: 'ana-nightly', scopes: ['keys:read'], tokenTtl: 900});
+    ok(idn.status === 201 && idn.body.createdBy === anchor.tokenId, `the identity, created by her anchor: ${idn.status} ${JSON.stringify(idn.body)}`);
+    anaIdentity = idn.body;
+    await t.page.getByRole('link', {name: 'Identities'}).click();
+    await t.page.waitForSelector('main[data-rendered="identities"]');
+    const who = t.page.locator(`tr[data-identity="${anaIdentity.identityId}"] .who-made`);
+    await t.page.waitForFunction((id) => {
+      const el = document.querySelector(`tr[data-identity="${id}"] .who-made`);
+      return el && el.textContent.includes('Ana Lima');
+    }, anaIdentity.identityId);
+    const whoText = (await who.textContent()).replace(/\s+/g, ' ');
+    ok(whoText.startsWith('created by Ana Lima') && whoText.includes('you'), `the identity's creator: ${whoText}`);
+    await check(t, 'signin-member-identities');
+    // Removing someone else: her session cannot see what they made, so the confirmation says it generically.
+    await t.page.getByRole('link', {name: 'Members'}).click();
+    await t.page.waitForSelector('main[data-rendered="members"]');
+    await t.page.getByRole('button', {name: 'Remove Vic Vale'}).click();
+    await t.page.locator('dialog.confirm').waitFor();
+    const said = (await t.page.textContent('dialog.confirm')).replace(/\s+/g, ' ');
+    ok(said.includes('every token and identity they created is revoked') && said.includes('They are not listed here: you see only what you created yourself.'),
+      `the confirmation, from a session: ${said}`);
+    await check(t, 'signin-member-remove-generic');
+    await t.page.locator('dialog.confirm').getByRole('button', {name: 'Cancel'}).click();
+    ok((await call(BASE_C, TOKEN_C, 'GET', '/members?limit=100')).body.members.some((m) => m.name === 'Vic Vale'), 'cancel kept Vic');
+  });
+
   await step('(f) sign-out revokes the session: the old token then gets 401', async () => {
     const t = ana.tab;
     await t.page.bringToFront();
@@ -588,6 +660,98 @@ try {
     await githubSignIn(again, 'mona-renamed');
     ok((await signedIn(again, 'keys')).endsWith(' · developer'), 'the renamed account signs in, found by its id');
     await again.context.close();
+  });
+  await step('(h) the root’s console: people head their subtrees, the audit log filters by person, a demotion and a removal say what ends', async () => {
+    // A second owner, so that Ana is not the last one (the last owner stays).
+    await invite(BASE_C, TOKEN_C, {provider: 'oidc', email: 'fay@acme.example', role: 'owner', name: 'Fay Fox'});
+    const t = await person('root', BASE_C);
+    await t.page.goto(`${BASE_C}/console/#/tokens`);
+    await t.page.getByLabel('Token').fill(TOKEN_C);
+    await t.page.getByRole('button', {name: 'Sign in'}).click();
+    await t.page.waitForSelector('main[data-rendered="tokens"]');
+    const listed = (await call(BASE_C, TOKEN_C, 'GET', '/tokens?limit=100')).body.tokens;
+    for (const a of listed.filter((x) => x.memberId && !x.issuedBy)) {
+      ok(await t.page.locator(`tr[data-token="${a.tokenId}"]`).count() === 0, `the anchor ${a.name} is no token row`);
+    }
+    const head = t.page.locator(`tr.person[data-person="${ana.memberId}"]`);
+    ok((await head.textContent()).includes('Ana Lima') && await head.locator('.badge.you').count() === 0, 'Ana’s row, not the root’s');
+    ok((await t.page.locator(`tr[data-token="${anaCi.tokenId}"] .by`).textContent()) === 'created by Ana Lima', 'her token, created by her');
+    const sessions = t.page.locator('tr.session', {hasText: /Ana Lima[’']s session/});
+    ok(await sessions.count() >= 1 && await sessions.locator('.badge.revoked').count() === await sessions.count(), 'her session, ended by her sign-out');
+    const bo = t.page.locator('tr.person.ended', {hasText: 'Bo Berg'});
+    ok(await bo.count() === 1 && (await bo.textContent()).includes('ended when they were removed'), 'Bo, removed: his row says it ended');
+    const dee = t.page.locator('tr.person.ended', {hasText: 'Dee Dahl'});
+    ok(await dee.count() === 1 && (await dee.textContent()).includes('ended when their role was lowered'), 'Dee, demoted: hers says why');
+    await fold(t);
+    await check(t, 'signin-root-tokens');
+    await t.page.getByRole('link', {name: 'Identities'}).click();
+    await t.page.waitForFunction((id) => {
+      const el = document.querySelector(`tr[data-identity="${id}"] .who-made`);
+      return el && el.textContent.includes('created by Ana Lima');
+    }, anaIdentity.identityId);
+
+    // The audit log: each actor by name and kind; the person filter.
+    await t.page.getByRole('link', {name: 'Audit'}).click();
+    await t.page.waitForSelector('main[data-rendered="audit"]');
+    await t.page.getByLabel('Per page').selectOption('100');
+    await t.page.waitForSelector('text=Page 1: ');
+    const events = (await call(BASE_C, TOKEN_C, 'GET', '/audit?limit=100')).body.events;
+    const hers = events.filter((e) => e.actor && e.actor.memberId === ana.memberId);
+    ok(hers.length >= 4 && ['auth.signin', 'token.create', 'identity.create', 'token.revoke'].every((a) => hers.some((e) => e.action === a)),
+      `her events: ${JSON.stringify(hers.map((e) => e.action))}`);
+    const options = await t.page.getByLabel('Person').locator('option').allTextContents();
+    ok(options[0] === 'anyone' && options.includes('Ana Lima') && options.includes('Bo Berg'), `the people seen: ${JSON.stringify(options)}`);
+    await t.page.getByLabel('Person').selectOption({label: 'Ana Lima'});
+    await t.page.waitForSelector(`text=Page 1: ${hers.length} of ${events.length} events shown`);
+    const actors = await t.page.locator('table.audit tbody td.actor').evaluateAll((cells) => cells.map((c) => [c.querySelector('.name')?.textContent, c.querySelector('.badge')?.textContent]));
+    ok(actors.length === hers.length && actors.every(([name, kind]) => name === 'Ana Lima' && kind === 'person'), `the rows: ${JSON.stringify(actors)}`);
+    const requests = await t.page.locator('table.audit tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.request));
+    ok(JSON.stringify(requests) === JSON.stringify(hers.map((e) => e.requestId)), 'only her events, newest first');
+    await check(t, 'signin-audit-person');
+    await t.page.getByLabel('Person').selectOption('');
+    const rootRow = t.page.locator('table.audit tbody tr', {has: t.page.locator('td.actor .badge', {hasText: /^token$/})});
+    ok(await rootRow.count() > 0, 'the root’s requests are a token’s');
+
+    // Members: lowering Mona’s role asks first, saying her sessions end.
+    await t.page.getByRole('link', {name: 'Members'}).click();
+    await t.page.waitForSelector('main[data-rendered="members"]');
+    const mona = (await call(BASE_C, TOKEN_C, 'GET', '/members?limit=100')).body.members.find((m) => m.provider === 'github');
+    const role = t.page.locator(`tr[data-member="${mona.memberId}"] select.role-select`);
+    await role.selectOption('viewer');
+    const dialog = t.page.locator('dialog.confirm');
+    await dialog.waitFor();
+    let text = (await dialog.textContent()).replace(/\s+/g, ' ');
+    ok(text.includes(`Lower ${mona.name} to viewer?`) && text.includes('sessions end at once') && text.includes('Revoked at once: their 2 live sessions.'),
+      `the demotion asks: ${text}`);
+    await check(t, 'signin-member-demote-confirm');
+    await dialog.getByRole('button', {name: 'Cancel'}).click();
+    ok(await role.inputValue() === 'developer' && (await member(BASE_C, TOKEN_C, mona.memberId)).role === 'developer', 'cancel kept the role');
+    await role.selectOption('viewer');
+    await t.page.locator('dialog.confirm').getByRole('button', {name: 'Lower role'}).click();
+    await t.page.waitForSelector(`text=${mona.name} is now viewer.`);
+    ok((await member(BASE_C, TOKEN_C, mona.memberId)).role === 'viewer', 'demoted');
+
+    // Removing Ana lists what she created; then it is revoked.
+    ok((await call(BASE_C, anaCi.token, 'GET', `/keys/${keyId}`)).status === 200, 'her token works before');
+    await t.page.getByRole('button', {name: 'Remove Ana Lima'}).click();
+    await t.page.locator('dialog.confirm').waitFor();
+    const made = await t.page.locator('dialog.confirm ul.made li').allTextContents();
+    text = (await t.page.textContent('dialog.confirm')).replace(/\s+/g, ' ');
+    ok(made.some((x) => x.includes('ana-ci') && x.includes('token')) && made.some((x) => x.includes('ana nightly') && x.includes('identity')) && made.length === 2,
+      `the confirmation lists what she made: ${JSON.stringify(made)}`);
+    ok(text.includes('Revoked at once: what they created (2). The applications using them are refused from the next request'), `the confirmation: ${text}`);
+    await check(t, 'signin-member-remove-confirm');
+    await t.page.locator('dialog.confirm').getByRole('button', {name: 'Remove member'}).click();
+    await t.page.waitForSelector('text=Ana Lima removed.');
+    ok((await call(BASE_C, anaCi.token, 'GET', `/keys/${keyId}`)).status === 401, 'her token is refused');
+    ok((await call(BASE_C, TOKEN_C, 'GET', '/tokens?limit=100')).body.tokens.find((x) => x.tokenId === anaCi.tokenId).revokedAt, 'and listed revoked');
+    await t.page.getByRole('link', {name: 'Tokens'}).click();
+    await t.page.waitForSelector('main[data-rendered="tokens"]');
+    ok(await t.page.locator(`tr.person.ended[data-person="${ana.memberId}"]`).count() === 1, 'her row says it ended');
+    ok(await t.page.locator(`tr[data-token="${anaCi.tokenId}"] .badge.revoked`).count() === 1, 'her token shows revoked');
+    await fold(t);
+    await check(t, 'signin-root-tokens-after-removal');
+    await t.context.close();
   });
 } finally {
   await browser.close();

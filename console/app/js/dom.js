@@ -70,7 +70,7 @@ export function select(options, value, props = {}) {
   return h('select', props, options.map(([v, label, disabled]) => h('option', {value: v, selected: v === value, disabled}, label)));
 }
 
-/** A modal confirmation; resolves true when confirmed. */
+/** A modal confirmation; resolves true when confirmed. `message`: text, or nodes (paragraphs, a list). */
 export function confirmDialog(title, message, confirmLabel = 'Confirm') {
   return new Promise((resolve) => {
     const dlg = h('dialog', {class: 'confirm', 'aria-labelledby': 'dlg-title'});
@@ -81,7 +81,7 @@ export function confirmDialog(title, message, confirmLabel = 'Confirm') {
     };
     append(dlg, [
       h('h2', {id: 'dlg-title'}, title),
-      h('p', null, message),
+      typeof message === 'string' ? h('p', null, message) : h('div', {class: 'message'}, message),
       h('div', {class: 'actions'},
         h('button', {type: 'button', class: 'secondary', onclick: () => done(false)}, 'Cancel'),
         h('button', {type: 'button', class: 'danger', onclick: () => done(true)}, confirmLabel)),

@@ -6,6 +6,7 @@
 
 import {ALL_SCOPES, api, ApiError, can, lacks, listAll, session} from './api.js';
 import {badge, confirmDialog, copyableId, field, h, nextId, replace, select, when} from './dom.js';
+import {memberNames, peopleOf} from './people.js';
 
 export const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
 const TTL_PRESETS = [['300', '5 minutes'], ['900', '15 minutes'], ['1800', '30 minutes'], ['3600', '1 hour']];
@@ -97,16 +98,26 @@ export async function identitiesPage(root, {ui, stale}) {
   // The creators' names, and the live tokens issued through each identity,
   // come from the token list: fetched after the table is drawn (a tenant may
   // have thousands of tokens).
+  // An identity a person created from a session names them (its creator
+  // is their anchor, a token nobody holds).
   let tokens = null;
+  let people = new Map();
   const creators = new Map();
 
   function creatorCell(i) {
     const cell = h('td', {class: 'created', 'data-creator': i.createdBy});
-    const self = i.createdBy === session.tokenId;
-    const t = tokens && tokens.find((x) => x.tokenId === i.createdBy);
-    const name = self && session.self ? session.self.name : t && t.name;
-    replace(cell, when(i.createdAt),
-      h('div', {class: 'who-made'}, 'by ', name ? h('span', {class: 'name'}, name) : null, self ? badge('you', 'you') : null, ' ', copyableId(i.createdBy, 'token id')));
+    const person = people.get(i.createdBy);
+    if (person) {
+      const mine = session.member && person.memberId === session.member.memberId;
+      replace(cell, when(i.createdAt),
+        h('div', {class: 'who-made'}, 'created by ', h('span', {class: 'name'}, person.name), ' ', badge('person', 'person'), mine ? badge('you', 'you') : null));
+    } else {
+      const self = i.createdBy === session.tokenId;
+      const t = tokens && tokens.find((x) => x.tokenId === i.createdBy);
+      const name = self && session.self ? session.self.name : t && t.name;
+      replace(cell, when(i.createdAt),
+        h('div', {class: 'who-made'}, 'created by ', name ? h('span', {class: 'name'}, name) : null, self ? badge('you', 'you') : null, ' ', copyableId(i.createdBy, 'token id')));
+    }
     creators.set(i.identityId, cell);
     return cell;
   }
@@ -389,12 +400,14 @@ export async function identitiesPage(root, {ui, stale}) {
         tbody))
       : h('p', {class: 'empty'}, writable ? 'No identities yet.' : 'No identities to show: a token sees those made by itself and by the tokens issued from it.'));
 
+  let names;
   try {
-    tokens = await listAll('/tokens', 'tokens');
+    [tokens, names] = await Promise.all([listAll('/tokens', 'tokens'), memberNames()]);
   } catch {
     tokens = null; // the names stay ids
   }
   if (stale() || !tokens) return;
+  people = peopleOf(tokens, names);
   for (const i of identities) {
     const cell = creators.get(i.identityId);
     if (cell && cell.isConnected) cell.replaceWith(creatorCell(i));

@@ -1,10 +1,14 @@
 // Members: the tenant's people and their roles. The list, an invitation
 // (by GitHub login or by email at the deployment's OpenID provider), a
 // role change and a removal. A token grants no role above itself, so the
-// roles offered are those whose scopes the signed-in token holds.
+// roles offered are those whose scopes the signed-in token holds. Removing
+// a member, or lowering their role, ends their sessions and everything they
+// created (decision 0069): the confirmation lists it, when the signed-in
+// token can see it.
 
-import {api, can, lacks, listAll} from './api.js';
-import {badge, confirmDialog, copyableId, field, h, nextId, replace, select, when} from './dom.js';
+import {api, can, lacks, listAll, session} from './api.js';
+import {badge, confirmDialog, copyableId, field, fmt, h, nextId, replace, select, when} from './dom.js';
+import {madeBy} from './people.js';
 
 export const ROLES = [
   ['owner', 'Owner', 'every scope'],
@@ -24,6 +28,55 @@ export const ROLE_SCOPES = {
 /** Whether the signed-in token holds every scope of `role`. */
 export function canManage(role) {
   return ROLE_SCOPES[role].every((s) => can(s));
+}
+
+/** Whether scopes `a` hold every scope of `b` (a :write holds its :read; keys:read holds keys:list). */
+export function covers(a, b) {
+  const has = (s) => a.includes(s) || (s.endsWith(':read') && a.includes(s.replace(':read', ':write')));
+  return b.every((s) => has(s) || (s === 'keys:list' && (has('keys:read'))));
+}
+
+const an = (word, start = false) => (/^[aeiou]/.test(word) ? (start ? 'An' : 'an') : (start ? 'A' : 'a'));
+const plural = (n, word) => `${fmt.format(n)} ${word}${n === 1 ? '' : 's'}`;
+
+/**
+ * What ends with member `m` (their removal or demotion revokes their
+ * anchor): their live sessions and what they created, by name, from the
+ * token and identity lists; said generically when this token cannot see
+ * them.
+ */
+async function whatEnds(m) {
+  if (!m.subject) return [h('p', null, `${m.name} has not signed in yet, so they have no session and have created nothing.`)];
+  let made = null;
+  if (can('tokens:read')) {
+    try {
+      const [tokens, identities] = await Promise.all([listAll('/tokens', 'tokens'), listAll('/identities', 'identities')]);
+      made = madeBy(m.memberId, tokens, identities);
+    } catch {
+      made = null;
+    }
+  }
+  if (!made) {
+    const why = !can('tokens:read') ? lacks('tokens:read')
+      : session.member ? 'you see only what you created yourself' : 'your token sees only what it issued itself';
+    return [h('p', {class: 'ends'}, 'Their sessions end, and every token and identity they created is revoked, with the tokens issued from them: '
+      + `the applications using them are refused from the next request. (They are not listed here: ${why}.)`)];
+  }
+  const items = [
+    ...made.tokens.map((t) => h('li', null, h('span', {class: 'name'}, t.name), ' ', badge('token', 'token'))),
+    ...made.identities.map((i) => h('li', null, h('span', {class: 'name'}, i.name), ' ', badge('identity', 'identity'))),
+  ];
+  const MAX = 12;
+  const parts = [];
+  if (made.sessions.length) parts.push(`their ${plural(made.sessions.length, 'live session')}`);
+  if (items.length) parts.push(`what they created (${fmt.format(items.length)})`);
+  let says = parts.length ? `Revoked at once: ${parts.join(' and ')}.` : 'They have no live session.';
+  says += items.length ? ' The applications using them are refused from the next request:' : ' They created no token or identity that is still live.';
+  return [
+    h('p', {class: 'ends'}, says),
+    items.length ? h('ul', {class: 'made'}, items.slice(0, MAX), items.length > MAX ? h('li', {class: 'muted'}, `and ${fmt.format(items.length - MAX)} more`) : null) : null,
+    made.exchanged.length ? h('p', null, `${plural(made.exchanged.length, 'token')} exchanged through their identities end${made.exchanged.length === 1 ? 's' : ''} too.`) : null,
+  ];
 }
 
 function who(m) {
@@ -47,9 +100,26 @@ export async function membersPage(root, {ui, stale}) {
     const pick = select(options, m.role, {'aria-label': `Role of ${m.name}`, class: 'role-select'});
     pick.addEventListener('change', async () => {
       ui.clear();
+      const to = pick.value;
+      if (!covers(ROLE_SCOPES[to], ROLE_SCOPES[m.role])) {
+        // A lower role: what the member made with the old one ends.
+        pick.disabled = true;
+        const ends = await whatEnds(m);
+        pick.disabled = false;
+        const ok = await confirmDialog(`Lower ${m.name} to ${to}?`, [
+          h('p', null, `${an(to, true)} ${to} holds less than ${an(m.role)} ${m.role}: ${m.name}’s sessions end at once, and so does everything they created. `
+            + `They sign in again as ${to}, and make again what that role allows.`),
+          ends,
+        ], 'Lower role');
+        if (!ok || pick.value !== to) {
+          pick.value = m.role;
+          pick.focus();
+          return;
+        }
+      }
       try {
-        await api('PATCH', `/members/${m.memberId}`, {body: {role: pick.value}});
-        ui.say(`${m.name} is now ${pick.value}.`);
+        await api('PATCH', `/members/${m.memberId}`, {body: {role: to}});
+        ui.say(`${m.name} is now ${to}.`);
         await membersPage(root, {ui, stale});
       } catch (err) {
         pick.value = m.role;
@@ -65,11 +135,18 @@ export async function membersPage(root, {ui, stale}) {
     button.addEventListener('click', async () => {
       const handle = m.provider === 'github' ? `GitHub login ${m.login}` : m.email;
       const what = m.name === (m.login || m.email) ? m.role : `${handle}, ${m.role}`;
-      const ok = await confirmDialog(`Remove ${m.name}?`,
-        `${m.name} (${what}) leaves this tenant, and their invitation is withdrawn. `
-        + 'Nothing is deleted with them; the root token stays the break-glass credential.',
-        'Remove member');
-      if (!ok) return;
+      button.disabled = true;
+      const ends = await whatEnds(m);
+      button.disabled = false;
+      const ok = await confirmDialog(`Remove ${m.name}?`, [
+        h('p', null, `${m.name} (${what}) leaves this tenant, and their invitation is withdrawn.`),
+        ends,
+        h('p', {class: 'muted'}, 'Keys and the audit log stay; the root token stays the break-glass credential.'),
+      ], 'Remove member');
+      if (!ok) {
+        button.focus();
+        return;
+      }
       ui.clear();
       try {
         await api('DELETE', `/members/${m.memberId}`);
