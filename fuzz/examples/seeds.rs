@@ -10,6 +10,47 @@ use std::path::Path;
 
 const API_SEEDS: &[(&str, &str)] = &[
     (
+        "signin-browser",
+        "GET /auth/providers\nauth: none\n\n---\n\
+GET /auth/github/start?returnTo=/console/keys.html\nauth: none\n\n---\n\
+GET /auth/github/callback?code=good&state={signin-state}\nauth: none\ncookie: theme=dark; ibyok_signin={signin-cookie}\n\n---\n\
+POST /auth/session\nauth: none\ncookie: ibyok_signin={signin-cookie}\ncontent-type: application/json\n\n{\"code\": \"{signin-code}\"}\n---\n\
+GET /keys\nauth: last\n\n---\n\
+POST /auth/session\nauth: none\ncookie: ibyok_signin={signin-cookie}\ncontent-type: application/json\n\n{\"code\": \"{signin-code}\"}\n---\n\
+DELETE /tokens/self\nauth: last\n\n---\n\
+GET /keys\nauth: last\n",
+    ),
+    (
+        "signin-refusals",
+        "GET /auth/github/start\nauth: none\n\n---\n\
+GET /auth/github/callback?code=good&state={signin-state}\nauth: none\n\n---\n\
+GET /auth/github/callback?code=stranger&state={signin-state}\nauth: none\ncookie: ibyok_signin={signin-cookie}\n\n---\n\
+GET /auth/oidc/start?returnTo=https://evil.example/\nauth: none\n\n---\n\
+GET /auth/oidc/start\nauth: none\n\n---\n\
+GET /auth/oidc/callback?error=access_denied&state={signin-state}\nauth: none\ncookie: ibyok_signin={signin-cookie}\n\n---\n\
+GET /auth/okta/start\nauth: none\n\n---\n\
+POST /auth/session\nauth: none\ncontent-type: application/x-www-form-urlencoded\n\ncode=x\n",
+    ),
+    (
+        "signin-cli",
+        "GET /auth/github/start?cli=http://127.0.0.1:53682/callback&codeChallenge={cli-challenge}\nauth: none\n\n---\n\
+GET /auth/github/callback?code=good&state={signin-state}\nauth: none\ncookie: ibyok_signin={signin-cookie}\n\n---\n\
+POST /auth/session\nauth: none\ncontent-type: application/json\n\n{\"code\": \"{signin-code}\", \"codeVerifier\": \"wrong\"}\n---\n\
+GET /auth/github/start?cli=http://[::1]:9/?x=1&codeChallenge={cli-challenge}\nauth: none\n\n---\n\
+GET /auth/github/callback?code=good&state={signin-state}\nauth: none\ncookie: ibyok_signin={signin-cookie}\n\n---\n\
+POST /auth/session\nauth: none\ncontent-type: application/json\n\n{\"code\": \"{signin-code}\", \"codeVerifier\": \"{cli-verifier}\"}\n---\n\
+GET /tokens\nauth: last\n\n---\n\
+POST /auth/oidc/start\nauth: none\n",
+    ),
+    (
+        "signin-signup",
+        "@signup\nGET /auth/github/start\nauth: none\n\n---\n\
+GET /auth/github/callback?code=stranger&state={signin-state}\nauth: none\ncookie: ibyok_signin={signin-cookie}\n\n---\n\
+POST /auth/session\nauth: root\ncookie: ibyok_signin={signin-cookie}\ncontent-type: application/json\n\n{\"code\": \"{signin-code}\"}\n---\n\
+GET /members\nauth: last\n\n---\n\
+GET /keys\nauth: last\n",
+    ),
+    (
         "secret-scanning",
         "POST /github/secret-scanning\nauth: none\nsign: fuzz\ncontent-type: application/json\n\n\
 [{\"token\":\"{child-secret}\",\"type\":\"ibyok_token\",\"url\":\"https://github.com/o/r/blob/1/.env\",\"source\":\"content\"},\

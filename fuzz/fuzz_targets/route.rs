@@ -31,6 +31,15 @@ enum Segment {
     Versions,
     Empty,
     Id(String),
+    Auth,
+    Providers,
+    Session,
+    Start,
+    Callback,
+    Github,
+    Oidc,
+    Members,
+    Identities,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -74,6 +83,15 @@ fn segment(s: &Segment) -> &str {
         Segment::Versions => "versions",
         Segment::Empty => "",
         Segment::Id(s) => s,
+        Segment::Auth => "auth",
+        Segment::Providers => "providers",
+        Segment::Session => "session",
+        Segment::Start => "start",
+        Segment::Callback => "callback",
+        Segment::Github => "github",
+        Segment::Oidc => "oidc",
+        Segment::Members => "members",
+        Segment::Identities => "identities",
     }
 }
 

@@ -9,6 +9,7 @@
 //! @env development          (IBYOK_ENV; default production)
 //! @strict                   (PROD_MOCK_ALLOWED=false)
 //! @quota 3                  (tenant `fuzz`'s monthly quota of value reads)
+//! @signup                   (IBYOK_SIGNUP=open: a stranger gets a tenant)
 //! POST /keys?limit=5
 //! auth: root
 //! content-type: application/json
@@ -36,13 +37,27 @@
 //! `{other-key}` (a key of another tenant), `{root}`, `{child}`,
 //! `{revoked}` (token ids), `{new-key}` and `{new-token}` (the ids made by
 //! the last `POST /keys` and `POST /tokens`).
+//!
+//! People's sign-in is on, both providers pointed at a stand-in on loopback
+//! (OpenID discovery, a token endpoint that refuses every code, GitHub's
+//! token endpoint and user), and the GitHub user `octocat` (id 4242) is a
+//! `developer` of tenant `fuzz`. GitHub's stand-in takes the code `good`
+//! (octocat) and `stranger` (id 999, no member). `cookie:` sends a raw
+//! `Cookie` header. The sign-in's secrets are placeholders filled in only
+//! where a browser would send them: `{signin-state}` (the `state` of the
+//! last `GET /auth/{provider}/start` that answered 302) in the query of a
+//! callback, `{signin-cookie}` (its cookie's value) in `cookie:`, and
+//! `{signin-code}` (the one-time code of the last callback that answered
+//! 302) in the body of `POST /auth/session`; for a CLI's sign-in,
+//! `{cli-challenge}` in the query and `{cli-verifier}` in the body (a fixed
+//! PKCE pair). A session token is then `auth: last`.
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use ibyok::api::{body::parse_query, ApiRequest, ApiResponse, App};
+use ibyok::api::{body::parse_query, ApiRequest, ApiResponse, App, Route};
 use ibyok::clock::{ManualClock, Timestamp};
 use ibyok::config::Config;
 use ibyok::kms::local::LocalKms;
@@ -65,13 +80,6 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 fn kms() -> Arc<LocalKms> {
     static KMS: OnceLock<Arc<LocalKms>> = OnceLock::new();
     KMS.get_or_init(|| Arc::new(LocalKms::ephemeral())).clone()
-}
-
-/// The fixture keys' value: random per process, so that no input can carry
-/// it and its appearance in a response is a leak, not an echo.
-fn fixture_value() -> &'static str {
-    static V: OnceLock<String> = OnceLock::new();
-    V.get_or_init(|| format!("sk-fixture-{}", ibyok::ids::random_base62(32)))
 }
 
 /// GitHub's secret scanning keys, as the process's keys document serves
@@ -121,6 +129,87 @@ fn scan_keys() -> &'static ScanKeys {
 
 const SCANNING_PATH: &str = "/github/secret-scanning";
 
+/// The CLI's PKCE verifier behind `{cli-verifier}` / `{cli-challenge}`.
+const CLI_VERIFIER: &str = "fuzz-cli-verifier-0123456789-0123456789-0123456789";
+
+/// A stand-in for the sign-in providers, on a loopback port (a thread of
+/// its own): OpenID discovery naming itself the issuer, a token endpoint
+/// that refuses every code (400), and GitHub's token endpoint (`code=good`
+/// and `code=stranger` get an access token) and user (octocat, id 4242, or
+/// a stranger, id 999). Its URL.
+fn provider_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        let base = url.clone();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for mut sock in listener.incoming().flatten() {
+                // The head, then as much body as it announces.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = sock.read(&mut chunk).unwrap_or(0);
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf);
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        if n == 0 {
+                            break;
+                        }
+                        continue;
+                    };
+                    let head = text[..end].to_ascii_lowercase();
+                    let length = head.lines().find_map(|l| l.strip_prefix("content-length:"));
+                    let length = length.and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(0);
+                    if n == 0 || buf.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+                let request = String::from_utf8_lossy(&buf).into_owned();
+                let lower = request.to_ascii_lowercase();
+                let path = request.split_whitespace().nth(1).unwrap_or("/");
+                let path = path.split('?').next().unwrap_or("/");
+                let (status, body) = match path {
+                    "/.well-known/openid-configuration" => (
+                        "200 OK",
+                        serde_json::json!({
+                            "issuer": base,
+                            "authorization_endpoint": format!("{base}/authorize"),
+                            "token_endpoint": format!("{base}/token"),
+                            "jwks_uri": format!("{base}/jwks"),
+                        }),
+                    ),
+                    "/jwks" => ("200 OK", serde_json::json!({"keys": []})),
+                    "/token" => ("400 Bad Request", serde_json::json!({"error": "invalid_grant"})),
+                    "/login/oauth/access_token" if request.contains("code=good&") => {
+                        ("200 OK", serde_json::json!({"access_token": "gho_member", "token_type": "bearer"}))
+                    }
+                    "/login/oauth/access_token" if request.contains("code=stranger&") => {
+                        ("200 OK", serde_json::json!({"access_token": "gho_stranger", "token_type": "bearer"}))
+                    }
+                    "/login/oauth/access_token" => ("200 OK", serde_json::json!({"error": "bad_verification_code"})),
+                    "/user" if lower.contains("authorization: bearer gho_member") => {
+                        ("200 OK", serde_json::json!({"id": 4242, "login": "octocat", "name": "Fuzz Member"}))
+                    }
+                    "/user" if lower.contains("authorization: bearer gho_stranger") => {
+                        ("200 OK", serde_json::json!({"id": 999, "login": "stranger", "name": "A Stranger"}))
+                    }
+                    _ => ("401 Unauthorized", serde_json::json!({"message": "Bad credentials"})),
+                };
+                let body = body.to_string();
+                let head = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).and_then(|()| sock.write_all(body.as_bytes()));
+            }
+        });
+        url
+    })
+}
+
 /// One request of an input, before placeholders are filled in.
 #[derive(Debug, Default)]
 pub struct RawRequest {
@@ -131,6 +220,8 @@ pub struct RawRequest {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub request_id: Option<String>,
+    /// `cookie:`: the raw `Cookie` header.
+    pub cookie: Option<String>,
     pub pad: usize,
     pub body: Vec<u8>,
     pub github_key: Option<String>,
@@ -144,6 +235,7 @@ pub struct Script {
     pub environment: Option<String>,
     pub strict: bool,
     pub quota: Option<u64>,
+    pub signup: bool,
     pub requests: Vec<RawRequest>,
 }
 
@@ -181,6 +273,7 @@ fn parse_request(chunk: &[u8]) -> RawRequest {
             "user-agent" => req.user_agent = Some(value),
             "ip" => req.ip = Some(value),
             "request-id" => req.request_id = Some(value),
+            "cookie" => req.cookie = Some(value),
             "pad" => req.pad = value.parse::<usize>().unwrap_or(0).min(MAX_PAD),
             "github-key" => req.github_key = Some(value),
             "github-signature" => req.github_signature = Some(value),
@@ -202,6 +295,7 @@ pub fn parse_script(data: &[u8]) -> Script {
             Some(("env", e)) => script.environment = Some(e.trim().to_owned()),
             Some(("quota", q)) => script.quota = q.trim().parse().ok(),
             _ if line.trim() == "strict" => script.strict = true,
+            _ if line.trim() == "signup" => script.signup = true,
             _ => {}
         }
         rest = next.unwrap_or_default();
@@ -226,6 +320,11 @@ pub fn parse_script(data: &[u8]) -> Script {
 /// The service of one input and its fixtures.
 pub struct World {
     pub app: App,
+    /// The fixture keys' value: fresh for each input, so that no input can
+    /// carry it (libFuzzer learns the constants a harness compares with,
+    /// and one per process it found and echoed in a 400's message) and its
+    /// appearance in a response is a leak, not an echo.
+    pub value: String,
     pub secrets: Vec<String>,
     pub root: String,
     pub child: String,
@@ -236,6 +335,18 @@ pub struct World {
     pub limited: String,
     pub ids: Vec<(&'static str, String)>,
     pub last_token: Option<String>,
+    /// The last sign-in's `state`, cookie and one-time code (see the
+    /// module's doc), and every one handed out so far: no response body
+    /// may carry one.
+    pub signin: SignIn,
+    pub signin_secrets: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct SignIn {
+    pub state: String,
+    pub cookie: String,
+    pub code: String,
 }
 
 fn json(resp: &ApiResponse) -> Value {
@@ -267,7 +378,7 @@ impl World {
     }
 
     async fn key(&self, token: &str, name: &str, overrides: Value) -> String {
-        let mut body = serde_json::json!({"name": name, "llmType": "openai", "value": fixture_value()});
+        let mut body = serde_json::json!({"name": name, "llmType": "openai", "value": self.value});
         if !overrides.is_null() {
             body["modeOverrides"] = overrides;
         }
@@ -291,12 +402,36 @@ impl World {
         config.guardrails.prod_mock_allowed = !script.strict;
         config.github_keys_url = scan_keys().url.clone();
         config.allow_loopback_http = true;
+        let url = provider_url();
+        let signup = if script.signup { "open" } else { "closed" };
+        // The providers' client secrets, never in a response: fresh for
+        // each input, so that no input can carry one (libFuzzer learns the
+        // constants a harness compares with) and its appearance is a leak.
+        let github_secret = format!("gh-secret-{}", ibyok::ids::random_base62(24));
+        let oidc_secret = format!("oidc-secret-{}", ibyok::ids::random_base62(24));
+        let lookup = |k: &str| -> Option<String> {
+            Some(
+                match k {
+                    "IBYOK_PUBLIC_URL" => "https://vault.fuzz.example",
+                    "IBYOK_OIDC_ISSUER" | "IBYOK_GITHUB_URL" | "IBYOK_GITHUB_API_URL" => url,
+                    "IBYOK_OIDC_CLIENT_ID" => "fuzz-oidc",
+                    "IBYOK_OIDC_CLIENT_SECRET" => oidc_secret.as_str(),
+                    "IBYOK_GITHUB_CLIENT_ID" => "fuzz-github",
+                    "IBYOK_GITHUB_CLIENT_SECRET" => github_secret.as_str(),
+                    "IBYOK_SIGNUP" => signup,
+                    _ => return None,
+                }
+                .to_owned(),
+            )
+        };
+        config.sign_in = ibyok::signin::SignInConfig::from_lookup(&lookup).expect("the sign-in configuration");
         let app = App::new(store.clone() as Arc<dyn ibyok::store::Store>, kms(), config).with_clock(clock.clone());
         let now = Timestamp::from_millis(START_MILLIS);
         let a = ibyok::bootstrap::create_tenant(store.as_ref(), "fuzz", now).await.expect("tenant fuzz");
         let b = ibyok::bootstrap::create_tenant(store.as_ref(), "other", now).await.expect("tenant other");
         let mut w = World {
             app,
+            value: format!("sk-fixture-{}", ibyok::ids::random_base62(32)),
             secrets: Vec::new(),
             root: a.token.expose_token().to_owned(),
             child: String::new(),
@@ -307,6 +442,8 @@ impl World {
             limited: String::new(),
             ids: vec![("{root}", a.root.token_id.to_string())],
             last_token: None,
+            signin: SignIn::default(),
+            signin_secrets: Vec::new(),
         };
         let root = w.root.clone();
         let (_, expired) =
@@ -333,6 +470,8 @@ impl World {
             w.token(&root, serde_json::json!({"name": "revoked", "scopes": ["keys:read"]})).await;
         let path = format!("/tokens/{revoked_id}");
         w.call("DELETE", &path, &root, Value::Null).await;
+        let invite = serde_json::json!({"provider": "github", "login": "octocat", "role": "developer"});
+        w.call("POST", "/members", &root, invite).await;
         w.ids.extend([
             ("{key}", key),
             ("{key2}", key2),
@@ -353,6 +492,8 @@ impl World {
             w.expired.clone(),
             w.other.clone(),
             w.limited.clone(),
+            github_secret,
+            oidc_secret,
         ];
         w
     }
@@ -398,6 +539,18 @@ impl World {
             Some((p, q)) => (self.fill(p), Some(self.fill(q))),
             None => (self.fill(&raw.target), None),
         };
+        let matched = ibyok::api::route(&raw.method, &path);
+        let route = match matched {
+            ibyok::api::Matched::Route(r, _) => Some(r),
+            _ => None,
+        };
+        // A sign-in's secrets only where a browser (or the CLI) sends them.
+        let query = query.map(|q| match route {
+            Some(Route::FinishSignIn) => q.replace("{signin-state}", &self.signin.state),
+            Some(Route::StartSignIn) => q.replace("{cli-challenge}", &ibyok::signin::pkce_challenge(CLI_VERIFIER)),
+            _ => q,
+        });
+        let cookie = raw.cookie.as_deref().map(|c| c.replace("{signin-cookie}", &self.signin.cookie));
         let auth = match raw.auth.as_deref().unwrap_or("root") {
             "root" => Some(format!("Bearer {}", self.root)),
             "child" => Some(format!("Bearer {}", self.child)),
@@ -414,6 +567,12 @@ impl World {
         let mut body = self.fill_bytes(&raw.body);
         if scanning {
             body = self.fill_secrets(&body);
+        }
+        if route == Some(Route::CreateSession) {
+            if let Ok(s) = std::str::from_utf8(&body) {
+                body =
+                    s.replace("{signin-code}", &self.signin.code).replace("{cli-verifier}", CLI_VERIFIER).into_bytes();
+            }
         }
         body.resize(body.len() + raw.pad, b' ');
         let (mut github_key_id, mut github_signature) = (raw.github_key.clone(), raw.github_signature.clone());
@@ -434,12 +593,13 @@ impl World {
             source_ip: raw.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()),
             request_id: raw.request_id.clone().unwrap_or_default(),
             body: body.into(),
+            cookie: cookie.map(Into::into),
             github_key_id,
             github_signature,
         };
         let resp = self.app.handle(req).await;
         let what = format!("{} {:?}", raw.method, raw.target);
-        check(&resp, &what, raw.request_id.as_deref());
+        check(&resp, route, &what, raw.request_id.as_deref());
         if resp.status == 200 && json(&resp).is_array() {
             check_feedback(&json(&resp), reported.as_deref(), &what);
         }
@@ -447,11 +607,14 @@ impl World {
         for s in &self.secrets {
             assert!(!leaked(s), "{what}: the response carries an existing token secret");
         }
-        let route = ibyok::api::route(&raw.method, &path);
-        let reads_value = matches!(route, ibyok::api::Matched::Route(ibyok::api::Route::ReadValue, _));
-        if !(reads_value && resp.status == 200) {
-            assert!(!leaked(fixture_value()), "{what}: status {} carries a key value", resp.status);
+        for s in &self.signin_secrets {
+            assert!(!leaked(s), "{what}: the response carries a sign-in's state, cookie or code");
         }
+        let reads_value = route == Some(Route::ReadValue);
+        if !(reads_value && resp.status == 200) {
+            assert!(!leaked(&self.value), "{what}: status {} carries a key value", resp.status);
+        }
+        self.follow_sign_in(&resp, route);
         if resp.status == 201 {
             let v = json(&resp);
             if let Some(id) = v.get("keyId").and_then(Value::as_str) {
@@ -460,13 +623,44 @@ impl World {
             }
             if let Some(id) = v.get("tokenId").and_then(Value::as_str) {
                 self.set_id("{new-token}", id.to_owned());
-                let secret = v.get("token").and_then(Value::as_str).expect("201 of POST /tokens has `token`");
+                let secret = v.get("token").and_then(Value::as_str).expect("201 of a new token has `token`");
                 assert!(ibyok::token::ParsedToken::parse(secret).is_some(), "{what}: a new token that does not parse");
                 self.last_token = Some(secret.to_owned());
                 self.secrets.push(secret.to_owned());
             }
         }
         resp
+    }
+
+    /// Keeps what a browser would from a sign-in's redirects: the state and
+    /// cookie of a start, the one-time code of a callback.
+    fn follow_sign_in(&mut self, resp: &ApiResponse, route: Option<Route>) {
+        if resp.status != 302 {
+            return;
+        }
+        let location = resp.header("location").unwrap_or_default();
+        match route {
+            Some(Route::StartSignIn) => {
+                let query = parse_query(location.split_once('?').map(|(_, q)| q));
+                let state = query.into_iter().find(|(k, _)| k == "state").map(|(_, v)| v).unwrap_or_default();
+                let set_cookie = resp.header("set-cookie").unwrap_or_default();
+                let cookie = set_cookie.split(';').next().unwrap_or_default();
+                let cookie = cookie.strip_prefix("ibyok_signin=").unwrap_or_default().to_owned();
+                assert!(state.len() >= 43 && cookie.len() >= 43, "a start without a fresh state and cookie");
+                self.signin_secrets.extend([state.clone(), cookie.clone()]);
+                (self.signin.state, self.signin.cookie) = (state, cookie);
+            }
+            Some(Route::FinishSignIn) => {
+                let code = match location.split_once("#signin=") {
+                    Some((_, code)) => code.to_owned(),
+                    None => location.rsplit_once("code=").map(|(_, c)| c.to_owned()).unwrap_or_default(),
+                };
+                assert!(code.len() >= 43, "a callback's redirect without a one-time code: {location}");
+                self.signin_secrets.push(code.clone());
+                self.signin.code = code;
+            }
+            _ => {}
+        }
     }
 }
 
@@ -517,8 +711,8 @@ fn check_feedback(v: &Value, reported: Option<&[ibyok::scanning::Reported]>, wha
     }
 }
 
-/// The contract's rules for any response.
-pub fn check(resp: &ApiResponse, what: &str, request_id: Option<&str>) {
+/// The contract's rules for any response of `route` (`None`: no route).
+pub fn check(resp: &ApiResponse, route: Option<Route>, what: &str, request_id: Option<&str>) {
     let body = String::from_utf8_lossy(resp.body.expose());
     assert!(resp.status < 500, "{what}: status {} (body {body})", resp.status);
     assert!((200..500).contains(&resp.status), "{what}: status {}", resp.status);
@@ -529,6 +723,47 @@ pub fn check(resp: &ApiResponse, what: &str, request_id: Option<&str>) {
     }
     if resp.status == 204 {
         assert!(resp.body.expose().is_empty(), "{what}: a 204 with a body");
+        return;
+    }
+    if route == Some(Route::CreateSession) && resp.status == 201 {
+        // The session is never cached, and the sign-in's cookie is cleared.
+        assert_eq!(resp.header("cache-control"), Some("no-store"), "{what}");
+        let cookie = resp.header("set-cookie").unwrap_or_default();
+        assert!(cookie.starts_with("ibyok_signin=;") && cookie.contains("Max-Age=0"), "{what}: {cookie}");
+    }
+    if resp.status == 302 {
+        // Only a sign-in redirects: never to another origin than the
+        // provider's, the console's own paths or the CLI's loopback.
+        assert!(matches!(route, Some(Route::StartSignIn | Route::FinishSignIn)), "{what}: a 302");
+        assert!(resp.body.expose().is_empty(), "{what}: a 302 with a body");
+        assert_eq!(resp.header("cache-control"), Some("no-store"), "{what}");
+        let location = resp.header("location").unwrap_or_else(|| panic!("{what}: a 302 without Location"));
+        let allowed = match route {
+            Some(Route::StartSignIn) => location.starts_with(&format!("{}/", provider_url())),
+            _ => {
+                (location.starts_with("/console/") && !location.starts_with("/console//"))
+                    || location.starts_with("http://127.0.0.1:")
+                    || location.starts_with("http://[::1]:")
+            }
+        };
+        assert!(allowed, "{what}: redirects to {location}");
+        if route == Some(Route::StartSignIn) {
+            let cookie = resp.header("set-cookie").unwrap_or_else(|| panic!("{what}: a start without its cookie"));
+            assert!(
+                cookie.starts_with("ibyok_signin=") && cookie.contains("; HttpOnly; SameSite=Lax"),
+                "{what}: {cookie}"
+            );
+            assert!(cookie.ends_with("; Secure"), "{what}: a cookie without Secure for an https origin: {cookie}");
+        }
+        return;
+    }
+    if route == Some(Route::FinishSignIn) && matches!(resp.status, 400 | 403) {
+        // A page for the person: HTML, no script, nothing of the request.
+        assert_eq!(resp.header("content-type"), Some("text/html; charset=utf-8"), "{what}: status {}", resp.status);
+        assert!(resp.header("content-security-policy").is_some(), "{what}: a page without its CSP");
+        assert_eq!(resp.header("cache-control"), Some("no-store"), "{what}");
+        assert!(!body.to_ascii_lowercase().contains("<script"), "{what}: a page with a script: {body}");
+        assert!(body.contains("<h1>") && body.contains("href=\"/console/\""), "{what}: {body}");
         return;
     }
     assert_eq!(resp.header("content-type"), Some("application/json"), "{what}: status {}", resp.status);

@@ -1,9 +1,15 @@
 //! Hostile callers, one table: every route × every way a caller can be
 //! wrong, against moto, with the contract's exact status — and one identical
 //! body for every 401 and for every 404 of a key, so that neither is an
-//! oracle.
+//! oracle. People's sign-in takes no bearer token: on its routes every one
+//! of these callers gets exactly what a browser with no token gets, a
+//! sign-in finished and its refusals alike, and no token is counted or
+//! learns its expiry.
 
-use ibyok_tests::{Env, Req};
+use ibyok::api::body::parse_query;
+use ibyok::config::Config;
+use ibyok_tests::issuer::Issuer;
+use ibyok_tests::{Env, Req, Resp};
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -46,7 +52,7 @@ impl Caller {
     };
 }
 
-const ROUTES: [&str; 24] = [
+const ROUTES: [&str; 28] = [
     "POST /keys",
     "GET /keys",
     "GET /keys/{keyId}",
@@ -71,7 +77,90 @@ const ROUTES: [&str; 24] = [
     "POST /members",
     "PATCH /members/{memberId}",
     "DELETE /members/{memberId}",
+    "GET /auth/providers",
+    "GET /auth/{provider}/start",
+    "GET /auth/{provider}/callback",
+    "POST /auth/session",
 ];
+
+/// Sign-in's routes: no bearer token, whatever a caller sends.
+const SIGN_IN: [&str; 4] =
+    ["GET /auth/providers", "GET /auth/{provider}/start", "GET /auth/{provider}/callback", "POST /auth/session"];
+
+/// The OpenID provider's name on the sign-in page.
+const OIDC_NAME: &str = "Acme SSO";
+
+/// A service with both sign-in providers on, pointed at a stand-in on
+/// loopback (OpenID discovery, and GitHub's token endpoint and user), and
+/// the GitHub user it answers invited as a viewer: the member's id.
+async fn env_with_sign_in() -> (Env, Issuer, String) {
+    let issuer = Issuer::start().await;
+    issuer.github_user(json!({"id": 4242, "login": "octocat", "name": "Mona Lisa"}));
+    let url = issuer.url.clone();
+    let lookup = move |k: &str| -> Option<String> {
+        Some(match k {
+            "IBYOK_PUBLIC_URL" => "https://vault.acme.example".to_owned(),
+            "IBYOK_OIDC_ISSUER" | "IBYOK_GITHUB_URL" | "IBYOK_GITHUB_API_URL" => url.clone(),
+            "IBYOK_OIDC_CLIENT_ID" => "vault-console".to_owned(),
+            "IBYOK_OIDC_CLIENT_SECRET" => "oidc-client-secret".to_owned(),
+            "IBYOK_OIDC_NAME" => OIDC_NAME.to_owned(),
+            "IBYOK_GITHUB_CLIENT_ID" => "gh-client".to_owned(),
+            "IBYOK_GITHUB_CLIENT_SECRET" => "gh-client-secret".to_owned(),
+            _ => return None,
+        })
+    };
+    let config = Config { sign_in: ibyok::signin::SignInConfig::from_lookup(&lookup).unwrap(), ..Config::default() };
+    let env = Env::builder().config(config).build().await;
+    let invite = json!({"provider": "github", "login": "octocat", "role": "viewer"});
+    let r = env.call(Req::post("/members").token(&env.root).json(invite)).await.expect(201);
+    let member = r.body["memberId"].as_str().unwrap().to_owned();
+    (env, issuer, member)
+}
+
+/// A sign-in a browser started with no token (and, for the session's row,
+/// finished): its cookie, its `state`, and the one-time code handed over.
+struct Browser {
+    cookie: String,
+    state: String,
+    code: String,
+}
+
+impl Browser {
+    async fn sign_in(env: &Env, finish: bool) -> Browser {
+        let r = env.call(Req::get("/auth/github/start")).await.expect(302);
+        let location = r.raw.header("location").unwrap();
+        let query = parse_query(location.split_once('?').map(|(_, q)| q));
+        let state = query.into_iter().find(|(k, _)| k == "state").unwrap().1;
+        let set_cookie = r.raw.header("set-cookie").unwrap();
+        let cookie = set_cookie.split(';').next().unwrap().strip_prefix("ibyok_signin=").unwrap().to_owned();
+        let mut browser = Browser { cookie, state, code: String::new() };
+        if finish {
+            let r = env.call(browser.callback()).await.expect(302);
+            browser.code = handed_code(&r);
+        }
+        browser
+    }
+
+    fn with_cookie(&self, mut req: Req) -> Req {
+        req.0.cookie = Some(format!("theme=dark; ibyok_signin={}", self.cookie).into());
+        req
+    }
+
+    /// The provider sending the browser back (GitHub's stand-in takes `good`).
+    fn callback(&self) -> Req {
+        self.with_cookie(Req::get(&format!("/auth/github/callback?code=good&state={}", self.state)))
+    }
+
+    fn session(&self) -> Req {
+        self.with_cookie(Req::post("/auth/session").json(json!({"code": self.code})))
+    }
+}
+
+/// The one-time code in the console's URL fragment.
+fn handed_code(r: &Resp) -> String {
+    let location = r.raw.header("location").unwrap();
+    location.strip_prefix("/console/#signin=").unwrap_or_else(|| panic!("no code in {location}")).to_owned()
+}
 
 fn request(route: &str, key: &str, token_id: &str, member: &str, n: usize) -> Req {
     let (method, path) = route.split_once(' ').unwrap();
@@ -93,6 +182,13 @@ fn request(route: &str, key: &str, token_id: &str, member: &str, n: usize) -> Re
 /// The status the contract gives `route` for `caller`.
 fn expected(route: &str, caller: Caller) -> u16 {
     use Caller::*;
+    // Sign-in ignores the caller's header: a browser's sign-in goes through.
+    match route {
+        "GET /auth/providers" => return 200,
+        "GET /auth/{provider}/start" | "GET /auth/{provider}/callback" => return 302,
+        "POST /auth/session" => return 201,
+        _ => {}
+    }
     let ok = match route {
         "POST /keys" | "POST /tokens" | "POST /members" => 201,
         r if r.starts_with("DELETE") => 204,
@@ -211,7 +307,7 @@ async fn credentials(env: &Env, caller: Caller, route: &str, key_elsewhere: &str
 
 #[tokio::test]
 async fn every_route_answers_every_hostile_caller_as_the_contract_says() {
-    let env = Env::new().await;
+    let (env, issuer, member_id) = env_with_sign_in().await;
     let other_key = env.add_key(&env.root, "allowed", "openai", "sk-allowed-0000").await;
     let mut bodies: BTreeMap<u16, Vec<(String, String)>> = BTreeMap::new();
     let mut cases = 0;
@@ -242,14 +338,77 @@ async fn every_route_answers_every_hostile_caller_as_the_contract_says() {
                 false => String::new(),
             };
             let (header, ip) = credentials(&env, caller, route, &other_key).await;
-            let mut req = request(route, &key, &victim, &member, cases).from_ip(ip);
-            if let Some(h) = header {
-                req = req.auth_header(&h);
-            }
-            let r = env.call(req).await;
+            // After the caller's credentials, which may move the clock past
+            // a one-time code's 60 seconds.
+            let sign_in = SIGN_IN.contains(&route);
+            let browser = match route {
+                "GET /auth/{provider}/callback" => Some(Browser::sign_in(&env, false).await),
+                "POST /auth/session" => Some(Browser::sign_in(&env, true).await),
+                _ => None,
+            };
+            let with_caller = |req: Req| {
+                let req = req.from_ip(ip);
+                match &header {
+                    Some(h) => req.auth_header(h),
+                    None => req,
+                }
+            };
+            let req = match (route, &browser) {
+                ("GET /auth/providers", _) => Req::get("/auth/providers"),
+                ("GET /auth/{provider}/start", _) => Req::get("/auth/oidc/start?returnTo=/console/keys.html"),
+                ("GET /auth/{provider}/callback", Some(b)) => b.callback(),
+                ("POST /auth/session", Some(b)) => b.session(),
+                _ => request(route, &key, &victim, &member, cases),
+            };
+            let r = env.call(with_caller(req)).await;
             let want = expected(route, caller);
             assert_eq!(r.status, want, "{route} × {caller:?}: {}", r.text());
             assert!(!r.text().contains("sk-target-secret"), "{route} × {caller:?} leaked the value");
+            if sign_in {
+                let case = format!("{route} × {caller:?}");
+                // The caller's token is neither used nor counted nor echoed.
+                assert!(r.raw.header("ratelimit-limit").is_none(), "{case}: the token was counted");
+                if let Some(secret) = header.as_deref().and_then(|h| h.split_once(' ')).map(|(_, t)| t) {
+                    let headers: Vec<&str> = r.raw.headers.iter().map(|(_, v)| v.as_str()).collect();
+                    assert!(!r.text().contains(secret) && !headers.iter().any(|v| v.contains(secret)), "{case}");
+                }
+                match route {
+                    "GET /auth/providers" => assert_eq!(
+                        r.body,
+                        json!({"providers": [{"id": "github", "name": "GitHub"}, {"id": "oidc", "name": OIDC_NAME}]}),
+                        "{case}"
+                    ),
+                    "GET /auth/{provider}/start" => {
+                        let location = r.raw.header("location").unwrap();
+                        assert!(location.starts_with(&format!("{}/authorize?", issuer.url)), "{case}: {location}");
+                        assert!(r.raw.header("set-cookie").unwrap().starts_with("ibyok_signin="), "{case}");
+                        // An unknown provider: the same 404 with or without a caller.
+                        let r = env.call(with_caller(Req::get("/auth/okta/start"))).await;
+                        bodies.entry(404).or_default().push((format!("{case} (okta)"), r.expect(404).text()));
+                    }
+                    "GET /auth/{provider}/callback" => {
+                        assert!(r.raw.header("location").unwrap().starts_with("/console/#signin="), "{case}");
+                        // Its state is spent: the page, not JSON, for every caller.
+                        let again = env.call(with_caller(browser.as_ref().unwrap().callback())).await;
+                        assert_eq!(again.status, 400, "{case} again: {}", again.text());
+                        assert!(again.raw.header("content-type").unwrap().starts_with("text/html"), "{case}");
+                        assert!(again.text().contains("Sign-in expired"), "{case}");
+                        assert!(again.raw.header("location").is_none(), "{case}");
+                    }
+                    _ => {
+                        // The member's session, in the member's tenant (the
+                        // other tenant's caller gets no session of its own).
+                        assert_eq!(r.body["member"]["memberId"], member_id, "{case}");
+                        let session = r.body["token"].as_str().unwrap();
+                        let keys = env.call(Req::get("/keys").token(session)).await.expect(200);
+                        assert!(keys.text().contains(&other_key), "{case}: not the member's tenant");
+                        // Spent: the one 401, whoever asks.
+                        let again = env.call(with_caller(browser.as_ref().unwrap().session())).await;
+                        assert_eq!(again.raw.header("www-authenticate"), Some("Bearer"), "{case}");
+                        bodies.entry(401).or_default().push((format!("{case} (spent)"), again.expect(401).text()));
+                    }
+                }
+            }
             if want >= 400 {
                 bodies.entry(want).or_default().push((format!("{route} × {caller:?}"), r.text()));
             }
@@ -267,7 +426,7 @@ async fn every_route_answers_every_hostile_caller_as_the_contract_says() {
             }
             // Only a request that a token authenticated learns its expiry.
             let expiry = r.raw.header("ibyok-token-expires-at");
-            assert_eq!(expiry.is_some(), want != 401, "{route} × {caller:?}: Ibyok-Token-Expires-At");
+            assert_eq!(expiry.is_some(), want != 401 && !sign_in, "{route} × {caller:?}: Ibyok-Token-Expires-At");
             assert!(expiry.is_none_or(|e| ibyok::clock::Timestamp::parse_rfc3339(e).is_some()), "{e:?}", e = expiry);
             cases += 1;
         }
@@ -279,6 +438,10 @@ async fn every_route_answers_every_hostile_caller_as_the_contract_says() {
     // One 404 body for a foreign key and a key outside the allow-list.
     let key_404s: Vec<_> = bodies[&404].iter().filter(|(c, _)| c.contains("{keyId}")).collect();
     assert!(key_404s.iter().all(|(_, b)| *b == key_404s[0].1), "{key_404s:#?}");
+    // One 404 body for an unknown provider, whoever asks.
+    let providers: Vec<_> = bodies[&404].iter().filter(|(c, _)| c.contains("(okta)")).collect();
+    assert_eq!(providers.len(), 13);
+    assert!(providers.iter().all(|(_, b)| *b == providers[0].1), "{providers:#?}");
 }
 
 #[tokio::test]

@@ -221,8 +221,8 @@ pub fn set_cookie(value: Option<&str>, secure: bool) -> String {
 }
 
 /// A console path a sign-in may return to: `/console/` and below, no
-/// scheme, host, `..`, backslash or control character (never an open
-/// redirect).
+/// scheme, host, `..`, backslash, percent-escape (`%2e%2e` is a `..` to a
+/// browser) or control character (never an open redirect).
 pub fn valid_return_to(path: &str) -> bool {
     path.starts_with("/console/")
         && path.len() <= 512
@@ -230,6 +230,7 @@ pub fn valid_return_to(path: &str) -> bool {
         && !path.contains('\\')
         && !path.contains("//")
         && !path.contains('#')
+        && !path.contains('%')
         && path.chars().all(|c| c.is_ascii_graphic())
 }
 
@@ -356,6 +357,7 @@ mod tests {
             "/keys",
             "/console/a b",
             "/console/#x",
+            "/console/%2e%2e/auth/github/start",
             "",
         ] {
             assert!(!valid_return_to(bad), "{bad}");
