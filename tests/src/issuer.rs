@@ -14,6 +14,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// The origin [`Issuer::sign_in`] serves sign-in from.
+pub const SIGN_IN_ORIGIN: &str = "https://vault.acme.example";
+/// The OpenID provider's button in [`Issuer::sign_in`].
+pub const SIGN_IN_NAME: &str = "Acme SSO";
+
 /// A signing key of the issuer.
 pub enum SigningKey {
     Ec(EcdsaKeyPair),
@@ -224,6 +229,27 @@ impl Issuer {
     /// While down, every request answers 503.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// People's sign-in with both providers pointed at this issuer (it is
+    /// GitHub's stand-in too), served from [`SIGN_IN_ORIGIN`]: the OpenID
+    /// client `client_id` with `client_secret`, the button named
+    /// [`SIGN_IN_NAME`], sign-up open or closed.
+    pub fn sign_in(&self, client_id: &str, client_secret: &str, signup: bool) -> ibyok::signin::SignInConfig {
+        let lookup = |k: &str| -> Option<String> {
+            Some(match k {
+                "IBYOK_PUBLIC_URL" => SIGN_IN_ORIGIN.to_owned(),
+                "IBYOK_OIDC_ISSUER" | "IBYOK_GITHUB_URL" | "IBYOK_GITHUB_API_URL" => self.url.clone(),
+                "IBYOK_OIDC_CLIENT_ID" => client_id.to_owned(),
+                "IBYOK_OIDC_CLIENT_SECRET" => client_secret.to_owned(),
+                "IBYOK_OIDC_NAME" => SIGN_IN_NAME.to_owned(),
+                "IBYOK_GITHUB_CLIENT_ID" => "gh-client".to_owned(),
+                "IBYOK_GITHUB_CLIENT_SECRET" => "gh-client-secret".to_owned(),
+                "IBYOK_SIGNUP" if signup => "open".to_owned(),
+                _ => return None,
+            })
+        };
+        ibyok::signin::SignInConfig::from_lookup(&lookup).unwrap()
     }
 
     /// The token endpoint's next answer: `id_token`.

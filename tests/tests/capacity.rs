@@ -107,17 +107,7 @@ async fn sign_ins(n: usize) -> Vec<(&'static str, Value)> {
     let issuer = Issuer::start().await;
     let signing = SigningKey::ec();
     issuer.publish("k1", &signing);
-    let url = issuer.url.clone();
-    let lookup = move |k: &str| -> Option<String> {
-        Some(match k {
-            "IBYOK_PUBLIC_URL" => "https://vault.example".into(),
-            "IBYOK_OIDC_ISSUER" => url.clone(),
-            "IBYOK_OIDC_CLIENT_ID" => "vault".into(),
-            "IBYOK_OIDC_CLIENT_SECRET" => "secret".into(),
-            _ => return None,
-        })
-    };
-    let sign_in = ibyok::signin::SignInConfig::from_lookup(&lookup).unwrap();
+    let sign_in = issuer.sign_in("vault", "secret", false);
     let env = Env::builder().config(ibyok::config::Config { sign_in, ..Default::default() }).build().await;
     let invite = json!({"provider": "oidc", "email": "ana@acme.example", "role": "developer"});
     env.call(Req::post("/members").token(&env.root).json(invite)).await.expect(201);

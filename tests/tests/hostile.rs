@@ -87,29 +87,13 @@ const ROUTES: [&str; 28] = [
 const SIGN_IN: [&str; 4] =
     ["GET /auth/providers", "GET /auth/{provider}/start", "GET /auth/{provider}/callback", "POST /auth/session"];
 
-/// The OpenID provider's name on the sign-in page.
-const OIDC_NAME: &str = "Acme SSO";
-
 /// A service with both sign-in providers on, pointed at a stand-in on
 /// loopback (OpenID discovery, and GitHub's token endpoint and user), and
 /// the GitHub user it answers invited as a viewer: the member's id.
 async fn env_with_sign_in() -> (Env, Issuer, String) {
     let issuer = Issuer::start().await;
     issuer.github_user(json!({"id": 4242, "login": "octocat", "name": "Mona Lisa"}));
-    let url = issuer.url.clone();
-    let lookup = move |k: &str| -> Option<String> {
-        Some(match k {
-            "IBYOK_PUBLIC_URL" => "https://vault.acme.example".to_owned(),
-            "IBYOK_OIDC_ISSUER" | "IBYOK_GITHUB_URL" | "IBYOK_GITHUB_API_URL" => url.clone(),
-            "IBYOK_OIDC_CLIENT_ID" => "vault-console".to_owned(),
-            "IBYOK_OIDC_CLIENT_SECRET" => "oidc-client-secret".to_owned(),
-            "IBYOK_OIDC_NAME" => OIDC_NAME.to_owned(),
-            "IBYOK_GITHUB_CLIENT_ID" => "gh-client".to_owned(),
-            "IBYOK_GITHUB_CLIENT_SECRET" => "gh-client-secret".to_owned(),
-            _ => return None,
-        })
-    };
-    let config = Config { sign_in: ibyok::signin::SignInConfig::from_lookup(&lookup).unwrap(), ..Config::default() };
+    let config = Config { sign_in: issuer.sign_in("vault-console", "oidc-client-secret", false), ..Config::default() };
     let env = Env::builder().config(config).build().await;
     let invite = json!({"provider": "github", "login": "octocat", "role": "viewer"});
     let r = env.call(Req::post("/members").token(&env.root).json(invite)).await.expect(201);
@@ -375,7 +359,7 @@ async fn every_route_answers_every_hostile_caller_as_the_contract_says() {
                 match route {
                     "GET /auth/providers" => assert_eq!(
                         r.body,
-                        json!({"providers": [{"id": "github", "name": "GitHub"}, {"id": "oidc", "name": OIDC_NAME}]}),
+                        json!({"providers": [{"id": "github", "name": "GitHub"}, {"id": "oidc", "name": ibyok_tests::issuer::SIGN_IN_NAME}]}),
                         "{case}"
                     ),
                     "GET /auth/{provider}/start" => {

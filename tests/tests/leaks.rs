@@ -38,17 +38,7 @@ async fn no_secret_reaches_a_log_line_or_an_error_body() {
     let signer = ibyok_tests::issuer::SigningKey::ec();
     issuer.publish("k1", &signer);
     let client_secret = "oidc-client-secret-canary-5e4d3c";
-    let issuer_url = issuer.url.clone();
-    let lookup = move |k: &str| -> Option<String> {
-        Some(match k {
-            "IBYOK_PUBLIC_URL" => "https://vault.example".into(),
-            "IBYOK_OIDC_ISSUER" => issuer_url.clone(),
-            "IBYOK_OIDC_CLIENT_ID" => "vault".into(),
-            "IBYOK_OIDC_CLIENT_SECRET" => client_secret.into(),
-            _ => return None,
-        })
-    };
-    let sign_in = ibyok::signin::SignInConfig::from_lookup(&lookup).unwrap();
+    let sign_in = issuer.sign_in("vault", client_secret, false);
     let env = Env::builder().config(ibyok::config::Config { sign_in, ..Default::default() }).build().await;
     let value = "sk-leak-canary-value-9d8c7b6a";
     let rotated = "sk-leak-canary-rotated-1a2b3c";

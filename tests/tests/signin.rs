@@ -22,22 +22,7 @@ async fn world(signup: bool) -> World {
     let issuer = Issuer::start().await;
     let key = SigningKey::ec();
     issuer.publish("k1", &key);
-    let url = issuer.url.clone();
-    let lookup = move |k: &str| -> Option<String> {
-        Some(match k {
-            "IBYOK_PUBLIC_URL" => "https://vault.acme.example".to_owned(),
-            "IBYOK_OIDC_ISSUER" => url.clone(),
-            "IBYOK_OIDC_CLIENT_ID" => CLIENT.to_owned(),
-            "IBYOK_OIDC_CLIENT_SECRET" => "oidc-client-secret".to_owned(),
-            "IBYOK_OIDC_NAME" => "Acme SSO".to_owned(),
-            "IBYOK_GITHUB_CLIENT_ID" => "gh-client".to_owned(),
-            "IBYOK_GITHUB_CLIENT_SECRET" => "gh-client-secret".to_owned(),
-            "IBYOK_GITHUB_URL" | "IBYOK_GITHUB_API_URL" => url.clone(),
-            "IBYOK_SIGNUP" if signup => "open".to_owned(),
-            _ => return None,
-        })
-    };
-    let config = Config { sign_in: ibyok::signin::SignInConfig::from_lookup(&lookup).unwrap(), ..Config::default() };
+    let config = Config { sign_in: issuer.sign_in(CLIENT, "oidc-client-secret", signup), ..Config::default() };
     let env = Env::builder().config(config).build().await;
     World { env, issuer, key }
 }
