@@ -81,6 +81,15 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// What the service's own outbound requests may do (OpenID issuers and
+    /// sign-in providers, STS, GitHub's keys): HTTPS, and loopback HTTP
+    /// where this configuration allows it.
+    pub fn outbound(&self) -> crate::fetch::Policy {
+        crate::fetch::Policy::DEPLOYED.with_loopback_http(self.allow_loopback_http)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);

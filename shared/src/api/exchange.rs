@@ -83,7 +83,7 @@ impl<S: IdentityStore + AuditStore + ?Sized> Ctx<'_, S> {
             return Err(self.refuse(&identity, Denied::Request, what).await);
         }
         let headers: Vec<(&str, &str)> = rebuilt.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let policy = fetch::Policy::DEPLOYED.with_loopback_http(config.allow_loopback_http);
+        let policy = config.outbound();
         let sent = fetch::post(&rebuilt.url, &headers, sts::BODY.into(), &policy).await;
         let resp = sent.map_err(|e| ApiError::Unavailable(format!("STS: {e}").into()))?;
         match resp.status {

@@ -319,7 +319,7 @@ pub struct App<S: ?Sized = dyn Store> {
 
 impl<S: Store + ?Sized> App<S> {
     pub fn new(store: Arc<S>, kms: Arc<dyn Kms>, config: Config) -> Self {
-        let outbound = crate::fetch::Policy::DEPLOYED.with_loopback_http(config.allow_loopback_http);
+        let outbound = config.outbound();
         Self {
             jwks: crate::identity::jwks::Jwks::new(outbound),
             reporter_keys: crate::scanning::ReporterKeys::new(outbound),

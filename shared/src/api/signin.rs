@@ -100,7 +100,7 @@ impl<S: SignInStore + MemberStore + TokenStore + TenantStore + AuditStore + ?Siz
         let location = match provider {
             Provider::Oidc => {
                 let p = config.oidc.as_ref().ok_or(ApiError::NotFound("no such sign-in provider"))?;
-                let endpoints = oidc::discover(&p.issuer, &self.outbound())
+                let endpoints = oidc::discover(&p.issuer, &self.app.config.outbound())
                     .await
                     .map_err(|e| ApiError::Unavailable(format!("the OpenID provider: {e}").into()))?;
                 oidc::authorize_url(
@@ -161,7 +161,7 @@ impl<S: SignInStore + MemberStore + TokenStore + TenantStore + AuditStore + ?Siz
             return Ok(page(400, "Sign-in cancelled", "The provider did not complete the sign-in. Please try again."));
         };
         let redirect_uri = config.redirect_uri(provider).ok_or(ApiError::NotFound("no such sign-in provider"))?;
-        let outbound = self.outbound();
+        let outbound = self.app.config.outbound();
         let person = match provider {
             Provider::Oidc => {
                 let p = config.oidc.as_ref().ok_or(ApiError::NotFound("no such sign-in provider"))?;
@@ -416,10 +416,6 @@ impl<S: SignInStore + MemberStore + TokenStore + TenantStore + AuditStore + ?Siz
         resp.headers.push(("set-cookie", signin::set_cookie(None, !self.app.config.sign_in.loopback())));
         no_store(&mut resp);
         Ok(resp)
-    }
-
-    fn outbound(&self) -> crate::fetch::Policy {
-        crate::fetch::Policy::DEPLOYED.with_loopback_http(self.app.config.allow_loopback_http)
     }
 
     /// A refused sign-in, in the log (no tenant to write an event to; never
